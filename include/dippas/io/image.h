@@ -1,0 +1,36 @@
+// Image files at the edge of the pipeline (OpenCV inside, not in this header).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dippas {
+
+// A decoded image, RGB order, interleaved H×W×C, values on the 0..255 scale
+// (16-bit files are divided by 257 so that 65535 maps to 255).
+struct Image {
+  int64_t height = 0;       // H
+  int64_t width = 0;        // W
+  int64_t channels = 0;     // 1 (grayscale) or 3 (RGB)
+  int bit_depth = 8;        // 8 or 16, as stored in the file
+  std::vector<float> data;  // H*W*C values in 0..255
+};
+
+// Reads PNG/JPEG/TIFF/BMP as stored (EXIF orientation ignored, SPEC §1).
+// BGR→RGB here; RGBA drops alpha with a warning on stderr. Throws IoError
+// naming the file for a missing, unreadable or undecodable file.
+Image ReadImage(const std::string& path);
+
+// Centre crop N×N, start = ((H−N)//2, (W−N)//2) (prnu-python's cut_ctr).
+// Throws std::invalid_argument if the image is smaller than N in either side.
+Image CenterCrop(const Image& image, int64_t n, const std::string& name);
+
+// Writes an 8-bit image (values rounded and clamped to 0..255) as PNG, or by
+// extension through OpenCV, atomically and without metadata.
+void WriteImage(const std::string& path, const Image& image);
+
+// Lists image files (png, jpg, jpeg, tif, tiff, bmp) directly in `dir`, sorted.
+std::vector<std::string> ListImages(const std::string& dir);
+
+}  // namespace dippas
