@@ -1,1 +1,91 @@
+#include "common.h"
 
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include "dippas/io/atomic_file.h"
+#include "dippas/io/npy.h"
+#include "dippas/util/runtime.h"
+
+namespace dippas {
+
+namespace fs = std::filesystem;
+
+void CommonOptions::Add(CLI::App& app) {
+  app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_flag("-q,--quiet", quiet, "No progress display");
+}
+
+void CommonOptions::Apply() const { SetThreads(threads > 0 ? threads : DefaultThreads()); }
+
+LoadedImage LoadImage(const std::string& path, int64_t crop) {
+  LoadedImage out;
+  out.path = path;
+  out.image = ReadImage(path);
+  if (crop > 0) out.image = CenterCrop(out.image, crop, path);
+  const auto& im = out.image;
+  out.chw = torch::from_blob(const_cast<float*>(im.data.data()), {im.height, im.width, im.channels}, torch::kFloat32)
+                .permute({2, 0, 1})
+                .contiguous()
+                .clone();
+  return out;
+}
+
+torch::Tensor LoadPattern(const std::string& path, int64_t crop, int64_t expected_h, int64_t expected_w,
+                          const std::string& image_path) {
+  Array2D a = ReadNpy(path);
+  auto t = torch::from_blob(a.data.data(), {a.rows, a.cols}, torch::kFloat32).clone();
+  if (!torch::isfinite(t).all().item<bool>()) {
+    throw UsageError(path + ": fingerprint contains NaN or Inf values");
+  }
+  if (crop > 0) {
+    if (a.rows < crop || a.cols < crop) {
+      throw UsageError(path + ": fingerprint is " + std::to_string(a.rows) + "x" + std::to_string(a.cols) +
+                       ", smaller than the crop " + std::to_string(crop));
+    }
+    t = t.slice(0, (a.rows - crop) / 2, (a.rows - crop) / 2 + crop).slice(1, (a.cols - crop) / 2, (a.cols - crop) / 2 + crop)
+            .contiguous();
+  }
+  if (expected_h > 0 && (t.size(0) != expected_h || t.size(1) != expected_w)) {
+    throw UsageError(path + ": fingerprint is " + std::to_string(t.size(0)) + "x" + std::to_string(t.size(1)) +
+                     " but image " + image_path + " is " + std::to_string(expected_h) + "x" + std::to_string(expected_w) +
+                     " (use --crop N to compare centre crops)");
+  }
+  if (t.abs().max().item<float>() == 0.0f) throw UsageError(path + ": fingerprint is all zeros");
+  return t;
+}
+
+std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      auto files = ListImages(p);
+      if (files.empty()) throw UsageError(p + ": folder holds no image files (png, jpg, tif, bmp)");
+      out.insert(out.end(), files.begin(), files.end());
+    } else {
+      out.push_back(p);  // a missing file is reported by the reader, naming it
+    }
+  }
+  return out;
+}
+
+nlohmann::json NumberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+nlohmann::json NumberOrNull(const std::optional<double>& v) {
+  return v ? NumberOrNull(*v) : nlohmann::json(nullptr);
+}
+
+void WriteJson(const std::string& path, const nlohmann::json& j) { WriteFileAtomic(path, j.dump(2) + "\n"); }
+
+int Guard(const std::string& command, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::cerr << "dippas " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace dippas

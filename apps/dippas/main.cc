@@ -1,1 +1,59 @@
+// dippas: PRNU anonymization (DIPPAS, Picetti et al. 2022) and PRNU forensics.
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
 
+#include "commands.h"
+#include "dippas/util/runtime.h"
+
+namespace {
+
+struct Command {
+  int (*run)(int, char**);
+  const char* help;
+};
+
+const std::map<std::string, Command>& Commands() {
+  static const std::map<std::string, Command> commands = {
+      {"residual", {dippas::RunResidual, "noise residual W of an image (.npy)"}},
+      {"fingerprint", {dippas::RunFingerprint, "camera fingerprint K from flat-field images (.npy)"}},
+      {"detect", {dippas::RunDetect, "NCC and PCE of images against fingerprints"}},
+      {"bench", {dippas::RunBench, "time the PRNU stages (and the DIP loop)"}},
+  };
+  return commands;
+}
+
+void PrintUsage(std::ostream& os) {
+  os << "dippas " << dippas::Version() << ": remove a camera's PRNU fingerprint from photographs\n\n"
+     << "Usage: dippas <command> [options]   (dippas <command> --help for its options)\n\nCommands:\n";
+  for (const auto& [name, cmd] : Commands()) os << "  " << name << std::string(14 - name.size(), ' ') << cmd.help << "\n";
+  os << "\n  --version     print versions and exit\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage(std::cerr);
+    return 2;
+  }
+  const std::string name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    PrintUsage(std::cout);
+    return 0;
+  }
+  if (name == "--version" || name == "version") {
+    std::cout << "dippas " << dippas::Version() << " (LibTorch " << dippas::TorchVersion() << ", OpenCV "
+              << DIPPAS_OPENCV_VERSION << ")\n";
+    return 0;
+  }
+  const auto it = Commands().find(name);
+  if (it == Commands().end()) {
+    std::cerr << "dippas: unknown command '" << name << "'\n\n";
+    PrintUsage(std::cerr);
+    return 2;
+  }
+  // The subcommand sees itself as argv[0].
+  return it->second.run(argc - 1, argv + 1);
+}

@@ -1,0 +1,11 @@
+// One entry point per subcommand (COLMAP style): parse options, call the library.
+#pragma once
+
+namespace dippas {
+
+int RunResidual(int argc, char** argv);
+int RunFingerprint(int argc, char** argv);
+int RunDetect(int argc, char** argv);
+int RunBench(int argc, char** argv);
+
+}  // namespace dippas

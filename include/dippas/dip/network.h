@@ -1,0 +1,103 @@
+// The DIP generator f_φ (SPEC §5): a multi-resolution U-Net (MultiResUNet)
+// mapping a fixed noise tensor z (N, depth, H, W) to an image (N, out, H, W)
+// in (0, 1). Built from conv units, MultiRes blocks and length-1 res paths.
+// The PRNU gain γ is not part of the network; the DIP loop owns it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+namespace dippas {
+
+// Widths of the network; the defaults are the official ones and give
+// 2,219,718 trainable parameters.
+struct NetworkOptions {
+  int64_t input_depth = 512;                           // channels of the input noise z
+  std::vector<int64_t> filters{16, 32, 64, 128, 256};  // U of the MultiRes block per level
+  std::vector<int64_t> skips{16, 32, 64, 128};         // res-path width per level but the deepest
+  double alpha = 1.67;                                 // MultiRes width factor: W = alpha·U
+  int64_t output_channels = 3;                         // channels of the output image
+
+  // Throws std::invalid_argument naming the offending field: non-positive
+  // widths, skips.size() != filters.size() − 1, or a filter so small that a
+  // MultiRes branch would get zero channels.
+  void Check() const;
+};
+
+// (c1, c2, c3) of MR(u): int(0.167·W), int(0.333·W), int(0.5·W) with
+// W = alpha·u, truncated in double precision as the official Python code does.
+std::array<int64_t, 3> MultiResSplit(int64_t u, double alpha);
+
+// c1 + c2 + c3: the output width of MR(u).
+int64_t MultiResWidth(int64_t u, double alpha);
+
+// conv k×k (zero padding (k−1)/2, bias) → BatchNorm2d → LeakyReLU(0.2).
+struct ConvUnitImpl : torch::nn::Module {
+  ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+};
+TORCH_MODULE(ConvUnit);
+
+// MR(U, in): three chained 3×3 conv units whose outputs are concatenated,
+// plus a 1×1 shortcut; BN(LeakyReLU(shortcut + BN(concat))).
+struct MultiResBlockImpl : torch::nn::Module {
+  MultiResBlockImpl(int64_t u, int64_t in, double alpha);
+  torch::Tensor forward(const torch::Tensor& x);
+  int64_t out_channels() const { return out_channels_; }
+
+  ConvUnit conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  torch::nn::BatchNorm2d bn_concat{nullptr};
+  ConvUnit shortcut{nullptr};
+  torch::nn::BatchNorm2d bn_out{nullptr};
+
+ private:
+  int64_t out_channels_;
+};
+TORCH_MODULE(MultiResBlock);
+
+// Res path of length 1 (in → out): BN(LeakyReLU(unit3×3(x) + unit1×1(x))).
+struct ResPathImpl : torch::nn::Module {
+  ResPathImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  ConvUnit conv3{nullptr}, conv1{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+};
+TORCH_MODULE(ResPath);
+
+// The U-Net: levels = filters.size(); H and W must be multiples of
+// 2^(levels − 1).
+struct MultiResUNetImpl : torch::nn::Module {
+  explicit MultiResUNetImpl(const NetworkOptions& options = {});
+
+  // (N, input_depth, H, W) → (N, output_channels, H, W), values in (0, 1).
+  // Throws std::invalid_argument on a wrong rank, depth or size.
+  torch::Tensor forward(torch::Tensor z);
+
+  // Trainable parameters only.
+  int64_t NumParameters() const;
+
+  // Output width of the encoder's MultiRes block per level (25, 51, 105, 212,
+  // 426 by default).
+  std::vector<int64_t> EncoderWidths() const { return encoder_widths_; }
+
+  const NetworkOptions& options() const { return options_; }
+
+ private:
+  NetworkOptions options_;
+  std::vector<int64_t> encoder_widths_;
+  std::vector<MultiResBlock> encoders_;  // level l
+  std::vector<ConvUnit> downs_;          // entering level l + 1
+  std::vector<ResPath> skips_;           // level l < levels − 1
+  std::vector<MultiResBlock> decoders_;  // level l < levels − 1
+  torch::nn::Conv2d head_{nullptr};
+};
+TORCH_MODULE(MultiResUNet);
+
+}  // namespace dippas

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs dippas's dependencies from Debian 12's archive and builds it in ./build.
+# Usage: scripts/setup.sh            (needs root or sudo for apt-get)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake ninja-build pkg-config
+      libtorch-dev libopencv-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
+      libyaml-cpp-dev libgtest-dev python3-numpy)
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$(nproc)"
+echo "setup: built build/dippas"

@@ -1,0 +1,182 @@
+#include "dippas/assembly/assembly.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "dippas/prnu/residual.h"
+
+namespace dippas {
+namespace {
+
+std::string Shape(const torch::Tensor& t) {
+  std::string s = "(";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  return s + ")";
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+void AssemblyOptions::Check(int64_t height, int64_t width) const {
+  if (block_size < 1) {
+    throw std::invalid_argument("assembly block_size (B) must be >= 1, got " +
+                                std::to_string(block_size));
+  }
+  if (block_size > std::max(height, width)) {
+    throw std::invalid_argument("assembly block_size (B) = " + std::to_string(block_size) +
+                                " exceeds the image size " + std::to_string(height) + "x" +
+                                std::to_string(width));
+  }
+  if (top < 1) {
+    throw std::invalid_argument("assembly top (L) must be >= 1, got " + std::to_string(top));
+  }
+}
+
+double AssemblyKey(double rho) {
+  // Undefined ρ carries no evidence either way: after every defined one.
+  if (std::isnan(rho)) return std::numeric_limits<double>::infinity();
+  // Small negative ρ (trace slightly anti-correlated) first; |ρ| ≤ 1 < 2 + ρ keeps every
+  // negative ahead of every non-negative.
+  return rho < 0 ? -rho : 2 + rho;
+}
+
+BlockAssembler::BlockAssembler(torch::Tensor pattern, AssemblyOptions options) : options_(options) {
+  if (!pattern.defined() || pattern.dim() != 2) {
+    throw std::invalid_argument("assembly pattern P must be (H,W), got " +
+                                (pattern.defined() ? Shape(pattern) : std::string("undefined")));
+  }
+  height_ = pattern.size(0);
+  width_ = pattern.size(1);
+  options_.Check(height_, width_);
+  pattern_ = pattern.to(torch::kFloat64);
+  block_rows_ = CeilDiv(height_, options_.block_size);
+  block_cols_ = CeilDiv(width_, options_.block_size);
+  entries_.resize(block_rows_ * block_cols_);
+  for (auto& e : entries_) e.reserve(options_.top);
+  // slots_ waits for the first Add: constructing several assemblers stays cheap.
+}
+
+void BlockAssembler::Add(const torch::Tensor& candidate, int64_t iteration) {
+  auto c = candidate.to(pattern_.device(), torch::kFloat32);
+  ResidualOptions ro;
+  ro.sigma = options_.sigma;
+  AddWithResidual(c, Residual(c, ro), iteration);
+}
+
+torch::Tensor BlockAssembler::BlockNcc(const torch::Tensor& candidate,
+                                       const torch::Tensor& residual) const {
+  if (candidate.dim() != 3 || candidate.size(0) != 3 || candidate.size(1) != height_ ||
+      candidate.size(2) != width_) {
+    throw std::invalid_argument("assembly candidate must be (3," + std::to_string(height_) + "," +
+                                std::to_string(width_) + "), got " + Shape(candidate));
+  }
+  if (residual.dim() != 2 || residual.size(0) != height_ || residual.size(1) != width_) {
+    throw std::invalid_argument("assembly residual must be (" + std::to_string(height_) + "," +
+                                std::to_string(width_) + "), got " + Shape(residual));
+  }
+  const auto dev = pattern_.device();
+  auto w = residual.to(dev, torch::kFloat64);
+  auto b = ToGray(candidate.to(dev, torch::kFloat64)) * pattern_;  // G_m·P
+  // The three sums of the NCC per block at once: zero padding to whole blocks adds nothing to
+  // them, so partial edge blocks come out right.
+  const int64_t bs = options_.block_size;
+  auto sums = torch::stack({w * b, w.square(), b.square()});
+  sums =
+      torch::constant_pad_nd(sums, {0, block_cols_ * bs - width_, 0, block_rows_ * bs - height_});
+  sums = sums.reshape({3, block_rows_, bs, block_cols_, bs}).sum({2, 4});
+  auto num = sums[0];
+  auto den = sums[1].sqrt() * sums[2].sqrt();
+  return torch::where(den > 0, num / den,
+                      torch::full_like(num, std::numeric_limits<double>::quiet_NaN()));
+}
+
+void BlockAssembler::AddWithResidual(const torch::Tensor& candidate, const torch::Tensor& residual,
+                                     int64_t iteration) {
+  auto rho = BlockNcc(candidate, residual).cpu().contiguous();
+  auto cand = candidate.to(pattern_.device(), torch::kFloat32);
+  const int64_t top = options_.top, bs = options_.block_size;
+  if (!slots_.defined()) {
+    slots_ = torch::zeros({top, 3, height_, width_}, cand.options());
+  }
+  // (key, iteration) lexicographic; equal pairs keep the entry added first.
+  auto better = [](const Entry& a, const Entry& b) {
+    return a.key < b.key || (a.key == b.key && a.iteration < b.iteration);
+  };
+  auto acc = rho.accessor<double, 2>();
+  for (int64_t r = 0; r < block_rows_; ++r) {
+    for (int64_t c = 0; c < block_cols_; ++c) {
+      const Entry e{AssemblyKey(acc[r][c]), iteration, acc[r][c]};
+      auto& kept = entries_[r * block_cols_ + c];
+      int64_t slot;
+      if (static_cast<int64_t>(kept.size()) < top) {
+        slot = static_cast<int64_t>(kept.size());
+        kept.push_back(e);
+      } else {
+        // Replace the current worst of the L kept, if the newcomer beats it.
+        auto worst = std::max_element(kept.begin(), kept.end(), better);
+        if (!better(e, *worst)) continue;
+        *worst = e;
+        slot = worst - kept.begin();
+      }
+      const int64_t r0 = r * bs, c0 = c * bs;
+      const int64_t bh = std::min(bs, height_ - r0), bw = std::min(bs, width_ - c0);
+      slots_[slot].narrow(1, r0, bh).narrow(2, c0, bw).copy_(
+          cand.narrow(1, r0, bh).narrow(2, c0, bw));
+    }
+  }
+  ++count_;
+}
+
+int64_t BlockAssembler::stored_entries() const {
+  int64_t n = 0;
+  for (const auto& e : entries_) n += static_cast<int64_t>(e.size());
+  return n;
+}
+
+BlockAssembler::Result BlockAssembler::Finish() const {
+  if (count_ == 0) throw std::logic_error("assembly: Finish() before any candidate was added");
+  const int64_t top = options_.top, bs = options_.block_size;
+  Result out;
+  out.kept = torch::empty({block_rows_, block_cols_}, torch::kInt64);
+  out.mean_rho = torch::empty({block_rows_, block_cols_}, torch::kFloat64);
+  auto kept_acc = out.kept.accessor<int64_t, 2>();
+  auto rho_acc = out.mean_rho.accessor<double, 2>();
+  for (int64_t r = 0; r < block_rows_; ++r) {
+    for (int64_t c = 0; c < block_cols_; ++c) {
+      const auto& kept = entries_[r * block_cols_ + c];
+      kept_acc[r][c] = static_cast<int64_t>(kept.size());
+      // Metrics want the mean of the defined ρ; NaN only if none is defined.
+      double sum = 0;
+      int64_t n = 0;
+      for (const auto& e : kept) {
+        if (std::isnan(e.rho)) continue;
+        sum += e.rho;
+        ++n;
+      }
+      rho_acc[r][c] = n ? sum / n : std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+  // Per-pixel view of the per-block counts: (nbr,nbc) → (H,W).
+  auto to_pixels = [&](const torch::Tensor& t) {
+    return t.repeat_interleave(bs, 0)
+        .repeat_interleave(bs, 1)
+        .narrow(0, 0, height_)
+        .narrow(1, 0, width_);
+  };
+  auto kept_px = to_pixels(out.kept.to(slots_.device())).to(torch::kFloat64);
+  // Slot s of a block is filled iff s < kept; sum slot by slot to stay at O(1) extra images.
+  auto sum = torch::zeros({3, height_, width_}, slots_.options().dtype(torch::kFloat64));
+  for (int64_t s = 0; s < top; ++s) {
+    auto filled = (kept_px > s).unsqueeze(0);
+    sum += torch::where(filled, slots_[s].to(torch::kFloat64), torch::zeros_like(sum));
+  }
+  // Round half away from zero (as std::round, like the image writer), then to 8 bits.
+  out.image = torch::floor(sum / kept_px + 0.5).clamp(0, 255).to(torch::kFloat32);
+  return out;
+}
+
+}  // namespace dippas

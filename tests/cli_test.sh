@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# End-to-end checks of the dippas executable: good runs on the bundled example,
+# and every bad input failing cleanly (non-zero exit, one message naming the
+# file, nothing overwritten). Usage: cli_test.sh DIPPAS SOURCE_DIR SHARED_DIR
+set -uo pipefail
+DIPPAS=$1
+SRC=$2
+SHARED=${3:-}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_error NAME PATTERN -- command...: non-zero exit and stderr matching PATTERN.
+expect_error() {
+  local name=$1 pattern=$2
+  shift 3
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  if [ $rc -eq 0 ]; then
+    bad "$name: exit 0, expected an error"
+  elif ! grep -qE -- "$pattern" "$T/err"; then
+    bad "$name: message did not match '$pattern': $(cat "$T/err")"
+  elif grep -q "terminate called\|Segmentation\|Aborted\|Exception raised from" "$T/err"; then
+    bad "$name: crashed or leaked a backtrace: $(head -3 "$T/err")"
+  else
+    ok
+  fi
+}
+expect_ok() {
+  local name=$1
+  shift
+  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$name: exit $?: $(tail -3 "$T/err")"; fi
+}
+
+EX=$SRC/examples
+NAT=$EX/natural/Nikon_D70s_1_22824.png
+
+# --- interface -------------------------------------------------------------
+expect_ok "version" "$DIPPAS" --version
+grep -q "dippas" "$T/out" || bad "version output"
+for cmd in residual fingerprint detect bench; do
+  expect_ok "$cmd --help" "$DIPPAS" $cmd --help
+  grep -q -- "--threads" "$T/out" || bad "$cmd --help lacks --threads"
+done
+expect_error "unknown command" "unknown command" -- "$DIPPAS" frobnicate
+
+# --- good runs -------------------------------------------------------------
+expect_ok "fingerprint" "$DIPPAS" fingerprint --quiet --crop 256 "$EX/flatfield" --out "$T/K.npy"
+[ -s "$T/K.npy" ] || bad "fingerprint wrote nothing"
+expect_ok "detect" "$DIPPAS" detect --crop 256 --prnu "$T/K.npy" --json "$T/det.json" "$EX/natural"
+expect_ok "residual" "$DIPPAS" residual --image "$NAT" --crop 64 --out "$T/W.npy"
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  # numpy reads what we write; we read what numpy writes (C and Fortran order, f64).
+  expect_ok "numpy reads ours" /usr/bin/python3 -c "
+import numpy as np, sys
+w = np.load('$T/W.npy'); assert w.shape == (64, 64) and w.dtype == np.float32, w.shape
+k = np.load('$T/K.npy'); assert k.shape == (256, 256)
+np.save('$T/K64.npy', np.asfortranarray(k.astype(np.float64)))
+bad = k.copy(); bad[3, 4] = np.nan; np.save('$T/Knan.npy', bad)
+np.save('$T/Kzero.npy', np.zeros((256, 256), np.float32))
+np.save('$T/K3d.npy', np.zeros((256, 256, 3), np.float32))
+np.save('$T/Kint.npy', np.zeros((256, 256), np.int32))
+"
+  expect_ok "detect with numpy-written f64 Fortran K" "$DIPPAS" detect --crop 256 --prnu "$T/K64.npy" --json "$T/det64.json" "$EX/natural"
+  expect_ok "same scores" /usr/bin/python3 -c "
+import json
+a = json.load(open('$T/det.json'))['results']; b = json.load(open('$T/det64.json'))['results']
+assert all(abs(x['ncc'] - y['ncc']) < 1e-6 for x, y in zip(a, b))
+"
+  expect_error "NaN fingerprint" "Knan.npy.*NaN" -- "$DIPPAS" detect --crop 256 --prnu "$T/Knan.npy" "$NAT"
+  expect_error "all-zero fingerprint" "Kzero.npy.*all zeros" -- "$DIPPAS" detect --crop 256 --prnu "$T/Kzero.npy" "$NAT"
+  expect_error "3-channel npy" "K3d.npy.*shape" -- "$DIPPAS" detect --crop 256 --prnu "$T/K3d.npy" "$NAT"
+  expect_error "int32 npy" "Kint.npy.*dtype" -- "$DIPPAS" detect --crop 256 --prnu "$T/Kint.npy" "$NAT"
+else
+  echo "note: /usr/bin/python3 with numpy absent: numpy round-trip checks skipped"
+fi
+# The right camera is attributed, the others are not (PCE ≥ 60 only for D70s_1).
+python3 - "$T/det.json" <<'PY' || bad "detect: attribution on the bundled example"
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+for r in res:
+    own = "Nikon_D70s_1_" in r["image"]
+    print(f'{r["image"].split("/")[-1]:32s} pce={r["pce"]:10.1f} ncc={r["ncc"]:.4f}')
+    assert r["attributed"] == own, r
+PY
+
+# --- bad input -------------------------------------------------------------
+expect_error "missing image" "nope.png: no such file" -- "$DIPPAS" residual --image "$T/nope.png" --out "$T/x.npy"
+expect_error "directory as image" "is a directory" -- "$DIPPAS" residual --image "$T" --out "$T/x.npy"
+: >"$T/empty.png"
+expect_error "empty image" "empty.png: empty file" -- "$DIPPAS" residual --image "$T/empty.png" --out "$T/x.npy"
+echo "hello, I am text" >"$T/text.png"
+expect_error "text named .png" "text.png: cannot decode" -- "$DIPPAS" residual --image "$T/text.png" --out "$T/x.npy"
+head -c 2000 "$NAT" >"$T/trunc.png"
+expect_error "truncated png" "trunc.png" -- "$DIPPAS" residual --image "$T/trunc.png" --out "$T/x.npy"
+expect_error "crop larger than image" "smaller than the crop" -- "$DIPPAS" residual --image "$NAT" --crop 1024 --out "$T/x.npy"
+expect_error "fingerprint size mismatch" "K.npy: fingerprint is 256x256 but image .* is 128x128" -- \
+  "$DIPPAS" detect --crop 128 --prnu "$T/K.npy" "$NAT" --json "$T/never.json"
+[ -e "$T/never.json" ] && bad "a failed detect wrote its JSON"
+expect_error "missing fingerprint" "nope.npy: no such file" -- "$DIPPAS" detect --prnu "$T/nope.npy" "$NAT"
+echo "garbage" >"$T/garbage.npy"
+expect_error "bad magic npy" "garbage.npy: not a valid .npy file: bad magic" -- "$DIPPAS" detect --prnu "$T/garbage.npy" "$NAT"
+head -c 1000 "$T/K.npy" >"$T/Ktrunc.npy"
+expect_error "truncated npy" "Ktrunc.npy.*truncated" -- "$DIPPAS" detect --crop 256 --prnu "$T/Ktrunc.npy" "$NAT"
+expect_error "output folder missing" "does not exist" -- "$DIPPAS" residual --image "$NAT" --crop 64 --out "$T/no/dir/W.npy"
+mkdir -p "$T/mixed"
+cp "$NAT" "$T/mixed/a.png"
+cp "$SRC/examples/natural/Nikon_D70s_1_22928.png" "$T/mixed/b.png"
+"$DIPPAS" residual --image "$NAT" --crop 64 --out "$T/small.npy" 2>/dev/null
+if /usr/bin/python3 -c 'import cv2' 2>/dev/null; then :; fi
+# An odd-sized flat-field: named in the error, and the existing output is untouched.
+cp "$T/W.npy" "$T/keep.npy"
+head -c 0 /dev/null
+if command -v convert >/dev/null && convert -version 2>/dev/null | grep -q ImageMagick; then
+  convert "$NAT" -crop 300x200+0+0 "$T/mixed/c.png"
+else
+  "$DIPPAS" residual --image "$NAT" --out "$T/unused.npy" >/dev/null 2>&1
+  /usr/bin/python3 - "$NAT" "$T/mixed/c.png" <<'PY' 2>/dev/null || cp "$T/text.png" "$T/mixed/c.png"
+import sys, zlib, struct
+# A 3x2 RGB PNG written by hand: an image of another size.
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+raw = b"".join(b"\x00" + bytes([10, 20, 30] * 3) for _ in range(2))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+open(sys.argv[2], "wb").write(png)
+PY
+fi
+expect_error "unequal flat-fields" "c.png: image is .* but .*a.png is 512x512x3" -- \
+  "$DIPPAS" fingerprint --quiet "$T/mixed" --out "$T/keep.npy"
+cmp -s "$T/W.npy" "$T/keep.npy" || bad "a failed fingerprint changed the existing output"
+ls -a "$T" | grep -q "\.tmp-" && bad "temporary files left behind"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,156 @@
+// The DIP network f_φ against SPEC §5: widths, parameter counts, shapes, option checks.
+#include "dippas/dip/network.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <stdexcept>
+#include <string>
+
+namespace dippas {
+namespace {
+
+TEST(Network, MultiResWidthsMatchSpec) {
+  const std::array<int64_t, 5> u = {16, 32, 64, 128, 256};
+  const std::array<std::array<int64_t, 3>, 5> split = {
+      {{4, 8, 13}, {8, 17, 26}, {17, 35, 53}, {35, 71, 106}, {71, 142, 213}}};
+  const std::array<int64_t, 5> width = {25, 51, 105, 212, 426};
+  for (size_t i = 0; i < u.size(); ++i) {
+    EXPECT_EQ(MultiResSplit(u[i], 1.67), split[i]) << "U = " << u[i];
+    EXPECT_EQ(MultiResWidth(u[i], 1.67), width[i]) << "U = " << u[i];
+  }
+}
+
+TEST(Network, DefaultParameterCount) {
+  MultiResUNet net;
+  EXPECT_EQ(net->NumParameters(), 2219718);
+  EXPECT_EQ(net->EncoderWidths(), (std::vector<int64_t>{25, 51, 105, 212, 426}));
+}
+
+TEST(Network, DefaultForwardShapeAndRange) {
+  torch::manual_seed(0);
+  MultiResUNet net;
+  auto z = 0.1 * torch::randn({1, 512, 32, 32});
+  auto out = net->forward(z);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{1, 3, 32, 32}));
+  EXPECT_GT(out.min().item<float>(), 0.0f);
+  EXPECT_LT(out.max().item<float>(), 1.0f);
+  // Every trainable parameter takes part in the graph.
+  out.mean().backward();
+  for (const auto& p : net->named_parameters()) {
+    EXPECT_TRUE(p.value().grad().defined()) << p.key();
+  }
+}
+
+TEST(Network, RejectsSizeNotMultipleOf16) {
+  MultiResUNet net;
+  EXPECT_THROW(net->forward(torch::zeros({1, 512, 24, 32})), std::invalid_argument);
+  EXPECT_THROW(net->forward(torch::zeros({1, 512, 32, 40})), std::invalid_argument);
+  EXPECT_THROW(net->forward(torch::zeros({1, 8, 32, 32})), std::invalid_argument);
+  EXPECT_THROW(net->forward(torch::zeros({512, 32, 32})), std::invalid_argument);
+}
+
+NetworkOptions TinyOptions() {
+  NetworkOptions o;
+  o.input_depth = 2;
+  o.filters = {4, 8};
+  o.skips = {4};
+  return o;  // alpha 1.67, 3 output channels
+}
+
+TEST(Network, TinyParameterCountByHand) {
+  // MR(4): W = 6.68 → (1, 2, 3) = 6; MR(8): W = 13.36 → (2, 4, 6) = 12.
+  // conv k×k in→out: k·k·in·out + out; BatchNorm(ch): 2·ch; conv unit = both.
+  const int64_t encoder0 = (9 * 2 * 1 + 1 + 2 * 1)       // 3×3 unit 2→1
+                           + (9 * 1 * 2 + 2 + 2 * 2)     // 3×3 unit 1→2
+                           + (9 * 2 * 3 + 3 + 2 * 3)     // 3×3 unit 2→3
+                           + 2 * 6                       // BN(concat)
+                           + (1 * 2 * 6 + 6 + 2 * 6)     // 1×1 shortcut unit 2→6
+                           + 2 * 6;                      // BN(out)
+  const int64_t down1 = 9 * 6 * 6 + 6 + 2 * 6;           // 3×3 stride-2 unit 6→6
+  const int64_t encoder1 = (9 * 6 * 2 + 2 + 2 * 2)       // 3×3 unit 6→2
+                           + (9 * 2 * 4 + 4 + 2 * 4)     // 3×3 unit 2→4
+                           + (9 * 4 * 6 + 6 + 2 * 6)     // 3×3 unit 4→6
+                           + 2 * 12                      // BN(concat)
+                           + (1 * 6 * 12 + 12 + 2 * 12)  // 1×1 shortcut unit 6→12
+                           + 2 * 12;                     // BN(out)
+  const int64_t skip0 = (9 * 6 * 4 + 4 + 2 * 4)          // 3×3 unit 6→4
+                        + (1 * 6 * 4 + 4 + 2 * 4)        // 1×1 unit 6→4
+                        + 2 * 4;                         // BN
+  const int64_t decoder0 = (9 * 16 * 1 + 1 + 2 * 1)      // 3×3 unit (4+12)→1
+                           + (9 * 1 * 2 + 2 + 2 * 2)     // 3×3 unit 1→2
+                           + (9 * 2 * 3 + 3 + 2 * 3)     // 3×3 unit 2→3
+                           + 2 * 6                       // BN(concat)
+                           + (1 * 16 * 6 + 6 + 2 * 6)    // 1×1 shortcut unit 16→6
+                           + 2 * 6;                      // BN(out)
+  const int64_t head = 1 * 6 * 3 + 3;                    // 1×1 conv 6→3, no BN
+  const int64_t expected = encoder0 + down1 + encoder1 + skip0 + decoder0 + head;
+  ASSERT_EQ(expected, 1757);
+
+  MultiResUNet net(TinyOptions());
+  EXPECT_EQ(net->NumParameters(), expected);
+  EXPECT_EQ(net->EncoderWidths(), (std::vector<int64_t>{6, 12}));
+
+  // Two levels: any even size works; odd ones are rejected.
+  auto out = net->forward(torch::randn({2, 2, 6, 10}));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 3, 6, 10}));
+  EXPECT_THROW(net->forward(torch::randn({2, 2, 7, 10})), std::invalid_argument);
+}
+
+// Runs Check() and returns the message, or "" when it passes.
+std::string CheckMessage(const NetworkOptions& o) {
+  try {
+    o.Check();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Network, CheckRejectsBadOptions) {
+  EXPECT_EQ(CheckMessage(NetworkOptions{}), "");
+  EXPECT_EQ(CheckMessage(TinyOptions()), "");
+
+  auto o = NetworkOptions{};
+  o.skips = {16, 32, 64};  // one short
+  EXPECT_NE(CheckMessage(o).find("skips"), std::string::npos);
+  o.skips = {16, 32, 64, 128, 256};  // one too many
+  EXPECT_NE(CheckMessage(o).find("skips"), std::string::npos);
+
+  o = NetworkOptions{};
+  o.filters[2] = 0;
+  EXPECT_NE(CheckMessage(o).find("filters[2]"), std::string::npos);
+  o.filters[2] = -64;
+  EXPECT_NE(CheckMessage(o).find("filters[2]"), std::string::npos);
+  o.filters[2] = 1;  // c1 = int(0.167·1.67) = 0
+  EXPECT_NE(CheckMessage(o).find("filters[2]"), std::string::npos);
+
+  o = NetworkOptions{};
+  o.skips[1] = 0;
+  EXPECT_NE(CheckMessage(o).find("skips[1]"), std::string::npos);
+
+  o = NetworkOptions{};
+  o.input_depth = 0;
+  EXPECT_NE(CheckMessage(o).find("input_depth"), std::string::npos);
+
+  o = NetworkOptions{};
+  o.output_channels = -3;
+  EXPECT_NE(CheckMessage(o).find("output_channels"), std::string::npos);
+
+  o = NetworkOptions{};
+  o.alpha = 0.0;
+  EXPECT_NE(CheckMessage(o).find("alpha"), std::string::npos);
+
+  o = NetworkOptions{};
+  o.filters.clear();
+  o.skips.clear();
+  EXPECT_NE(CheckMessage(o).find("filters"), std::string::npos);
+
+  // The constructor checks too.
+  o = NetworkOptions{};
+  o.skips.pop_back();
+  EXPECT_THROW(MultiResUNet{o}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace dippas
