@@ -48,32 +48,32 @@ done
 expect_error "unknown command" "unknown command" -- "$DIPPAS" frobnicate
 
 # --- good runs -------------------------------------------------------------
-expect_ok "fingerprint" "$DIPPAS" fingerprint --quiet --crop 256 "$EX/flatfield" --out "$T/K.npy"
+expect_ok "fingerprint" "$DIPPAS" fingerprint --quiet "$EX/flatfield" --out "$T/K.npy"
 [ -s "$T/K.npy" ] || bad "fingerprint wrote nothing"
-expect_ok "detect" "$DIPPAS" detect --crop 256 --prnu "$T/K.npy" --json "$T/det.json" "$EX/natural"
+expect_ok "detect" "$DIPPAS" detect --prnu "$T/K.npy" --json "$T/det.json" "$EX/natural"
 expect_ok "residual" "$DIPPAS" residual --image "$NAT" --crop 64 --out "$T/W.npy"
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
   # numpy reads what we write; we read what numpy writes (C and Fortran order, f64).
   expect_ok "numpy reads ours" /usr/bin/python3 -c "
 import numpy as np, sys
 w = np.load('$T/W.npy'); assert w.shape == (64, 64) and w.dtype == np.float32, w.shape
-k = np.load('$T/K.npy'); assert k.shape == (256, 256)
+k = np.load('$T/K.npy'); assert k.shape == (512, 512)
 np.save('$T/K64.npy', np.asfortranarray(k.astype(np.float64)))
 bad = k.copy(); bad[3, 4] = np.nan; np.save('$T/Knan.npy', bad)
-np.save('$T/Kzero.npy', np.zeros((256, 256), np.float32))
-np.save('$T/K3d.npy', np.zeros((256, 256, 3), np.float32))
-np.save('$T/Kint.npy', np.zeros((256, 256), np.int32))
+np.save('$T/Kzero.npy', np.zeros((512, 512), np.float32))
+np.save('$T/K3d.npy', np.zeros((512, 512, 3), np.float32))
+np.save('$T/Kint.npy', np.zeros((512, 512), np.int32))
 "
-  expect_ok "detect with numpy-written f64 Fortran K" "$DIPPAS" detect --crop 256 --prnu "$T/K64.npy" --json "$T/det64.json" "$EX/natural"
+  expect_ok "detect with numpy-written f64 Fortran K" "$DIPPAS" detect --prnu "$T/K64.npy" --json "$T/det64.json" "$EX/natural"
   expect_ok "same scores" /usr/bin/python3 -c "
 import json
 a = json.load(open('$T/det.json'))['results']; b = json.load(open('$T/det64.json'))['results']
 assert all(abs(x['ncc'] - y['ncc']) < 1e-6 for x, y in zip(a, b))
 "
-  expect_error "NaN fingerprint" "Knan.npy.*NaN" -- "$DIPPAS" detect --crop 256 --prnu "$T/Knan.npy" "$NAT"
-  expect_error "all-zero fingerprint" "Kzero.npy.*all zeros" -- "$DIPPAS" detect --crop 256 --prnu "$T/Kzero.npy" "$NAT"
-  expect_error "3-channel npy" "K3d.npy.*shape" -- "$DIPPAS" detect --crop 256 --prnu "$T/K3d.npy" "$NAT"
-  expect_error "int32 npy" "Kint.npy.*dtype" -- "$DIPPAS" detect --crop 256 --prnu "$T/Kint.npy" "$NAT"
+  expect_error "NaN fingerprint" "Knan.npy.*NaN" -- "$DIPPAS" detect --prnu "$T/Knan.npy" "$NAT"
+  expect_error "all-zero fingerprint" "Kzero.npy.*all zeros" -- "$DIPPAS" detect --prnu "$T/Kzero.npy" "$NAT"
+  expect_error "3-channel npy" "K3d.npy.*shape" -- "$DIPPAS" detect --prnu "$T/K3d.npy" "$NAT"
+  expect_error "int32 npy" "Kint.npy.*dtype" -- "$DIPPAS" detect --prnu "$T/Kint.npy" "$NAT"
 else
   echo "note: /usr/bin/python3 with numpy absent: numpy round-trip checks skipped"
 fi
@@ -97,14 +97,15 @@ expect_error "text named .png" "text.png: cannot decode" -- "$DIPPAS" residual -
 head -c 2000 "$NAT" >"$T/trunc.png"
 expect_error "truncated png" "trunc.png" -- "$DIPPAS" residual --image "$T/trunc.png" --out "$T/x.npy"
 expect_error "crop larger than image" "smaller than the crop" -- "$DIPPAS" residual --image "$NAT" --crop 1024 --out "$T/x.npy"
-expect_error "fingerprint size mismatch" "K.npy: fingerprint is 256x256 but image .* is 128x128" -- \
-  "$DIPPAS" detect --crop 128 --prnu "$T/K.npy" "$NAT" --json "$T/never.json"
+"$DIPPAS" residual --image "$NAT" --crop 128 --out "$T/W128.npy" 2>/dev/null
+expect_error "fingerprint size mismatch" "W128.npy: fingerprint is 128x128 but image .* is 512x512" -- \
+  "$DIPPAS" detect --prnu "$T/W128.npy" "$NAT" --json "$T/never.json"
 [ -e "$T/never.json" ] && bad "a failed detect wrote its JSON"
 expect_error "missing fingerprint" "nope.npy: no such file" -- "$DIPPAS" detect --prnu "$T/nope.npy" "$NAT"
 echo "garbage" >"$T/garbage.npy"
 expect_error "bad magic npy" "garbage.npy: not a valid .npy file: bad magic" -- "$DIPPAS" detect --prnu "$T/garbage.npy" "$NAT"
 head -c 1000 "$T/K.npy" >"$T/Ktrunc.npy"
-expect_error "truncated npy" "Ktrunc.npy.*truncated" -- "$DIPPAS" detect --crop 256 --prnu "$T/Ktrunc.npy" "$NAT"
+expect_error "truncated npy" "Ktrunc.npy.*truncated" -- "$DIPPAS" detect --prnu "$T/Ktrunc.npy" "$NAT"
 expect_error "output folder missing" "does not exist" -- "$DIPPAS" residual --image "$NAT" --crop 64 --out "$T/no/dir/W.npy"
 mkdir -p "$T/mixed"
 cp "$NAT" "$T/mixed/a.png"

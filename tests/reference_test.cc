@@ -62,6 +62,10 @@ TEST_F(ReferenceTest, TraceEveryStage) {
   // stage's error cannot hide behind another's.
   EXPECT_REL_CLOSE(ZeroMeanTotal(test::LoadNpy(t + "2_gray.npy")), test::LoadNpy(t + "3_zero_mean.npy"), kTol);
   EXPECT_REL_CLOSE(WienerDft(test::LoadNpy(t + "3_zero_mean.npy")), test::LoadNpy(t + "4_wiener_dft.npy"), kTol);
+  // The device-generic tensor paths (used on CUDA) meet the same tolerance.
+  EXPECT_REL_CLOSE(WienerDftTensor(test::LoadNpy(t + "3_zero_mean.npy")), test::LoadNpy(t + "4_wiener_dft.npy"), kTol);
+  EXPECT_REL_CLOSE(WienerDftTensor(ZeroMeanTotal(ToGray(WaveletNoiseTensor(img, opt)))),
+                   test::LoadNpy(t + "4_wiener_dft.npy"), kTol);
 }
 
 TEST_F(ReferenceTest, ResidualsSigma3) {

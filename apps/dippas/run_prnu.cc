@@ -127,7 +127,9 @@ int RunDetect(int argc, char** argv) {
   CLI::App app{"Test attribution: NCC (paper eq. 2) and PCE of each image's residual against each fingerprint",
                "dippas detect"};
   app.add_option("images", opt.images, "Images, or folders of them")->required();
-  app.add_option("--prnu", opt.fingerprints, "Fingerprint K (.npy); repeat to test several cameras")->required();
+  app.add_option("--prnu", opt.fingerprints, "Fingerprint K (.npy); repeat to test several cameras")
+      ->required()
+      ->allow_extra_args(false);  // one value per --prnu, so images may follow it
   app.add_option("--json", opt.json, "Also write the results as JSON to this file");
   app.add_option("--threshold", opt.threshold, "PCE at or above which an image is attributed to the camera")
       ->default_val(60.0);

@@ -1,5 +1,7 @@
 #include "dippas/prnu/wavelet.h"
 
+#include <algorithm>
+
 namespace dippas {
 namespace {
 
@@ -52,13 +54,20 @@ std::array<torch::Tensor, 2> Dwt1d(const torch::Tensor& x) {
   // out[o] = Σ_j f[j]·x_ext[2o+1−j]: a strided correlation with the reversed
   // filter over x_ext starting at index −(F−2).
   const int64_t padded = 2 * out_len + kTaps - 2;
-  std::vector<int64_t> idx(static_cast<size_t>(padded));
-  for (int64_t m = 0; m < padded; ++m) idx[static_cast<size_t>(m)] = SymmetricIndex(m - (kTaps - 2), n);
-  auto index = torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+  const int64_t left = kTaps - 2, right = padded - left - n;
+  torch::Tensor ext;
+  if (n >= std::max(left, right)) {
+    // Mirror slices are much cheaper than a gather for the usual sizes.
+    ext = torch::cat({x.slice(-1, 0, left).flip(-1), x, x.slice(-1, n - right, n).flip(-1)}, -1);
+  } else {
+    std::vector<int64_t> idx(static_cast<size_t>(padded));
+    for (int64_t m = 0; m < padded; ++m) idx[static_cast<size_t>(m)] = SymmetricIndex(m - left, n);
+    auto index = torch::tensor(idx, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    ext = x.index_select(-1, index);
+  }
   auto lead = x.sizes().vec();
   lead.pop_back();
-  auto ext = x.reshape({-1, 1, n}).index_select(2, index);
-  auto y = torch::conv1d(ext, AnalysisWeights(x.options()), {}, /*stride=*/2);
+  auto y = torch::conv1d(ext.reshape({-1, 1, padded}), AnalysisWeights(x.options()), {}, /*stride=*/2);
   auto shape = lead;
   shape.push_back(out_len);
   return {y.select(1, 0).reshape(shape), y.select(1, 1).reshape(shape)};

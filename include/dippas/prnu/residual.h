@@ -22,8 +22,12 @@ constexpr double kGrayWeights[3] = {0.29893602, 0.58704307, 0.11402090};
 // (a scalar, or shape (N,1,1) for one value per batch item).
 torch::Tensor WienerAdaptive(const torch::Tensor& x, const torch::Tensor& noise_var);
 
-// Stage 1: per-channel wavelet noise of x (..., H, W), same shape.
+// Stage 1: per-channel wavelet noise of x (..., H, W), same shape. On a CPU
+// tensor this runs plain-loop kernels; elsewhere, WaveletNoiseTensor.
 torch::Tensor WaveletNoise(const torch::Tensor& x, const ResidualOptions& options);
+
+// Stage 1 written with tensor operations only (any device, batched).
+torch::Tensor WaveletNoiseTensor(const torch::Tensor& x, const ResidualOptions& options);
 
 // Stage 2: (..., C, H, W) → (..., H, W); C = 1 is returned as is.
 torch::Tensor ToGray(const torch::Tensor& x);
@@ -33,8 +37,11 @@ torch::Tensor ToGray(const torch::Tensor& x);
 torch::Tensor ZeroMeanTotal(const torch::Tensor& x);
 
 // Stage 4: Wiener in the DFT domain with σ_w = sample std (ddof 1) of each
-// (H,W) slice.
+// (H,W) slice. CPU tensors take a fused single-precision path.
 torch::Tensor WienerDft(const torch::Tensor& x);
+
+// Stage 4 with tensor operations only, in double (any device, batched).
+torch::Tensor WienerDftTensor(const torch::Tensor& x);
 
 // The whole pipeline: (C,H,W) → (H,W) or (N,C,H,W) → (N,H,W), float32.
 torch::Tensor Residual(const torch::Tensor& image, const ResidualOptions& options = {});
