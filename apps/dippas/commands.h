@@ -7,5 +7,7 @@ int RunResidual(int argc, char** argv);
 int RunFingerprint(int argc, char** argv);
 int RunDetect(int argc, char** argv);
 int RunBench(int argc, char** argv);
+int RunAssemble(int argc, char** argv);
+int RunAnonymize(int argc, char** argv);
 
 }  // namespace dippas

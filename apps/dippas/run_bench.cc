@@ -6,8 +6,12 @@
 #include <cstdio>
 #include <functional>
 
+#include <sys/resource.h>
+
 #include "commands.h"
 #include "common.h"
+#include "dippas/dip/config.h"
+#include "dippas/dip/loop.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/fingerprint.h"
 #include "dippas/prnu/residual.h"
@@ -67,17 +71,67 @@ void BenchPrnu(int64_t size, int repeats) {
   std::printf("  NCC + PCE (1 pair)        %9.2f ms\n", t_det * 1e3);
 }
 
+// N iterations of the real loop (default network unless --config/--set), with
+// every candidate admitted to the pool (τ = 0) so that the pool work is counted.
+void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& base) {
+  torch::manual_seed(0);
+  auto base_img = torch::rand({1, 3, size / 8, size / 8}) * 200.0;
+  auto img = (torch::upsample_bilinear2d(base_img, {size, size}, false)[0] + torch::randn({3, size, size}) * 3.0)
+                 .clamp(0, 255)
+                 .round();
+  auto p = torch::randn({size, size});
+  DipRunOptions run;
+  run.dip = base;
+  run.dip.max_iterations = iterations;
+  run.dip.psnr_min = 1e-6;  // every candidate joins the pool
+  run.dip.psnr_stop = 100.0;
+  run.dip.block_size = std::min<int64_t>(run.dip.block_size, size);
+  run.device = device;
+  // Warm-up (allocator, kernels), not counted.
+  {
+    DipRunOptions warm = run;
+    warm.dip.max_iterations = 2;
+    RunDip(img, p, warm);
+  }
+  LoopProfile prof;
+  prof.profile = true;
+  RunDip(img, p, run, {}, &prof);
+  const double loop = prof.forward + prof.backward + prof.optimizer + prof.pool;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("dip bench, %lldx%lld, %s, %d threads, %lld iterations, %lld parameters (+γ)\n",
+              static_cast<long long>(size), static_cast<long long>(size), device.c_str(), at::get_num_threads(),
+              static_cast<long long>(iterations), static_cast<long long>(NetworkParameterCount(run.dip)));
+  std::printf("  iterations/s              %9.3f\n", static_cast<double>(iterations) / prof.total);
+  std::printf("  time per iteration        %9.2f ms\n", 1e3 * prof.total / static_cast<double>(iterations));
+  std::printf("  forward                   %8.1f %%\n", 100 * prof.forward / loop);
+  std::printf("  backward                  %8.1f %%\n", 100 * prof.backward / loop);
+  std::printf("  optimizer                 %8.1f %%\n", 100 * prof.optimizer / loop);
+  std::printf("  pool (residual, NCC, top-L) %6.1f %%\n", 100 * prof.pool / loop);
+  std::printf("  peak resident memory      %9.1f MiB (whole process)\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
+}
+
 }  // namespace
 
 int RunBench(int argc, char** argv) {
   struct Options {
-    std::string what = "prnu";  // which benchmark: prnu
+    std::string what = "prnu";  // which benchmark: prnu | dip
+    int64_t iterations = 20;    // DIP iterations timed
+    std::string device = "auto";  // auto | cpu | cuda
+    std::string config;         // network/loop settings (default: SPEC §8)
     int64_t size = 512;         // image side
     int repeats = 9;            // timed runs (median reported)
   } opt;
   CommonOptions common;
-  CLI::App app{"Print timings of the PRNU stages (residual, fingerprint of 10 images, NCC+PCE)", "dippas bench"};
-  app.add_option("--what", opt.what, "Benchmark to run")->check(CLI::IsMember({"prnu"}))->default_val("prnu");
+  CLI::App app{"Print timings: the PRNU stages (residual, fingerprint of 10 images, NCC+PCE), or N iterations of "
+               "the DIP loop (it/s, memory, share of forward/backward/optimizer/pool)",
+               "dippas bench"};
+  app.add_option("--what", opt.what, "Benchmark to run: prnu or dip")
+      ->check(CLI::IsMember({"prnu", "dip"}))
+      ->default_val("prnu");
+  app.add_option("--iterations", opt.iterations, "dip: iterations timed")->default_val(20)->check(CLI::Range(1, 100000));
+  app.add_option("--device", opt.device, "dip: auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--config", opt.config, "dip: config file (YAML/JSON) for the network; default SPEC §8");
   app.add_option("--size", opt.size, "Image side in pixels")->default_val(512)->check(CLI::Range(32, 8192));
   app.add_option("--repeats", opt.repeats, "Timed runs; the median is printed")->default_val(9)->check(CLI::Range(1, 1000));
   common.Add(app);
@@ -85,6 +139,10 @@ int RunBench(int argc, char** argv) {
   return Guard("bench", [&] {
     common.Apply();
     if (opt.what == "prnu") BenchPrnu(opt.size, opt.repeats);
+    if (opt.what == "dip") {
+      const DipOptions dip = opt.config.empty() ? DipOptions{} : LoadDipConfig(opt.config);
+      BenchDip(opt.size, opt.iterations, ResolveDevice(opt.device), dip);
+    }
     return 0;
   });
 }

@@ -1,0 +1,73 @@
+// The DIPPAS loop (SPEC §5) with the online assembly (SPEC §6): optimise the
+// U-Net f_φ and γ on the one image, admit 8-bit candidates with PSNR ≥ τ to
+// the pool as they come, keep per block the top-L, and assemble Î.
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "dippas/dip/options.h"
+
+namespace dippas {
+
+// One iteration, as reported to callbacks and the history.
+struct IterationRecord {
+  int64_t iteration = 0;       // 1-based
+  double loss = 0;             // MSE of the injected output against I (0..1 scale)
+  double psnr = 0;             // PSNR(8-bit candidate, I) in dB
+  double gamma = 0;            // γ after the step
+  bool admitted = false;       // PSNR ≥ τ: joined the pool
+  std::optional<double> ncc;   // NCC(residual(candidate), gray·P) when computed
+};
+
+// Hooks for the caller: progress, history, pool saving, interruption.
+struct LoopCallbacks {
+  // After every iteration; `pool_size` and `best_ncc` (lowest |NCC| admitted so far).
+  std::function<void(const IterationRecord&, int64_t pool_size, std::optional<double> best_ncc)> on_iteration;
+  // For every admitted candidate: (3,H,W) uint8 on the CPU.
+  std::function<void(const torch::Tensor&, const IterationRecord&)> on_candidate;
+  // Polled once per iteration; true stops the loop ("interrupted").
+  std::function<bool()> stop_requested;
+};
+
+// Where the time went, in seconds (the device is synchronised around each
+// stage only when `profile` is set, since that costs speed on a GPU).
+struct LoopProfile {
+  bool profile = false;
+  double forward = 0, backward = 0, optimizer = 0, pool = 0, total = 0;
+};
+
+struct DipRunOptions {
+  DipOptions dip;                  // SPEC §8 settings
+  std::string device = "cpu";      // "cpu" or "cuda" (already resolved)
+  bool ncc_every_iteration = false;  // compute IterationRecord::ncc for every candidate (--history-ncc)
+};
+
+struct DipResult {
+  torch::Tensor image;            // Î (3,H,W) float, integer values 0..255, CPU
+  int64_t iterations = 0;         // iterations run
+  std::string stop_reason;        // psnr_stop | max_iterations | interrupted
+  double gamma = 0;               // final γ
+  int64_t pool_size = 0;          // M: admitted candidates
+  double best_psnr = 0;           // highest candidate PSNR seen
+  bool fallback = false;          // pool empty: Î is the best-PSNR candidate, not an assembly
+  LoopProfile profile;
+};
+
+// image: I (3,H,W) on 0..255 (any H,W ≥ 32; padded by reflection to a multiple
+// of 2^(levels−1) for the network and cropped back); pattern: P (H,W).
+DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
+                 const LoopCallbacks& callbacks = {}, LoopProfile* profile = nullptr);
+
+// A short description of the network for --describe: parameter count and
+// per-level widths.
+std::string DescribeNetwork(const DipOptions& options);
+
+// Parameter count of the U-Net for these options (γ excluded).
+int64_t NetworkParameterCount(const DipOptions& options);
+
+}  // namespace dippas

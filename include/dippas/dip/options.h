@@ -1,0 +1,34 @@
+// Every setting of an anonymization run (SPEC §8). One struct feeds the
+// command line, the config file (keys = field names) and the metrics JSON.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dippas {
+
+struct DipOptions {
+  double sigma = 3.0;                                  // residual σ (SPEC §2), for P in blind mode and assembly
+  int64_t input_depth = 512;                           // channels of z
+  std::vector<int64_t> filters{16, 32, 64, 128, 256};  // MultiRes widths U per level
+  std::vector<int64_t> skips{16, 32, 64, 128};         // res-path widths
+  double alpha = 1.67;                                 // MultiRes width factor
+  double lr = 0.001;                                   // Adam learning rate (amsgrad)
+  double input_noise_std = 0.1;                        // std of z
+  double reg_noise_std = 0.1;                          // std of z's per-iteration perturbation
+  double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
+  double psnr_min = 38.0;                              // τ: pool admission (dB)
+  int64_t max_iterations = 10000;                      // iteration budget
+  int64_t block_size = 64;                             // B: assembly block side
+  int64_t top = 10;                                    // L: candidates averaged per block
+  int64_t seed = 0;                                    // every random draw
+
+  // Throws std::invalid_argument naming the key and the allowed range.
+  void Check() const;
+};
+
+// The key names, in SPEC §8 order (what a config file may contain).
+const std::vector<std::string>& DipOptionKeys();
+
+}  // namespace dippas

@@ -1,0 +1,234 @@
+#include "dippas/dip/loop.h"
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "dippas/assembly/assembly.h"
+#include "dippas/dip/injection.h"
+#include "dippas/dip/network.h"
+#include "dippas/prnu/detection.h"
+#include "dippas/prnu/residual.h"
+
+namespace dippas {
+
+PrnuInjectionImpl::PrnuInjectionImpl(const torch::Tensor& p) {
+  TORCH_CHECK(p.dim() == 2, "PRNU pattern must be (H,W)");
+  auto pf = p.to(torch::kFloat32);
+  const double sd = pf.std().item<double>();
+  if (!(sd > 0) || !std::isfinite(sd)) throw std::invalid_argument("PRNU pattern is constant or not finite");
+  pattern = register_buffer("pattern", (pf / sd).unsqueeze(0).unsqueeze(0));
+  gamma = register_parameter("gamma", torch::zeros({}, pf.options()));
+}
+
+torch::Tensor PrnuInjectionImpl::forward(const torch::Tensor& x) { return x * (1 + gamma * pattern); }
+
+void PrnuInjectionImpl::ClampGamma() {
+  torch::NoGradGuard no_grad;
+  gamma.clamp_min_(0.0);
+}
+
+namespace {
+
+NetworkOptions ToNetworkOptions(const DipOptions& o) {
+  NetworkOptions n;
+  n.input_depth = o.input_depth;
+  n.filters = o.filters;
+  n.skips = o.skips;
+  n.alpha = o.alpha;
+  return n;
+}
+
+// Reflect-pad (…,H,W) at the bottom/right to a multiple of m; reflection
+// needs H,W ≥ the pad + 1, which the 32-pixel minimum guarantees for m ≤ 32.
+torch::Tensor PadTo(const torch::Tensor& x, int64_t m) {
+  const int64_t h = x.size(-2), w = x.size(-1);
+  const int64_t ph = (m - h % m) % m, pw = (m - w % m) % m;
+  if (ph == 0 && pw == 0) return x;
+  auto x4 = x.dim() == 4 ? x : x.reshape({1, -1, h, w});
+  auto padded = torch::reflection_pad2d(x4, {0, pw, 0, ph});
+  auto shape = x.sizes().vec();
+  shape[shape.size() - 2] = h + ph;
+  shape[shape.size() - 1] = w + pw;
+  return padded.reshape(shape);
+}
+
+class Timer {
+ public:
+  Timer(bool on, bool cuda) : on_(on), cuda_(cuda) { Reset(); }
+  void Reset() {
+    if (!on_) return;
+    if (cuda_) torch::cuda::synchronize();
+    t_ = std::chrono::steady_clock::now();
+  }
+  // Seconds since the last Reset/Lap, then restarts.
+  double Lap() {
+    if (!on_) return 0;
+    if (cuda_) torch::cuda::synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - t_).count();
+    t_ = now;
+    return s;
+  }
+
+ private:
+  bool on_, cuda_;
+  std::chrono::steady_clock::time_point t_;
+};
+
+}  // namespace
+
+int64_t NetworkParameterCount(const DipOptions& options) {
+  return MultiResUNet(ToNetworkOptions(options))->NumParameters();
+}
+
+std::string DescribeNetwork(const DipOptions& options) {
+  MultiResUNet net(ToNetworkOptions(options));
+  std::ostringstream os;
+  os << "MultiRes U-Net (SPEC §5): " << net->NumParameters() << " trainable parameters, plus 1 for γ\n";
+  os << "  input z: " << options.input_depth << " channels, std " << options.input_noise_std
+     << ", perturbation std " << options.reg_noise_std << "\n";
+  const auto widths = net->EncoderWidths();
+  for (size_t l = 0; l < widths.size(); ++l) {
+    const auto split = MultiResSplit(options.filters[l], options.alpha);
+    os << "  level " << l << " (1/" << (1 << l) << " scale): MR(U=" << options.filters[l] << ") widths " << split[0]
+       << "+" << split[1] << "+" << split[2] << " = " << widths[l];
+    if (l + 1 < widths.size()) os << ", skip " << widths[l] << "→" << options.skips[l];
+    os << "\n";
+  }
+  os << "  head: 1×1 conv " << widths[0] << "→3, sigmoid; injection Iφ·(1+γ·P/std P)\n";
+  return os.str();
+}
+
+DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
+                 const LoopCallbacks& callbacks, LoopProfile* profile) {
+  const DipOptions& o = options.dip;
+  o.Check();
+  if (image.dim() != 3 || image.size(0) != 3) throw std::invalid_argument("RunDip: image must be (3,H,W)");
+  const int64_t h = image.size(1), w = image.size(2);
+  if (h < 32 || w < 32) {
+    throw std::invalid_argument("image is " + std::to_string(h) + "x" + std::to_string(w) +
+                                ": the DIP needs at least 32x32 pixels");
+  }
+  if (pattern.dim() != 2 || pattern.size(0) != h || pattern.size(1) != w) {
+    throw std::invalid_argument("RunDip: pattern size differs from the image");
+  }
+  const bool cuda = options.device == "cuda";
+  const torch::Device dev = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  const bool profiling = profile && profile->profile;
+  Timer total_timer(true, false);
+
+  torch::manual_seed(static_cast<uint64_t>(o.seed));
+  const int64_t multiple = int64_t{1} << (o.filters.size() - 1);
+  // I in [0,1], its 8-bit version for PSNR, and P: padded for the network.
+  const auto target8 = image.to(torch::kFloat32).round().clamp(0, 255).to(dev);
+  const auto target = PadTo(image.to(torch::kFloat32).to(dev) / 255.0, multiple).unsqueeze(0);
+  const int64_t hp = target.size(2), wp = target.size(3);
+  // z is drawn on the CPU so that the same seed gives the same z on any device.
+  const auto z = (torch::randn({1, o.input_depth, hp, wp}) * o.input_noise_std).to(dev);
+
+  MultiResUNet net(ToNetworkOptions(o));
+  PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple));
+  net->to(dev);
+  injection->to(dev);
+  net->train();  // BatchNorm on batch statistics throughout (SPEC §5)
+  std::vector<torch::Tensor> params = net->parameters();
+  params.push_back(injection->gamma);
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr).amsgrad(true));
+
+  AssemblyOptions ao;
+  ao.block_size = o.block_size;
+  ao.top = o.top;
+  ao.sigma = o.sigma;
+  ao.Check(h, w);
+  const auto pattern_dev = pattern.to(torch::kFloat32).to(dev);
+  BlockAssembler assembler(pattern_dev, ao);
+  ResidualOptions ro;
+  ro.sigma = o.sigma;
+
+  DipResult result;
+  result.stop_reason = "max_iterations";
+  std::optional<double> best_ncc;
+  torch::Tensor best_candidate;
+  double fallback_psnr = -INFINITY;
+  double best_key = INFINITY;
+  Timer timer(profiling, cuda);
+  LoopProfile prof;
+  for (int64_t it = 1; it <= o.max_iterations; ++it) {
+    if (callbacks.stop_requested && callbacks.stop_requested()) {
+      result.stop_reason = "interrupted";
+      break;
+    }
+    timer.Reset();
+    const auto z_t = z + o.reg_noise_std * torch::randn_like(z);
+    const auto out = net->forward(z_t);
+    const auto loss = torch::mse_loss(injection->forward(out), target);
+    prof.forward += timer.Lap();
+    adam.zero_grad();
+    loss.backward();
+    prof.backward += timer.Lap();
+    adam.step();
+    injection->ClampGamma();
+    prof.optimizer += timer.Lap();
+
+    // The candidate is the network output Iφ (not the injected one), in 8 bits.
+    const auto candidate = (out.detach().slice(2, 0, h).slice(3, 0, w)[0] * 255.0).round().clamp(0, 255);
+    const auto mse8 = (candidate - target8).square().mean();
+    // One host synchronisation per iteration: the three scalars together.
+    const auto scalars = torch::stack({loss.detach(), mse8, injection->gamma.detach()}).to(torch::kCPU, torch::kFloat64);
+    const double* s = scalars.data_ptr<double>();
+    IterationRecord rec;
+    rec.iteration = it;
+    rec.loss = s[0];
+    rec.psnr = s[1] > 0 ? 10.0 * std::log10(255.0 * 255.0 / s[1]) : INFINITY;
+    rec.gamma = s[2];
+    rec.admitted = rec.psnr >= o.psnr_min;
+    result.best_psnr = std::max(result.best_psnr, rec.psnr);
+    if (result.pool_size == 0 && !rec.admitted && rec.psnr >= fallback_psnr) {
+      fallback_psnr = rec.psnr;  // kept only until the pool has a candidate
+      best_candidate = candidate.clone();
+    }
+    if (rec.admitted || options.ncc_every_iteration) {
+      const auto residual = Residual(candidate, ro);
+      rec.ncc = Ncc(residual, ToGray(candidate), pattern_dev).item<double>();
+      if (rec.admitted) {
+        assembler.AddWithResidual(candidate, residual, it);
+        ++result.pool_size;
+        const double key = std::isnan(*rec.ncc) ? INFINITY : std::fabs(*rec.ncc);
+        if (key < best_key) {
+          best_key = key;
+          best_ncc = rec.ncc;
+        }
+        if (callbacks.on_candidate) callbacks.on_candidate(candidate.to(torch::kCPU).to(torch::kUInt8), rec);
+      }
+    }
+    prof.pool += timer.Lap();
+    result.iterations = it;
+    if (callbacks.on_iteration) callbacks.on_iteration(rec, result.pool_size, best_ncc);
+    if (rec.psnr > o.psnr_stop) {
+      result.stop_reason = "psnr_stop";
+      break;
+    }
+  }
+  result.gamma = injection->gamma.item<double>();
+  if (result.pool_size > 0) {
+    result.image = assembler.Finish().image.to(torch::kCPU);
+  } else if (best_candidate.defined()) {
+    // No candidate reached τ: the best one so far stands in, flagged in the metrics.
+    result.fallback = true;
+    result.image = best_candidate.to(torch::kCPU);
+  } else {
+    throw std::runtime_error("the DIP loop ran no iteration");
+  }
+  prof.total = total_timer.Lap();
+  prof.profile = profiling;
+  result.profile = prof;
+  if (profile) *profile = prof;
+  return result;
+}
+
+}  // namespace dippas

@@ -1,0 +1,43 @@
+#include "dippas/dip/options.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace dippas {
+namespace {
+
+void Require(bool ok, const std::string& key, const std::string& rule) {
+  if (!ok) throw std::invalid_argument(key + ": " + rule);
+}
+
+}  // namespace
+
+void DipOptions::Check() const {
+  Require(std::isfinite(sigma) && sigma > 0, "sigma", "must be a positive number");
+  Require(input_depth >= 1, "input_depth", "must be at least 1");
+  Require(filters.size() >= 2, "filters", "needs at least 2 levels");
+  for (auto f : filters) Require(f >= 1, "filters", "widths must be positive");
+  Require(skips.size() + 1 == filters.size(), "skips", "must have one entry fewer than filters");
+  for (auto s : skips) Require(s >= 1, "skips", "widths must be positive");
+  Require(std::isfinite(alpha) && alpha > 0, "alpha", "must be a positive number");
+  Require(std::isfinite(lr) && lr > 0 && lr < 1, "lr", "must be in (0, 1)");
+  Require(std::isfinite(input_noise_std) && input_noise_std >= 0, "input_noise_std", "must be ≥ 0");
+  Require(std::isfinite(reg_noise_std) && reg_noise_std >= 0, "reg_noise_std", "must be ≥ 0");
+  Require(std::isfinite(psnr_stop) && psnr_stop > 0 && psnr_stop <= 100, "psnr_stop", "must be in (0, 100] dB");
+  Require(std::isfinite(psnr_min) && psnr_min > 0, "psnr_min", "must be a positive number of dB");
+  Require(psnr_min <= psnr_stop, "psnr_min",
+          "τ must not exceed psnr_stop (no candidate could join the pool before the run stops)");
+  Require(max_iterations >= 1, "max_iterations", "must be at least 1");
+  Require(block_size >= 1, "block_size", "must be at least 1");
+  Require(top >= 1, "top", "must be at least 1");
+  Require(seed >= 0, "seed", "must be ≥ 0");
+}
+
+const std::vector<std::string>& DipOptionKeys() {
+  static const std::vector<std::string> keys = {
+      "sigma",     "input_depth",     "filters",       "skips",     "alpha",          "lr",         "input_noise_std",
+      "reg_noise_std", "psnr_stop", "psnr_min", "max_iterations", "block_size", "top",     "seed"};
+  return keys;
+}
+
+}  // namespace dippas

@@ -1,0 +1,34 @@
+#include "dippas/eval/psnr.h"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace dippas {
+namespace {
+
+std::string Shape(const torch::Tensor& t) {
+  std::string s = "(";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  return s + ")";
+}
+
+torch::Tensor To8Bit(const torch::Tensor& t) {
+  return torch::floor(t.to(torch::kFloat64) + 0.5).clamp(0, 255);
+}
+
+}  // namespace
+
+double Psnr8(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!a.defined() || !b.defined() || a.numel() == 0 || !a.sizes().equals(b.sizes())) {
+    throw std::invalid_argument("PSNR needs two images of the same non-empty shape, got " +
+                                (a.defined() ? Shape(a) : std::string("undefined")) + " and " +
+                                (b.defined() ? Shape(b) : std::string("undefined")));
+  }
+  const double mse = (To8Bit(a) - To8Bit(b).to(a.device())).square().mean().item<double>();
+  if (mse == 0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(255.0 * 255.0 / mse);
+}
+
+}  // namespace dippas
