@@ -6,41 +6,7 @@
 # cheap enough for a test. Usage: assemble_test.sh DIPPAS SOURCE_DIR SHARED_DIR
 set -uo pipefail
 DIPPAS=$1
-PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_error NAME PATTERN -- command...: non-zero exit and stderr matching PATTERN.
-expect_error() {
-  local name=$1 pattern=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ $rc -eq 0 ]; then
-    bad "$name: exit 0, expected an error"
-  elif ! grep -qE -- "$pattern" "$T/err"; then
-    bad "$name: message did not match '$pattern': $(cat "$T/err")"
-  elif grep -q "terminate called\|Segmentation\|Aborted\|Exception raised from" "$T/err"; then
-    bad "$name: crashed or leaked a backtrace: $(head -3 "$T/err")"
-  else
-    ok
-  fi
-}
-expect_ok() {
-  local name=$1
-  shift
-  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$name: exit $?: $(tail -3 "$T/err")"; fi
-}
-# check NAME PYTHON: a python assertion script over the outputs.
-check() {
-  local name=$1
-  shift
-  if "$PY" -c "$1" >"$T/pyout" 2>&1; then ok; else bad "$name: $(tail -3 "$T/pyout")"; fi
-}
+source "$(dirname "$0")/cli_lib.sh"
 
 if ! "$PY" -c 'import numpy' 2>/dev/null; then
   echo "note: /usr/bin/python3 with numpy absent: assemble tests skipped" \
@@ -200,5 +166,4 @@ expect_error "image size differs from the pool" "orig\.png.*32x32.*pool\.npy.*64
 expect_error "missing --block-size" "block-size" -- "${A[@]}" --pool "$T/pool" --top 1
 [ ! -e "$T/bad" ] || [ -z "$(ls -A "$T/bad")" ] || bad "a failed run left files: $(ls -A "$T/bad")"
 
-echo "assemble_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -6,34 +6,7 @@ set -uo pipefail
 DIPPAS=$1
 SRC=$2
 SHARED=${3:-}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_error NAME PATTERN -- command...: non-zero exit and stderr matching PATTERN.
-expect_error() {
-  local name=$1 pattern=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ $rc -eq 0 ]; then
-    bad "$name: exit 0, expected an error"
-  elif ! grep -qE -- "$pattern" "$T/err"; then
-    bad "$name: message did not match '$pattern': $(cat "$T/err")"
-  elif grep -q "terminate called\|Segmentation\|Aborted\|Exception raised from" "$T/err"; then
-    bad "$name: crashed or leaked a backtrace: $(head -3 "$T/err")"
-  else
-    ok
-  fi
-}
-expect_ok() {
-  local name=$1
-  shift
-  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$name: exit $?: $(tail -3 "$T/err")"; fi
-}
+source "$(dirname "$0")/cli_lib.sh"
 
 EX=$SRC/examples
 NAT=$EX/natural/Nikon_D70s_1_22824.png
@@ -133,5 +106,4 @@ expect_error "unequal flat-fields" "c.png: image is .* but .*a.png is 512x512x3"
 cmp -s "$T/W.npy" "$T/keep.npy" || bad "a failed fingerprint changed the existing output"
 ls -a "$T" | grep -q "\.tmp-" && bad "temporary files left behind"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -67,7 +67,7 @@ int RunAnonymize(int argc, char** argv) {
     std::string prnu;                  // P = K (PRNU-aware)
     bool blind = false;                // P = residual of the image (PRNU-blind)
     std::string eval_prnu;             // fingerprint for the metrics' NCC/PCE (default: --prnu)
-    std::string config;                // YAML/JSON config (SPEC §8 keys)
+    std::vector<std::string> config;   // YAML/JSON configs (SPEC §8 keys), applied in order
     std::vector<std::string> set;      // key=value overrides
     int64_t crop = 0;                  // centre crop side, 0 = none
     std::string device = "auto";       // auto | cpu | cuda
@@ -92,7 +92,10 @@ int RunAnonymize(int argc, char** argv) {
   prnu->excludes(blind);
   app.add_option("--eval-prnu", opt.eval_prnu,
                  "Fingerprint for the NCC/PCE before/after in the metrics (default: --prnu; none in blind mode)");
-  app.add_option("--config", opt.config, "Config file (YAML or JSON) with the keys of SPEC §8; options below override it");
+  app.add_option("--config", opt.config,
+                 "Config file (YAML or JSON) with the keys of SPEC §8; repeatable (later files override earlier "
+                 "ones); the options below override them")
+      ->allow_extra_args(false);
   app.add_option("--set", opt.set, "Override any config key, e.g. --set filters=8,16,32,64,128 (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--crop", opt.crop, "Anonymize the centre N×N crop (image and fingerprint)")->check(CLI::NonNegativeNumber);
@@ -126,7 +129,7 @@ int RunAnonymize(int argc, char** argv) {
 
     // Options: defaults ← config file ← command line.
     DipOptions dip;
-    if (!opt.config.empty()) dip = LoadDipConfig(opt.config);
+    for (const auto& path : opt.config) dip = LoadDipConfig(path, dip);
     for (const auto& kv : opt.set) {
       const auto eq = kv.find('=');
       if (eq == std::string::npos) throw UsageError("--set " + kv + ": expected key=value");

@@ -1,0 +1,46 @@
+# Shared by the end-to-end test scripts: a temporary folder, counters, and
+# expect_ok / expect_error / check helpers. Source it after setting DIPPAS.
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+PY=/usr/bin/python3
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_error NAME PATTERN -- command...: non-zero exit, stderr matching PATTERN, no crash.
+expect_error() {
+  local name=$1 pattern=$2
+  shift 3
+  "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  if [ $rc -eq 0 ]; then
+    bad "$name: exit 0, expected an error"
+  elif ! grep -qE -- "$pattern" "$T/err"; then
+    bad "$name: message did not match '$pattern': $(cat "$T/err")"
+  elif grep -q "terminate called\|Segmentation\|Aborted\|Exception raised from" "$T/err"; then
+    bad "$name: crashed or leaked a backtrace: $(head -3 "$T/err")"
+  else
+    ok
+  fi
+}
+
+# expect_ok NAME command...: exit 0.
+expect_ok() {
+  local name=$1
+  shift
+  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$name: exit $?: $(tail -3 "$T/err")"; fi
+}
+
+# check NAME PYTHON-CODE: a python assertion script over the outputs.
+check() {
+  local name=$1
+  shift
+  if "$PY" -c "$1" >"$T/pyout" 2>&1; then ok; else bad "$name: $(tail -3 "$T/pyout")"; fi
+}
+
+# finish: the closing line ctest's log shows, and the exit status.
+finish() {
+  echo "$pass passed, $fail failed"
+  [ $fail -eq 0 ]
+}
