@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build pkg-config
       libtorch-dev libopencv-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
-      libyaml-cpp-dev libgtest-dev python3-numpy)
+      libyaml-cpp-dev libgtest-dev libopenblas0-pthread python3-numpy)
+PKGS+=(gnuplot-nox)  # dippas evaluate draws its ROC and history plots with gnuplot
+PKGS+=(libimage-exiftool-perl)  # tests/hardening_test.sh: metadata planted in inputs, absent from outputs
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -94,10 +94,10 @@ else
   "$DIPPAS" residual --image "$NAT" --out "$T/unused.npy" >/dev/null 2>&1
   /usr/bin/python3 - "$NAT" "$T/mixed/c.png" <<'PY' 2>/dev/null || cp "$T/text.png" "$T/mixed/c.png"
 import sys, zlib, struct
-# A 3x2 RGB PNG written by hand: an image of another size.
+# A 30x20 RGB PNG written by hand: an image of another size (3x3 at least, or it is too small).
 def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-raw = b"".join(b"\x00" + bytes([10, 20, 30] * 3) for _ in range(2))
-png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+raw = b"".join(b"\x00" + bytes([10, 20, 30] * 30) for _ in range(20))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30, 20, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 open(sys.argv[2], "wb").write(png)
 PY
 fi

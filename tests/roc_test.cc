@@ -47,6 +47,15 @@ TEST(Roc, CurveEndpointsAndTpr) {
   EXPECT_DOUBLE_EQ(*TprAtFpr({1, 1}, {1, 1}, 0.01), 0.0);
 }
 
+TEST(Roc, OneDeviceNoNegatives) {
+  // A dataset of one device has no negatives: no curve and no TPR at any FPR, not 0 or 1.
+  EXPECT_TRUE(RocCurve({0.5, 0.7}, {}).empty());
+  EXPECT_FALSE(TprAtFpr({0.5, 0.7}, {}, 0.01).has_value());
+  EXPECT_FALSE(TprAtFpr({}, {0.1}, 0.01).has_value());
+  // Only NaN negatives (undefined NCCs) are no negatives either.
+  EXPECT_FALSE(RocAuc({0.5}, {NAN, NAN}).has_value());
+}
+
 TEST(Roc, TradeOff) {
   EXPECT_DOUBLE_EQ(TradeOffC(40, 0.5), 40);
   EXPECT_DOUBLE_EQ(TradeOffC(40, 1.0), 0);

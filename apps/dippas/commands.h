@@ -9,5 +9,7 @@ int RunDetect(int argc, char** argv);
 int RunBench(int argc, char** argv);
 int RunAssemble(int argc, char** argv);
 int RunAnonymize(int argc, char** argv);
+int RunBatch(int argc, char** argv);
+int RunEvaluate(int argc, char** argv);
 
 }  // namespace dippas

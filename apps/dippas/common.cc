@@ -25,6 +25,12 @@ LoadedImage LoadImage(const std::string& path, int64_t crop) {
   out.image = ReadImage(path);
   if (crop > 0) out.image = CenterCrop(out.image, crop, path);
   const auto& im = out.image;
+  // The residual subtracts the row and column means of each 2×2 phase of the image: with
+  // fewer than 3 pixels on a side nothing is left of it, and the Wiener step would divide 0 by 0.
+  if (im.height < 3 || im.width < 3) {
+    throw UsageError(path + ": image is " + std::to_string(im.height) + "x" + std::to_string(im.width) +
+                     ", too small for a noise residual (at least 3x3 pixels)");
+  }
   out.chw = torch::from_blob(const_cast<float*>(im.data.data()), {im.height, im.width, im.channels}, torch::kFloat32)
                 .permute({2, 0, 1})
                 .contiguous()

@@ -22,7 +22,9 @@ const std::map<std::string, Command>& Commands() {
       {"residual", {dippas::RunResidual, "noise residual W of an image (.npy)"}},
       {"fingerprint", {dippas::RunFingerprint, "camera fingerprint K from flat-field images (.npy)"}},
       {"detect", {dippas::RunDetect, "NCC and PCE of images against fingerprints"}},
+      {"batch", {dippas::RunBatch, "anonymize a whole folder tree, resumable"}},
       {"assemble", {dippas::RunAssemble, "re-assemble a saved candidate pool with other B, L, τ"}},
+      {"evaluate", {dippas::RunEvaluate, "ROC AUC, PSNR and trade-off C over a dataset"}},
       {"bench", {dippas::RunBench, "time the PRNU stages (and the DIP loop)"}},
   };
   return commands;

@@ -2,17 +2,21 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
+#include "dippas/baselines/baselines.h"
 #include "dippas/dip/config.h"
 #include "dippas/dip/loop.h"
 #include "dippas/eval/psnr.h"
@@ -31,10 +35,13 @@ namespace fs = std::filesystem;
 std::atomic<int> g_signals{0};
 
 // First SIGINT/SIGTERM: finish the iteration, assemble what the pool holds,
-// write the outputs (stop reason "interrupted"). Second: leave at once; only
-// temporary files can exist then, never a half-written output.
+// write the outputs (stop reason "interrupted"). Second: leave at once, deleting
+// the temporary files in flight (pool, outputs being written): nothing partial remains.
 void OnSignal(int) {
-  if (g_signals.fetch_add(1) >= 1) _exit(130);
+  if (g_signals.fetch_add(1) >= 1) {
+    RemoveTemporaryFiles();
+    _exit(130);
+  }
 }
 
 struct Scores {
@@ -77,6 +84,7 @@ int RunAnonymize(int argc, char** argv) {
     bool history_ncc = false;          // NCC of every candidate in the history
     std::string save_pool;             // folder for the admitted candidates
     bool describe = false;             // print the network and exit
+    std::string method = "dip";        // dip | subtract | denoise (baselines)
   } opt;
   CommonOptions common;
   // Overrides of config keys, applied after --config.
@@ -115,6 +123,10 @@ int RunAnonymize(int argc, char** argv) {
   app.add_flag("--history-ncc", opt.history_ncc, "Compute the NCC of every candidate for the history (slower)");
   app.add_option("--save-pool", opt.save_pool, "Keep the admitted candidates in this folder (for dippas assemble)");
   app.add_flag("--describe", opt.describe, "Print the network (parameter count, widths) and exit");
+  app.add_option("--method", opt.method,
+                 "dip (DIPPAS), or a baseline: subtract (Î = I·(1 − α·K), α bisected to NCC ≈ 0; "
+                 "needs --prnu) or denoise (Î = I − wavelet noise)")
+      ->check(CLI::IsMember({"dip", "subtract", "denoise"}));
   common.Add(app);
   CLI11_PARSE(app, argc, argv);
 
@@ -153,7 +165,17 @@ int RunAnonymize(int argc, char** argv) {
       return 0;
     }
     if (opt.image.empty()) throw UsageError("--image is required (or --describe)");
-    if (opt.prnu.empty() && !opt.blind) throw UsageError("give --prnu K.npy (PRNU-aware) or --blind");
+    const bool is_dip = opt.method == "dip";
+    if (opt.method == "subtract" && opt.prnu.empty()) {
+      throw UsageError("--method subtract needs --prnu");
+    }
+    // Denoising ignores P: it runs with or without a fingerprint.
+    if (opt.prnu.empty() && !opt.blind && opt.method != "denoise") {
+      throw UsageError("give --prnu K.npy (PRNU-aware) or --blind");
+    }
+    if (!is_dip && (!opt.history.empty() || !opt.save_pool.empty() || opt.history_ncc)) {
+      throw UsageError("--history, --history-ncc and --save-pool apply to --method dip only");
+    }
     const std::string device = ResolveDevice(opt.device);
     common.Apply();
     const std::string out = opt.out.empty() ? DefaultOutput(opt.image) : opt.out;
@@ -168,6 +190,10 @@ int RunAnonymize(int argc, char** argv) {
       if (path.empty()) continue;
       const fs::path dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
       if (!fs::is_directory(dir, ec)) throw UsageError(path + ": folder '" + dir.string() + "' does not exist");
+      // Found out now, not after hours of DIP iterations (EROFS too, which root cannot bypass).
+      if (access(dir.c_str(), W_OK) != 0) {
+        throw UsageError(path + ": cannot write to folder '" + dir.string() + "': " + std::strerror(errno));
+      }
     }
 
     // Inputs.
@@ -182,59 +208,76 @@ int RunAnonymize(int argc, char** argv) {
     torch::Tensor pattern;
     ResidualOptions ro;
     ro.sigma = dip.sigma;
-    if (opt.blind) {
-      pattern = Residual(chw, ro);
-    } else {
+    if (!opt.prnu.empty()) {
       pattern = LoadPattern(opt.prnu, opt.crop, h, w, opt.image);
+    } else if (is_dip) {
+      pattern = Residual(chw, ro);  // blind: P = the image's own residual
     }
+    const bool aware = !opt.prnu.empty();
     torch::Tensor k_eval;
-    const std::string eval_path = !opt.eval_prnu.empty() ? opt.eval_prnu : (opt.blind ? "" : opt.prnu);
+    const std::string eval_path = !opt.eval_prnu.empty() ? opt.eval_prnu : opt.prnu;
     if (!eval_path.empty()) k_eval = eval_path == opt.prnu ? pattern : LoadPattern(eval_path, opt.crop, h, w, opt.image);
     const auto image8 = chw.round().clamp(0, 255);
     const Scores before = Score(image8, k_eval, dip.sigma);
     lap("load");
 
-    // The loop, with progress, history, pool saving and interruption.
-    std::unique_ptr<PoolWriter> pool;
-    if (!opt.save_pool.empty()) {
-      pool = std::make_unique<PoolWriter>(opt.save_pool, h, w,
-                                          nlohmann::json{{"image", opt.image},
-                                                         {"mode", opt.blind ? "blind" : "aware"},
-                                                         {"prnu", opt.blind ? nlohmann::json(nullptr) : nlohmann::json(opt.prnu)},
-                                                         {"sigma", dip.sigma},
-                                                         {"crop", opt.crop}});
-    }
-    std::vector<IterationRecord> history;
-    Progress progress("anonymize", dip.max_iterations, !common.quiet);
-    LoopCallbacks cb;
-    cb.on_iteration = [&](const IterationRecord& r, int64_t pool_size, std::optional<double> best) {
-      if (!opt.history.empty()) history.push_back(r);
-      char status[160];
-      std::snprintf(status, sizeof(status), "PSNR %.2f dB  γ %.4f  pool %lld  best NCC %s", r.psnr, r.gamma,
-                    static_cast<long long>(pool_size), best ? std::to_string(*best).c_str() : "-");
-      progress.Update(r.iteration, status);
-    };
-    if (pool) {
-      cb.on_candidate = [&](const torch::Tensor& cand, const IterationRecord& r) {
-        const auto hwc = cand.permute({1, 2, 0}).contiguous();
-        pool->Append(hwc.data_ptr<uint8_t>(),
-                     {{"iteration", r.iteration}, {"psnr", r.psnr}, {"loss", r.loss}, {"gamma", r.gamma}});
-      };
-    }
+    // A baseline finishes in seconds: a first signal lets it write complete outputs.
     g_signals = 0;
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
-    cb.stop_requested = [] { return g_signals.load() > 0; };
-    DipRunOptions run;
-    run.dip = dip;
-    run.device = device;
-    run.ncc_every_iteration = opt.history_ncc;
-    LoopProfile profile;
-    const DipResult res = RunDip(chw, pattern, run, cb, &profile);
-    progress.Finish();
-    timings["dip"] = profile.total;
-    lap("dip_and_assembly");
-    timings.erase("dip_and_assembly");
+    DipResult res;
+    std::optional<double> alpha;  // subtract: the α found
+    std::unique_ptr<PoolWriter> pool;
+    std::vector<IterationRecord> history;
+    if (!is_dip) {
+      if (opt.method == "subtract") {
+        SubtractOptions so;
+        so.sigma = dip.sigma;
+        SubtractResult sub = SubtractFingerprint(chw, pattern, so);
+        res.image = sub.image;
+        alpha = sub.alpha;
+      } else {
+        res.image = DenoiseBaseline(chw, dip.sigma);
+      }
+      res.stop_reason = "completed";
+      res.gamma = std::numeric_limits<double>::quiet_NaN();      // no γ: null
+      res.best_psnr = std::numeric_limits<double>::quiet_NaN();  // no candidates: null
+      lap("baseline");
+    } else {
+      // The loop, with progress, history, pool saving and interruption.
+      if (!opt.save_pool.empty()) {
+        pool = std::make_unique<PoolWriter>(opt.save_pool, h, w,
+                                            nlohmann::json{{"image", opt.image},
+                                                           {"mode", opt.blind ? "blind" : "aware"},
+                                                           {"prnu", opt.blind ? nlohmann::json(nullptr) : nlohmann::json(opt.prnu)},
+                                                           {"sigma", dip.sigma},
+                                                           {"crop", opt.crop}});
+      }
+      Progress progress("anonymize", dip.max_iterations, !common.quiet);
+      LoopCallbacks cb;
+      cb.on_iteration = [&](const IterationRecord& r, int64_t pool_size, std::optional<double> best) {
+        if (!opt.history.empty()) history.push_back(r);
+        char status[160];
+        std::snprintf(status, sizeof(status), "PSNR %.2f dB  γ %.4f  pool %lld  best NCC %s", r.psnr, r.gamma,
+                      static_cast<long long>(pool_size), best ? std::to_string(*best).c_str() : "-");
+        progress.Update(r.iteration, status);
+      };
+      if (pool) {
+        cb.on_candidate = [&](const torch::Tensor& cand, const IterationRecord& r) {
+          const auto hwc = cand.permute({1, 2, 0}).contiguous();
+          pool->Append(hwc.data_ptr<uint8_t>(),
+                       {{"iteration", r.iteration}, {"psnr", r.psnr}, {"loss", r.loss}, {"gamma", r.gamma}});
+        };
+      }
+      cb.stop_requested = [] { return g_signals.load() > 0; };
+      DipRunOptions run;
+      run.dip = dip;
+      run.device = device;
+      run.ncc_every_iteration = opt.history_ncc;
+      res = RunDip(chw, pattern, run, cb);
+      progress.Finish();
+      lap("dip");  // the loop, with the online assembly of every admitted candidate
+    }
 
     // Outputs: image, pool, history, metrics — each complete or not at all.
     const Scores after = Score(res.image, k_eval, dip.sigma);
@@ -260,10 +303,12 @@ int RunAnonymize(int argc, char** argv) {
     lap("write");
     nlohmann::json m;
     m["image"] = opt.image;
-    m["prnu"] = opt.blind ? nlohmann::json(nullptr) : nlohmann::json(opt.prnu);
+    m["prnu"] = aware ? nlohmann::json(opt.prnu) : nlohmann::json(nullptr);
     m["eval_prnu"] = eval_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(eval_path);
     m["output"] = out;
-    m["mode"] = opt.blind ? "blind" : "aware";
+    m["mode"] = aware ? "aware" : "blind";
+    m["method"] = opt.method;
+    if (alpha) m["alpha"] = NumberOrNull(alpha);
     m["size"] = {h, w};
     m["crop"] = opt.crop;
     m["config"] = DipOptionsToJson(dip);
@@ -284,7 +329,13 @@ int RunAnonymize(int argc, char** argv) {
     m["timings_s"] = timings;
     m["versions"] = {{"dippas", Version()}, {"torch", TorchVersion()}, {"opencv", DIPPAS_OPENCV_VERSION}};
     WriteJson(metrics_path, m);
-    if (!common.quiet) {
+    if (!common.quiet && !is_dip) {
+      char detail[64] = "";
+      if (alpha) std::snprintf(detail, sizeof(detail), " (α = %g)", *alpha);
+      std::fprintf(stderr, "wrote %s and %s: %s%s, PSNR %.2f dB, NCC %s → %s\n", out.c_str(),
+                   metrics_path.c_str(), opt.method.c_str(), detail, psnr,
+                   m["ncc_before"].dump().c_str(), m["ncc_after"].dump().c_str());
+    } else if (!common.quiet) {
       std::fprintf(stderr, "wrote %s and %s: %lld iterations (%s), pool %lld, PSNR %.2f dB, NCC %s → %s\n", out.c_str(),
                    metrics_path.c_str(), static_cast<long long>(res.iterations), res.stop_reason.c_str(),
                    static_cast<long long>(res.pool_size), psnr, m["ncc_before"].dump().c_str(),

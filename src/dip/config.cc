@@ -1,5 +1,6 @@
 #include "dippas/dip/config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -155,6 +156,45 @@ bool SetFromNode(DipOptions& o, const Field& f, const YAML::Node& n, std::string
   throw ConfigError(name + ": " + why);
 }
 
+// Counts the documents of a YAML stream without building them. YAML::LoadAll loops for ever,
+// allocating, on some malformed streams such as a lone "," (yaml-cpp 0.7, jbeder/yaml-cpp#1040;
+// found by fuzz/fuzz_config.cc): the parser keeps returning empty documents without consuming
+// the token. Here a document that starts where the previous one did is that error.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+};
+
+int CountDocuments(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  int documents = 0;
+  int last_start = -1;
+  while (parser.HandleNextDocument(counter)) {
+    if (counter.start.pos == last_start) {
+      const auto pos = static_cast<size_t>(counter.start.pos);
+      const char c = pos < text.size() ? text[pos] : ' ';
+      throw YAML::ParserException(counter.start, c > ' ' && c < 127 ? std::string("unexpected '") + c + "'"
+                                                                     : std::string("unexpected text"));
+    }
+    last_start = counter.start.pos;
+    ++documents;
+  }
+  return documents;
+}
+
 std::string LineOf(const YAML::Node& n) {
   const auto line = n.Mark().line;
   return line >= 0 ? " at line " + std::to_string(line + 1) : "";
@@ -163,19 +203,20 @@ std::string LineOf(const YAML::Node& n) {
 }  // namespace
 
 DipOptions ParseDipConfig(const std::string& text, const std::string& name, DipOptions base) {
-  std::vector<YAML::Node> docs;
+  int documents = 0;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(text);
+    documents = CountDocuments(text);  // not YAML::LoadAll: see DocumentCounter
+    if (documents == 1) root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     Fail(name, "syntax error at line " + std::to_string(e.mark.line + 1) + ", column " +
                    std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   // Load() would silently ignore a second document; a config has one.
-  if (docs.size() > 1) {
-    Fail(name, "holds " + std::to_string(docs.size()) + " YAML documents, expected one");
+  if (documents > 1) {
+    Fail(name, "holds " + std::to_string(documents) + " YAML documents, expected one");
   }
-  if (docs.empty() || docs[0].IsNull()) return base;  // an empty or comment-only file
-  const YAML::Node& root = docs[0];
+  if (documents == 0 || root.IsNull()) return base;  // an empty or comment-only file
   if (!root.IsMap()) {
     Fail(name, "expected a mapping of keys to values at the top level, got " + Describe(root));
   }

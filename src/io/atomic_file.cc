@@ -4,11 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <vector>
 
@@ -17,6 +21,74 @@
 namespace dippas {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The table of temporaries in flight. A slot is free (0), being filled (1) or registered (2);
+// the signal handler reads only registered slots, whose path is complete.
+constexpr int kMaxTemporaries = 16;
+constexpr size_t kMaxTemporaryPath = 4096;
+struct TemporarySlot {
+  std::atomic<int> state{0};
+  char path[kMaxTemporaryPath];
+};
+TemporarySlot g_temporaries[kMaxTemporaries];
+
+// DIPPAS_FAULT_WRITE_LIMIT: its last value seen and the bytes written since.
+std::mutex g_fault_mutex;
+std::string g_fault_value;
+long long g_fault_written = 0;
+
+}  // namespace
+
+ssize_t PwriteWithFaults(int fd, const void* data, size_t size, off_t offset) {
+  const char* env = std::getenv("DIPPAS_FAULT_WRITE_LIMIT");
+  std::lock_guard<std::mutex> lock(g_fault_mutex);
+  const std::string value = env ? env : "";
+  if (value != g_fault_value) {
+    g_fault_value = value;
+    g_fault_written = 0;
+  }
+  if (value.empty()) return pwrite(fd, data, size, offset);
+  char* end = nullptr;
+  errno = 0;
+  const long long limit = std::strtoll(value.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || limit < 0) {
+    errno = EINVAL;  // a malformed hook value fails loudly rather than being ignored
+    return -1;
+  }
+  const long long left = limit - g_fault_written;
+  if (left <= 0) {
+    errno = ENOSPC;
+    return -1;
+  }
+  const size_t n = std::min(size, static_cast<size_t>(left));
+  const ssize_t written = pwrite(fd, data, n, offset);
+  if (written > 0) g_fault_written += written;
+  return written;
+}
+
+int RegisterTemporaryFile(const std::string& path) noexcept {
+  if (path.size() >= kMaxTemporaryPath) return -1;
+  for (int i = 0; i < kMaxTemporaries; ++i) {
+    int expected = 0;
+    if (!g_temporaries[i].state.compare_exchange_strong(expected, 1)) continue;
+    std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
+    g_temporaries[i].state.store(2);
+    return i;
+  }
+  return -1;
+}
+
+void UnregisterTemporaryFile(int handle) noexcept {
+  if (handle >= 0 && handle < kMaxTemporaries) g_temporaries[handle].state.store(0);
+}
+
+void RemoveTemporaryFiles() noexcept {
+  for (auto& slot : g_temporaries) {
+    if (slot.state.load() == 2) unlink(slot.path);
+  }
+}
 
 void WriteFileAtomic(const std::string& path, const std::string& bytes) {
   const fs::path target(path);
@@ -36,19 +108,21 @@ void WriteFileAtomic(const std::string& path, const std::string& bytes) {
     throw IoError(path + ": cannot write: " + std::strerror(errno));
   }
   const std::string tmp(name.data());
+  const int slot = RegisterTemporaryFile(tmp);
   auto fail = [&](const std::string& what) {
     const std::string reason = std::strerror(errno);
     close(fd);
     std::remove(tmp.c_str());
+    UnregisterTemporaryFile(slot);
     throw IoError(path + ": " + what + ": " + reason);
   };
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write failed");
-    }
+    const ssize_t n =
+        PwriteWithFaults(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = ENOSPC;  // no progress: report it as the full disk it is
+    if (n <= 0) fail("write failed");
     done += static_cast<size_t>(n);
   }
   if (fsync(fd) != 0) fail("write failed (fsync)");
@@ -59,13 +133,16 @@ void WriteFileAtomic(const std::string& path, const std::string& bytes) {
   if (close(fd) != 0) {
     const std::string reason = std::strerror(errno);
     std::remove(tmp.c_str());
+    UnregisterTemporaryFile(slot);
     throw IoError(path + ": write failed: " + reason);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     std::remove(tmp.c_str());
+    UnregisterTemporaryFile(slot);
     throw IoError(path + ": cannot rename into place: " + reason);
   }
+  UnregisterTemporaryFile(slot);
 }
 
 std::string ReadFileBytes(const std::string& path) {

@@ -16,6 +16,45 @@ namespace dippas {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// Whether a JPEG stream reaches its end-of-image marker. libjpeg (inside OpenCV) decodes a
+// truncated JPEG without an error, filling the missing rows with gray, so a cut-off download
+// would pass for a photo. Walks the marker segments and the entropy-coded data after each SOS;
+// bytes after the EOI (camera trailers) are allowed.
+bool JpegReachesEnd(const std::string& bytes) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t i = 2;  // after SOI
+  while (i + 1 < n) {
+    if (b[i] != 0xFF) {  // garbage between segments: libjpeg skips it with a warning
+      ++i;
+      continue;
+    }
+    const unsigned char marker = b[i + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    i += 2;
+    if (marker == 0xD9) return true;                                      // EOI
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length: TEM, RSTn
+    if (i + 2 > n) return false;
+    const size_t length = (static_cast<size_t>(b[i]) << 8) | b[i + 1];
+    if (length < 2) return false;
+    i += length;
+    if (marker == 0xDA) {  // SOS: entropy-coded data up to the next marker (FF 00 is a data byte)
+      while (i + 1 < n && !(b[i] == 0xFF && b[i + 1] != 0x00 && b[i + 1] != 0xFF &&
+                            (b[i + 1] < 0xD0 || b[i + 1] > 0xD7))) {
+        ++i;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Image ReadImage(const std::string& path) {
   const std::string bytes = ReadFileBytes(path);  // names missing files and directories
   if (bytes.empty()) throw IoError(path + ": empty file, not an image");
@@ -27,6 +66,9 @@ Image ReadImage(const std::string& path) {
     throw IoError(path + ": cannot decode image: " + e.what());
   }
   if (raw.empty()) throw IoError(path + ": cannot decode image (corrupt, truncated or not an image format)");
+  if (bytes.size() >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0 && !JpegReachesEnd(bytes)) {
+    throw IoError(path + ": truncated JPEG (the data ends before the end-of-image marker)");
+  }
   if (raw.depth() != CV_8U && raw.depth() != CV_16U) {
     throw IoError(path + ": unsupported pixel depth (only 8- and 16-bit images)");
   }

@@ -1,7 +1,6 @@
 #include "dippas/io/npy.h"
 
 #include <cstring>
-#include <regex>
 
 #include "dippas/io/atomic_file.h"
 
@@ -11,15 +10,61 @@ namespace {
 // Little-endian hosts only (x86-64, aarch64): asserted at compile time.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy I/O assumes a little-endian host");
 
-std::string HeaderValue(const std::string& header, const std::string& key) {
-  // Values of the header dict are a quoted string, True/False, or a tuple.
-  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*('[^']*'|\"[^\"]*\"|True|False|\\([^)]*\\))");
-  std::smatch m;
-  if (!std::regex_search(header, m, re)) return "";
-  return m[1].str();
-}
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// A header longer than this is refused: ours are 118 bytes, numpy's own limit is 10000.
+constexpr size_t kMaxHeader = 1 << 20;
 
 }  // namespace
+
+// Linear scans, no std::regex: libstdc++'s regex recurses once per character matched, so a
+// crafted header of some 100 kB of spaces overflowed the stack (found by fuzz/fuzz_npy.cc).
+std::string NpyHeaderValue(const std::string& header, const std::string& key) {
+  const size_t n = header.size(), k = key.size();
+  for (size_t q = 0; q + k + 2 <= n; ++q) {
+    // 'key' or "key", then optional space, ':', optional space, then the value.
+    if ((header[q] != '\'' && header[q] != '"') || header.compare(q + 1, k, key) != 0) continue;
+    size_t i = q + 1 + k;
+    if (header[i] != '\'' && header[i] != '"') continue;
+    for (++i; i < n && IsSpace(header[i]); ++i) {
+    }
+    if (i >= n || header[i] != ':') continue;
+    for (++i; i < n && IsSpace(header[i]); ++i) {
+    }
+    if (i >= n) continue;
+    const char c = header[i];
+    size_t end = std::string::npos;
+    if (c == '\'' || c == '"') {
+      end = header.find(c, i + 1);
+    } else if (c == '(') {
+      end = header.find(')', i + 1);
+    } else if (header.compare(i, 4, "True") == 0) {
+      end = i + 3;
+    } else if (header.compare(i, 5, "False") == 0) {
+      end = i + 4;
+    }
+    if (end != std::string::npos) return header.substr(i, end - i + 1);
+  }
+  return "";
+}
+
+bool NpyShapeValues(const std::string& tuple, std::vector<int64_t>* values) {
+  values->clear();
+  for (size_t i = 0; i < tuple.size();) {
+    if (tuple[i] < '0' || tuple[i] > '9') {
+      ++i;
+      continue;
+    }
+    int64_t v = 0;
+    size_t digits = 0;
+    for (; i < tuple.size() && tuple[i] >= '0' && tuple[i] <= '9'; ++i, ++digits) {
+      if (digits >= 18) return false;  // beyond 10^18: no array of ours, and int64 stays safe
+      v = v * 10 + (tuple[i] - '0');
+    }
+    values->push_back(v);
+  }
+  return true;
+}
 
 Array2D ParseNpy(const std::string& bytes, const std::string& name) {
   auto fail = [&](const std::string& why) -> void { throw IoError(name + ": not a valid .npy file: " + why); };
@@ -38,26 +83,25 @@ Array2D ParseNpy(const std::string& bytes, const std::string& name) {
   } else {
     fail("unsupported format version " + std::to_string(major));
   }
+  if (header_len > kMaxHeader) fail("header of " + std::to_string(header_len) + " bytes is too long");
   if (bytes.size() < offset + header_len) fail("truncated header");
   const std::string header = bytes.substr(offset, header_len);
   offset += header_len;
 
-  std::string descr = HeaderValue(header, "descr");
-  const std::string fortran = HeaderValue(header, "fortran_order");
-  const std::string shape_s = HeaderValue(header, "shape");
+  std::string descr = NpyHeaderValue(header, "descr");
+  const std::string fortran = NpyHeaderValue(header, "fortran_order");
+  const std::string shape_s = NpyHeaderValue(header, "shape");
   if (descr.empty() || fortran.empty() || shape_s.empty()) fail("header lacks descr, fortran_order or shape");
+  if (descr.front() != '\'' && descr.front() != '"') fail("descr is not a string");
   descr = descr.substr(1, descr.size() - 2);
+  if (fortran != "True" && fortran != "False") fail("fortran_order is not True or False");
   // prnu-python's outputs (np.real of an ifft2) are saved Fortran-ordered:
   // read them, transposing to C order, rather than refuse the reference tool's files.
   const bool fortran_order = fortran == "True";
+  if (shape_s.front() != '(') fail("shape is not a tuple");
 
   std::vector<int64_t> shape;
-  {
-    const std::regex num("\\d+");
-    for (auto it = std::sregex_iterator(shape_s.begin(), shape_s.end(), num); it != std::sregex_iterator(); ++it) {
-      shape.push_back(std::stoll(it->str()));
-    }
-  }
+  if (!NpyShapeValues(shape_s, &shape)) fail("shape " + shape_s + " is implausibly large");
   auto shape_str = [&] {
     std::string s = "(";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -75,8 +119,12 @@ Array2D ParseNpy(const std::string& bytes, const std::string& name) {
   Array2D out;
   out.rows = shape[0];
   out.cols = shape[1];
-  const size_t n = static_cast<size_t>(out.rows * out.cols);
-  if (bytes.size() - offset < n * elem) {
+  size_t n = 0, need = 0;
+  if (__builtin_mul_overflow(static_cast<size_t>(out.rows), static_cast<size_t>(out.cols), &n) ||
+      __builtin_mul_overflow(n, elem, &need)) {
+    fail("shape " + shape_str() + " is implausibly large");
+  }
+  if (bytes.size() - offset < need) {
     fail("truncated data: " + std::to_string(bytes.size() - offset) + " bytes for shape " + shape_str() + ", expected " +
          std::to_string(n * elem));
   }
@@ -96,7 +144,9 @@ Array2D ParseNpy(const std::string& bytes, const std::string& name) {
     return static_cast<unsigned char>(p[i]);
   };
   const size_t rows = static_cast<size_t>(out.rows), cols = static_cast<size_t>(out.cols);
-  if (!fortran_order && elem == 4) {
+  if (n == 0) {
+    // (0, W) or (H, 0): nothing to copy (and memcpy may not be handed the null data()).
+  } else if (!fortran_order && elem == 4) {
     std::memcpy(out.data.data(), p, n * 4);
   } else if (!fortran_order) {
     for (size_t i = 0; i < n; ++i) out.data[i] = value(i);
@@ -121,7 +171,9 @@ std::string SerializeNpy(const Array2D& array) {
   out.push_back(static_cast<char>(dict.size() & 0xff));
   out.push_back(static_cast<char>((dict.size() >> 8) & 0xff));
   out += dict;
-  out.append(reinterpret_cast<const char*>(array.data.data()), array.data.size() * sizeof(float));
+  if (!array.data.empty()) {
+    out.append(reinterpret_cast<const char*>(array.data.data()), array.data.size() * sizeof(float));
+  }
   return out;
 }
 

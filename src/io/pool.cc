@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <regex>
 #include <stdexcept>
 
 #include "dippas/io/atomic_file.h"
@@ -57,7 +56,7 @@ std::string Errno() { return std::strerror(errno); }
 bool PwriteAll(int fd, const void* data, size_t size, off_t offset) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
-    const ssize_t n = pwrite(fd, p, size, offset);
+    const ssize_t n = PwriteWithFaults(fd, p, size, offset);  // pwrite, or the test hook
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -102,12 +101,6 @@ void CreatePrivateDir(const std::string& dir) {
   chmod(dir.c_str(), 0700);
 }
 
-std::string HeaderValue(const std::string& header, const std::string& key) {
-  const std::regex re("['\"]" + key + "['\"]\\s*:\\s*('[^']*'|\"[^\"]*\"|True|False|\\([^)]*\\))");
-  std::smatch m;
-  return std::regex_search(header, m, re) ? m[1].str() : "";
-}
-
 }  // namespace
 
 // --- PoolWriter ------------------------------------------------------------
@@ -130,6 +123,7 @@ PoolWriter::PoolWriter(const std::string& dir, int64_t height, int64_t width, nl
   auto [fd, tmp] = MakeTemp(dir_, "pool.npy", npy_path_);
   fd_ = fd;
   npy_tmp_ = tmp;
+  npy_slot_ = RegisterTemporaryFile(npy_tmp_);  // removed even by a second Ctrl-C
   header_size_ = HeaderSize(height_, width_);
   const std::string header = Header(0, height_, width_, header_size_);
   if (!PwriteAll(fd_, header.data(), header.size(), 0)) {
@@ -152,6 +146,9 @@ void PoolWriter::Cleanup() noexcept {
   if (!json_tmp_.empty()) std::remove(json_tmp_.c_str());
   npy_tmp_.clear();
   json_tmp_.clear();
+  UnregisterTemporaryFile(npy_slot_);
+  UnregisterTemporaryFile(json_slot_);
+  npy_slot_ = json_slot_ = -1;
 }
 
 void PoolWriter::Append(const uint8_t* rgb_hwc, const nlohmann::json& record) {
@@ -190,6 +187,7 @@ void PoolWriter::Close() {
     const std::string text = meta_.dump(2) + "\n";
     auto [jfd, jtmp] = MakeTemp(dir_, "pool.json", json_path_);
     json_tmp_ = jtmp;
+    json_slot_ = RegisterTemporaryFile(json_tmp_);
     const bool ok = PwriteAll(jfd, text.data(), text.size(), 0) && fsync(jfd) == 0;
     const std::string reason = Errno();
     if (::close(jfd) != 0 || !ok) {
@@ -205,6 +203,8 @@ void PoolWriter::Close() {
       throw IoError(npy_path_ + ": cannot rename into place: " + Errno());
     }
     npy_tmp_.clear();
+    UnregisterTemporaryFile(npy_slot_);
+    npy_slot_ = -1;
     // pool.json last: its presence (with "complete": true) marks a whole pool.
     if (std::rename(json_tmp_.c_str(), json_path_.c_str()) != 0) {
       const std::string why = Errno();
@@ -212,6 +212,8 @@ void PoolWriter::Close() {
       throw IoError(json_path_ + ": cannot rename into place: " + why);
     }
     json_tmp_.clear();
+    UnregisterTemporaryFile(json_slot_);
+    json_slot_ = -1;
     const int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
       fsync(dfd);  // the renames themselves survive a crash
@@ -293,20 +295,19 @@ PoolReader::PoolReader(const std::string& dir) {
   if (static_cast<size_t>(in.gcount()) != header_len) fail("truncated header");
   data_offset_ = offset + header_len;
 
-  const std::string descr = HeaderValue(header, "descr");
-  const std::string fortran = HeaderValue(header, "fortran_order");
-  const std::string shape_s = HeaderValue(header, "shape");
+  // npy.cc's header scanners: linear time, so a crafted header cannot exhaust the stack.
+  const std::string descr = NpyHeaderValue(header, "descr");
+  const std::string fortran = NpyHeaderValue(header, "fortran_order");
+  const std::string shape_s = NpyHeaderValue(header, "shape");
   if (descr.empty() || fortran.empty() || shape_s.empty())
     fail("header lacks descr, fortran_order or shape");
   const std::string d = descr.substr(1, descr.size() - 2);
   if (d != "|u1" && d != "<u1" && d != "=u1") fail("dtype '" + d + "', expected uint8 ('|u1')");
   if (fortran != "False") fail("Fortran order, expected C order");
   std::vector<int64_t> shape;
-  const std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(shape_s.begin(), shape_s.end(), num);
-       it != std::sregex_iterator(); ++it) {
-    if (it->length() > 12) fail("shape " + shape_s + " is implausibly large");
-    shape.push_back(std::stoll(it->str()));
+  if (!NpyShapeValues(shape_s, &shape)) fail("shape " + shape_s + " is implausibly large");
+  for (const int64_t v : shape) {
+    if (v >= 1000000000000) fail("shape " + shape_s + " is implausibly large");
   }
   if (shape.size() != 4 || shape[3] != 3) fail("shape " + shape_s + ", expected (N, H, W, 3)");
   if (shape[1] != height_ || shape[2] != width_) {

@@ -33,6 +33,15 @@ Array2D ParseNpy(const std::string& bytes, const std::string& name);
 // Serialises a float32 (H,W) array as .npy version 1.0 bytes.
 std::string SerializeNpy(const Array2D& array);
 
+// Helpers of the .npy header, shared with the pool reader. Linear time, no std::regex, so a
+// crafted header cannot exhaust the stack.
+// The value of `key` in the header dict: a quoted string (quotes included), True, False or a
+// tuple "(...)"; empty when the key or a value of those kinds is absent.
+std::string NpyHeaderValue(const std::string& header, const std::string& key);
+// The integers of a shape tuple such as "(512, 512, 1)", in order; false when one of them has
+// more than 18 digits.
+bool NpyShapeValues(const std::string& tuple, std::vector<int64_t>* values);
+
 // Writes a float32 (H,W) .npy atomically: a temporary file beside `path`,
 // renamed into place only when complete.
 void WriteNpy(const std::string& path, const Array2D& array);

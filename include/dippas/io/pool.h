@@ -48,6 +48,7 @@ class PoolWriter {
   std::string dir_, npy_path_, json_path_;  // final names
   std::string npy_tmp_, json_tmp_;          // temporaries inside dir_ (empty once renamed)
   int fd_ = -1;                             // open temporary of pool.npy
+  int npy_slot_ = -1, json_slot_ = -1;      // their RegisterTemporaryFile handles
   int64_t height_ = 0, width_ = 0, count_ = 0;
   size_t header_size_ = 0;  // bytes before the first frame
   nlohmann::json meta_;     // pool.json being built

@@ -1,0 +1,21 @@
+// Benchmarks that the speed targets are judged by: they print figures, they
+// assert nothing. Shared by `dippas bench` and the OpenCV-free `dippas-bench`
+// built on the GPU machine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "dippas/dip/options.h"
+
+namespace dippas {
+
+// Residual of one size×size RGB image, fingerprint of ten, NCC+PCE of one pair
+// (median of `repeats` runs), on `device` ("cpu" or "cuda").
+void BenchPrnu(int64_t size, int repeats, const std::string& device = "cpu");
+
+// `iterations` of the real DIP loop (every candidate admitted, so the pool
+// work counts): it/s, time shares, peak memory.
+void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& options);
+
+}  // namespace dippas

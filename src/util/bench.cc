@@ -1,0 +1,155 @@
+#include "dippas/util/bench.h"
+
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#if defined(DIPPAS_HAVE_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include "dippas/dip/loop.h"
+#include "dippas/prnu/detection.h"
+#include "dippas/prnu/fingerprint.h"
+#include "dippas/prnu/residual.h"
+
+namespace dippas {
+namespace {
+
+void Sync(const std::string& device) {
+  if (device == "cuda") torch::cuda::synchronize();
+}
+
+// Peak memory: the CUDA caching allocator's peak on a GPU, the process's peak
+// resident set on a CPU.
+void ResetPeak(const std::string& device) {
+#if defined(DIPPAS_HAVE_CUDA)
+  if (device == "cuda") c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#else
+  (void)device;
+#endif
+}
+
+void PrintPeak(const std::string& device) {
+#if defined(DIPPAS_HAVE_CUDA)
+  if (device == "cuda") {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+    // Index 0 is the aggregate over pool types in every LibTorch version.
+    std::printf("  peak GPU memory           %9.1f MiB (allocated by tensors)\n",
+                static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 20));
+    return;
+  }
+#endif
+  (void)device;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("  peak resident memory      %9.1f MiB (whole process)\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
+}
+
+double MedianSeconds(int repeats, const std::function<void()>& fn) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+void BenchPrnu(int64_t size, int repeats, const std::string& device) {
+  torch::manual_seed(0);
+  // Synthetic 8-bit photographs: smooth scene plus noise, so no stage sees a degenerate input.
+  auto make = [&] {
+    auto base = torch::rand({3, size / 8, size / 8}) * 200.0;
+    auto up = torch::upsample_bilinear2d(base.unsqueeze(0), {size, size}, false).squeeze(0);
+    return (up + torch::randn({3, size, size}) * 4.0).clamp(0, 255).round().to(torch::Device(device));
+  };
+  std::vector<torch::Tensor> imgs;
+  for (int i = 0; i < 10; ++i) imgs.push_back(make());
+  const auto k = (torch::randn({size, size}) * 0.01).to(torch::Device(device));
+  auto timed = [&](int n, const std::function<void()>& fn) {
+    return MedianSeconds(n, [&] {
+      fn();
+      Sync(device);
+    });
+  };
+
+  const double t_res = timed(repeats, [&] { Residual(imgs[0]); });
+  const double t_wav = timed(repeats, [&] { WaveletNoise(imgs[0], {}); });
+  const auto gray = ToGray(WaveletNoise(imgs[0], {}));
+  const double t_zm = timed(repeats, [&] { ZeroMeanTotal(gray); });
+  const double t_wd = timed(repeats, [&] { WienerDft(gray); });
+  const auto batch = torch::stack(imgs);
+  const double t_batch = timed(std::max(1, repeats / 3), [&] { Residual(batch); });
+  const double t_fp = timed(std::max(1, repeats / 3), [&] {
+    FingerprintAccumulator acc;
+    for (const auto& im : imgs) acc.Add(im);
+    acc.Finish();
+  });
+  const auto w = Residual(imgs[0]);
+  const auto g = ToGray(imgs[0]);
+  const double t_det = timed(repeats, [&] {
+    Ncc(w, g, k).item<double>();
+    Pce(w, g * k);
+  });
+  std::printf("prnu bench, %lldx%lld RGB, %s, %d threads, median of %d runs\n", static_cast<long long>(size),
+              static_cast<long long>(size), device.c_str(), at::get_num_threads(), repeats);
+  std::printf("  residual (1 image)        %9.2f ms\n", t_res * 1e3);
+  std::printf("    wavelet noise (3 ch)    %9.2f ms\n", t_wav * 1e3);
+  std::printf("    zero-mean               %9.2f ms\n", t_zm * 1e3);
+  std::printf("    Wiener-DFT              %9.2f ms\n", t_wd * 1e3);
+  std::printf("  residual, batch of 10      %8.2f ms\n", t_batch * 1e3);
+  std::printf("  fingerprint (10 images)   %9.2f ms\n", t_fp * 1e3);
+  std::printf("  NCC + PCE (1 pair)        %9.2f ms\n", t_det * 1e3);
+}
+
+// N iterations of the real loop (default network unless --config/--set), with
+// every candidate admitted to the pool (τ = 0) so that the pool work is counted.
+void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& base) {
+  ResetPeak(device);
+  torch::manual_seed(0);
+  auto base_img = torch::rand({1, 3, size / 8, size / 8}) * 200.0;
+  auto img = (torch::upsample_bilinear2d(base_img, {size, size}, false)[0] + torch::randn({3, size, size}) * 3.0)
+                 .clamp(0, 255)
+                 .round();
+  auto p = torch::randn({size, size});
+  DipRunOptions run;
+  run.dip = base;
+  run.dip.max_iterations = iterations;
+  run.dip.psnr_min = 1e-6;  // every candidate joins the pool
+  run.dip.psnr_stop = 100.0;
+  run.dip.block_size = std::min<int64_t>(run.dip.block_size, size);
+  run.device = device;
+  // Warm-up (allocator, kernels), not counted.
+  {
+    DipRunOptions warm = run;
+    warm.dip.max_iterations = 2;
+    RunDip(img, p, warm);
+  }
+  LoopProfile prof;
+  prof.profile = true;
+  RunDip(img, p, run, {}, &prof);
+  const double loop = prof.forward + prof.backward + prof.optimizer + prof.pool;
+  std::printf("dip bench, %lldx%lld, %s, %d threads, %lld iterations, %lld parameters (+γ)\n",
+              static_cast<long long>(size), static_cast<long long>(size), device.c_str(), at::get_num_threads(),
+              static_cast<long long>(iterations), static_cast<long long>(NetworkParameterCount(run.dip)));
+  std::printf("  iterations/s              %9.3f\n", static_cast<double>(iterations) / prof.total);
+  std::printf("  time per iteration        %9.2f ms\n", 1e3 * prof.total / static_cast<double>(iterations));
+  std::printf("  forward                   %8.1f %%\n", 100 * prof.forward / loop);
+  std::printf("  backward                  %8.1f %%\n", 100 * prof.backward / loop);
+  std::printf("  optimizer                 %8.1f %%\n", 100 * prof.optimizer / loop);
+  std::printf("  pool (residual, NCC, top-L) %6.1f %%\n", 100 * prof.pool / loop);
+  PrintPeak(device);
+}
+
+}  // namespace dippas
