@@ -38,7 +38,7 @@ for t in "${tests[@]}"; do
     tail -40 "$log" >&2
   fi
 done
-# Opt-in (about 5 more minutes): the dippas executable under the sanitizers, through the
+# Opt-in (6 to 12 more minutes on 2 cores): the dippas executable under the sanitizers, through the
 # end-to-end scripts that need no DIP run of minutes.
 if [ "${SANITIZE_E2E:-0}" = 1 ]; then
   cmake --build "$out" -j "$(nproc)" --target dippas
