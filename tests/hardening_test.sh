@@ -250,6 +250,17 @@ wait_for_pool() {
   done
   return 1
 }
+# wait_for_candidates DIR: until the pool's temporary file holds a candidate (the loop runs).
+wait_for_candidates() {
+  local f
+  for _ in $(seq 1 300); do
+    for f in "$1"/.pool.npy.tmp-*; do
+      [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 1000 ] && return 0
+    done
+    sleep 0.1
+  done
+  return 1
+}
 # SIGTERM, once: the iteration ends, the pool so far is assembled, every output is written.
 mkdir -p "$T/sig"
 "${LONG[@]}" --out "$T/sig/term.png" --save-pool "$T/sig/termpool" 2>"$T/sig/term.err" &
@@ -283,6 +294,41 @@ for f in twice.png twice.json twicepool/pool.npy twicepool/pool.json; do
   [ -e "$T/sig/$f" ] && bad "two signals: $f was written"
 done
 no_temporaries "two signals" "$T/sig"
+# The second signal at the exact edges of the commit (test hook DIPPAS_TEST_SIGNAL_AT: the
+# process sends itself SIGINT there): all outputs staged but not yet committed → 130 and none
+# of them; the commit begun → it completes, every output is there, exit 3. Whatever the timing,
+# the exit code tells which of the two happened.
+sigpoint() {  # sigpoint NAME POINT: first SIGINT from outside, the second from the hook at POINT
+  DIPPAS_TEST_SIGNAL_AT=$2 "${LONG[@]}" --out "$T/sig/$1.png" --save-pool "$T/sig/${1}pool" \
+    --history "$T/sig/$1.csv" 2>"$T/sig/$1.err" &
+  local pid=$!
+  wait_for_candidates "$T/sig/${1}pool" || bad "$1: no candidate ever reached the pool"
+  kill -INT $pid
+  wait $pid
+}
+sigpoint staged staged
+rc=$?
+[ $rc -eq 130 ] || bad "second signal before the commit: exit $rc, expected 130: $(tail -2 "$T/sig/staged.err")"
+for f in staged.png staged.json staged.csv stagedpool/pool.npy stagedpool/pool.json; do
+  [ -e "$T/sig/$f" ] && bad "second signal before the commit: $f was written"
+done
+no_temporaries "second signal before the commit" "$T/sig"
+sigpoint committing committing
+rc=$?
+[ $rc -eq 3 ] || bad "second signal during the commit: exit $rc, expected 3: $(tail -2 "$T/sig/committing.err")"
+for f in committing.png committing.json committing.csv committingpool/pool.npy committingpool/pool.json; do
+  [ -s "$T/sig/$f" ] || bad "second signal during the commit: $f missing"
+done
+check "second signal during the commit: complete outputs" "
+import json; assert json.load(open('$T/sig/committing.json'))['stop_reason'] == 'interrupted'"
+no_temporaries "second signal during the commit" "$T/sig"
+# Interrupted before the first iteration: exit 3, a message, no output at all.
+mkdir -p "$T/early"
+DIPPAS_TEST_SIGNAL_AT=before-loop "${A[@]}" --out "$T/early/e.png" 2>"$T/early.err"
+rc=$?
+[ $rc -eq 3 ] || bad "interrupted before the first iteration: exit $rc, expected 3: $(tail -2 "$T/early.err")"
+grep -q "before the first iteration" "$T/early.err" || bad "interrupted before the first iteration: no message"
+[ -z "$(ls -A "$T/early")" ] || bad "interrupted before the first iteration: wrote $(ls -A "$T/early")"
 # Two Ctrl-C a moment apart: either the second lands in the iteration (130, nothing written) or
 # after the run had already finished writing (3, complete outputs); never anything partial.
 "${LONG[@]}" --out "$T/sig/ctrlc.png" --save-pool "$T/sig/ctrlcpool" 2>"$T/sig/ctrlc.err" &

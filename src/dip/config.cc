@@ -41,6 +41,8 @@ const std::vector<Field>& Fields() {
       {"block_size", nullptr, &DipOptions::block_size},
       {"top", nullptr, &DipOptions::top},
       {"seed", nullptr, &DipOptions::seed},
+      {"tile_size", nullptr, &DipOptions::tile_size},
+      {"tile_margin", nullptr, &DipOptions::tile_margin},
   };
   return fields;
 }

@@ -221,9 +221,9 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     // No candidate reached τ: the best one so far stands in, flagged in the metrics.
     result.fallback = true;
     result.image = best_candidate.to(torch::kCPU);
-  } else {
+  } else if (result.stop_reason != "interrupted") {
     throw std::runtime_error("the DIP loop ran no iteration");
-  }
+  }  // interrupted before the first iteration: no image (the caller writes nothing)
   prof.total = total_timer.Lap();
   prof.profile = profiling;
   result.profile = prof;

@@ -31,12 +31,17 @@ void DipOptions::Check() const {
   Require(block_size >= 1, "block_size", "must be at least 1");
   Require(top >= 1, "top", "must be at least 1");
   Require(seed >= 0, "seed", "must be ≥ 0");
+  // Tiles are cut to whole assembly blocks (see pipeline/tiles.h), hence at least one block.
+  Require(tile_size == 0 || (tile_size >= 32 && tile_size >= block_size), "tile_size",
+          "must be 0 (never tile) or at least 32 and at least block_size");
+  Require(tile_margin >= 0 && tile_margin <= 4096, "tile_margin", "must be in [0, 4096] pixels");
 }
 
 const std::vector<std::string>& DipOptionKeys() {
   static const std::vector<std::string> keys = {
       "sigma",     "input_depth",     "filters",       "skips",     "alpha",          "lr",         "input_noise_std",
-      "reg_noise_std", "psnr_stop", "psnr_min", "max_iterations", "block_size", "top",     "seed"};
+      "reg_noise_std", "psnr_stop", "psnr_min", "max_iterations", "block_size", "top",     "seed",
+      "tile_size", "tile_margin"};
   return keys;
 }
 

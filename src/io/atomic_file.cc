@@ -1,6 +1,7 @@
 #include "dippas/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,7 +91,15 @@ void RemoveTemporaryFiles() noexcept {
   }
 }
 
-void WriteFileAtomic(const std::string& path, const std::string& bytes) {
+namespace {
+
+// A complete, fsync'd temporary beside `path` holding `bytes`, registered for signal-time removal.
+struct Temporary {
+  std::string path;
+  int slot = -1;
+};
+
+Temporary WriteTemporary(const std::string& path, const std::string& bytes) {
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
@@ -136,13 +145,84 @@ void WriteFileAtomic(const std::string& path, const std::string& bytes) {
     UnregisterTemporaryFile(slot);
     throw IoError(path + ": write failed: " + reason);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  return {tmp, slot};
+}
+
+// The commit gate: open (0), aborting (1) or committing (2); see BeginOutputCommit.
+std::atomic<int> g_output_gate{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the gate is used from signal handlers");
+
+}  // namespace
+
+void WriteFileAtomic(const std::string& path, const std::string& bytes) {
+  const Temporary t = WriteTemporary(path, bytes);
+  if (std::rename(t.path.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    UnregisterTemporaryFile(slot);
+    std::remove(t.path.c_str());
+    UnregisterTemporaryFile(t.slot);
     throw IoError(path + ": cannot rename into place: " + reason);
   }
-  UnregisterTemporaryFile(slot);
+  UnregisterTemporaryFile(t.slot);
+}
+
+bool BeginOutputCommit() noexcept {
+  int expected = 0;
+  return g_output_gate.compare_exchange_strong(expected, 2) || expected == 2;
+}
+
+bool BeginAbort() noexcept {
+  int expected = 0;
+  return g_output_gate.compare_exchange_strong(expected, 1) || expected == 1;
+}
+
+OutputSet::~OutputSet() {
+  if (committed_) return;
+  for (const auto& e : entries_) {
+    std::remove(e.temporary.c_str());
+    UnregisterTemporaryFile(e.slot);
+  }
+}
+
+void OutputSet::Stage(const std::string& path, const std::string& bytes) {
+  const Temporary t = WriteTemporary(path, bytes);
+  entries_.push_back({t.path, path, t.slot, false});
+}
+
+void OutputSet::Adopt(const std::string& temporary, const std::string& path, int slot, bool remove_first) {
+  entries_.push_back({temporary, path, slot, remove_first});
+}
+
+void TestSignalPoint(const char* point) noexcept {
+  const char* at = std::getenv("DIPPAS_TEST_SIGNAL_AT");
+  // raise(): delivered to this very thread before it returns, so the timing is exact.
+  if (at != nullptr && std::strcmp(at, point) == 0) raise(SIGINT);
+}
+
+void OutputSet::Commit() {
+  if (committed_) throw std::logic_error("OutputSet::Commit called twice");
+  TestSignalPoint("staged");
+  if (!BeginOutputCommit()) {
+    // A signal handler is removing the temporaries and exiting: let it finish.
+    for (;;) pause();
+  }
+  TestSignalPoint("committing");
+  committed_ = true;
+  for (const auto& e : entries_) {
+    if (e.remove_first && std::remove(e.path.c_str()) != 0 && errno != ENOENT) {
+      throw IoError(e.path + ": cannot replace: " + std::strerror(errno));
+    }
+  }
+  for (const auto& e : entries_) {
+    if (std::rename(e.temporary.c_str(), e.path.c_str()) != 0) {
+      const std::string reason = std::strerror(errno);
+      for (const auto& f : entries_) {
+        std::remove(f.temporary.c_str());
+        UnregisterTemporaryFile(f.slot);
+      }
+      throw IoError(e.path + ": cannot rename into place: " + reason);
+    }
+    UnregisterTemporaryFile(e.slot);
+  }
 }
 
 std::string ReadFileBytes(const std::string& path) {

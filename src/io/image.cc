@@ -112,7 +112,7 @@ Image CenterCrop(const Image& image, int64_t n, const std::string& name) {
   return out;
 }
 
-void WriteImage(const std::string& path, const Image& image) {
+std::string EncodeImage(const std::string& path, const Image& image) {
   cv::Mat m(static_cast<int>(image.height), static_cast<int>(image.width),
             CV_8UC(static_cast<int>(image.channels)));
   for (size_t i = 0; i < image.data.size(); ++i) {
@@ -131,8 +131,10 @@ void WriteImage(const std::string& path, const Image& image) {
     throw IoError(path + ": cannot encode image: " + e.what());
   }
   if (!ok) throw IoError(path + ": cannot encode image as '" + ext + "'");
-  WriteFileAtomic(path, std::string(buf.begin(), buf.end()));
+  return std::string(buf.begin(), buf.end());
 }
+
+void WriteImage(const std::string& path, const Image& image) { WriteFileAtomic(path, EncodeImage(path, image)); }
 
 std::vector<std::string> ListImages(const std::string& dir) {
   std::vector<std::string> out;

@@ -169,31 +169,52 @@ void PoolWriter::Append(const uint8_t* rgb_hwc, const nlohmann::json& record) {
   ++count_;
 }
 
+void PoolWriter::FinishTemporaries() {
+  const std::string header = Header(count_, height_, width_, header_size_);
+  const off_t end = static_cast<off_t>(header_size_ + static_cast<size_t>(height_ * width_ * 3) *
+                                                          static_cast<size_t>(count_));
+  if (!PwriteAll(fd_, header.data(), header.size(), 0) || ftruncate(fd_, end) != 0 ||
+      fsync(fd_) != 0) {
+    throw IoError(npy_path_ + ": write failed: " + Errno());
+  }
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw IoError(npy_path_ + ": write failed: " + Errno());
+
+  meta_["complete"] = true;
+  const std::string text = meta_.dump(2) + "\n";
+  auto [jfd, jtmp] = MakeTemp(dir_, "pool.json", json_path_);
+  json_tmp_ = jtmp;
+  json_slot_ = RegisterTemporaryFile(json_tmp_);
+  const bool ok = PwriteAll(jfd, text.data(), text.size(), 0) && fsync(jfd) == 0;
+  const std::string reason = Errno();
+  if (::close(jfd) != 0 || !ok) {
+    throw IoError(json_path_ + ": write failed: " + (ok ? Errno() : reason));
+  }
+}
+
+void PoolWriter::StageInto(OutputSet& outputs) {
+  if (closed_ || fd_ < 0) throw std::logic_error("PoolWriter closed twice");
+  try {
+    FinishTemporaries();
+  } catch (...) {
+    Cleanup();
+    closed_ = true;
+    throw;
+  }
+  // pool.json last, and an older one removed first (see Close).
+  outputs.Adopt(npy_tmp_, npy_path_, npy_slot_);
+  outputs.Adopt(json_tmp_, json_path_, json_slot_, /*remove_first=*/true);
+  npy_tmp_.clear();
+  json_tmp_.clear();
+  npy_slot_ = json_slot_ = -1;
+  closed_ = true;
+}
+
 void PoolWriter::Close() {
   if (closed_ || fd_ < 0) throw std::logic_error("PoolWriter::Close called twice");
   try {
-    const std::string header = Header(count_, height_, width_, header_size_);
-    const off_t end = static_cast<off_t>(header_size_ + static_cast<size_t>(height_ * width_ * 3) *
-                                                            static_cast<size_t>(count_));
-    if (!PwriteAll(fd_, header.data(), header.size(), 0) || ftruncate(fd_, end) != 0 ||
-        fsync(fd_) != 0) {
-      throw IoError(npy_path_ + ": write failed: " + Errno());
-    }
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) throw IoError(npy_path_ + ": write failed: " + Errno());
-
-    meta_["complete"] = true;
-    const std::string text = meta_.dump(2) + "\n";
-    auto [jfd, jtmp] = MakeTemp(dir_, "pool.json", json_path_);
-    json_tmp_ = jtmp;
-    json_slot_ = RegisterTemporaryFile(json_tmp_);
-    const bool ok = PwriteAll(jfd, text.data(), text.size(), 0) && fsync(jfd) == 0;
-    const std::string reason = Errno();
-    if (::close(jfd) != 0 || !ok) {
-      throw IoError(json_path_ + ": write failed: " + (ok ? Errno() : reason));
-    }
-
+    FinishTemporaries();
     // An older pool in DIR loses its index first: a reader then sees "missing pool.json"
     // rather than an old index over new frames.
     if (std::remove(json_path_.c_str()) != 0 && errno != ENOENT) {

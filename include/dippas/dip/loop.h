@@ -48,7 +48,8 @@ struct DipRunOptions {
 };
 
 struct DipResult {
-  torch::Tensor image;            // Î (3,H,W) float, integer values 0..255, CPU
+  torch::Tensor image;            // Î (3,H,W) float, integer values 0..255, CPU; undefined
+                                  // when interrupted before the first iteration
   int64_t iterations = 0;         // iterations run
   std::string stop_reason;        // psnr_stop | max_iterations | interrupted
   double gamma = 0;               // final γ

@@ -23,6 +23,10 @@ struct DipOptions {
   int64_t block_size = 64;                             // B: assembly block side
   int64_t top = 10;                                    // L: candidates averaged per block
   int64_t seed = 0;                                    // every random draw
+  int64_t tile_size = 512;    // larger images are anonymized in tiles of this side (rounded down to
+                              // a multiple of B); 0 = never tile
+  int64_t tile_margin = 0;    // context around each tile that the network sees and that is cut
+                              // away, pixels (rounded up to a multiple of B)
 
   // Throws std::invalid_argument naming the key and the allowed range.
   void Check() const;

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace dippas {
 
@@ -35,5 +36,59 @@ void UnregisterTemporaryFile(int handle) noexcept;
 // Deletes every registered temporary file. Async-signal-safe (unlink(2) only): for a
 // signal handler about to call _exit, so that no partial file is left behind.
 void RemoveTemporaryFiles() noexcept;
+
+// --- The outputs of a run, committed as one step ---------------------------------------------
+//
+// A run's outputs (image, metrics, history, pool) are first written completely to registered
+// temporaries, then renamed into place together. A second Ctrl-C must leave either all of
+// them (exit 3) or none (exit 130), whatever its timing: the process-wide gate below decides
+// which of the two happens first, the commit or the abort, and the other one then yields.
+
+// Called by the run before its first rename: true when the commit may go ahead (an abort can
+// no longer start), false when a signal handler has already begun to abort.
+bool BeginOutputCommit() noexcept;
+
+// Called by a signal handler that wants to exit at once: true when it may abort (remove the
+// registered temporaries and _exit), false when a commit has begun, which the handler must
+// then let finish. Async-signal-safe (one lock-free compare-and-swap).
+bool BeginAbort() noexcept;
+
+// Test hook: when the environment variable DIPPAS_TEST_SIGNAL_AT equals `point`, the calling
+// thread sends itself SIGINT (raise: handled before this returns, so the timing is exact).
+// Points: "before-loop", "tiles-done-N" (N tiles finished), "staged" (outputs written, before
+// the commit), "committing" (the commit begun). See README, test hooks.
+void TestSignalPoint(const char* point) noexcept;
+
+// Outputs staged in temporaries beside their targets; nothing appears under a final name before
+// Commit(). The destructor removes what was not committed.
+class OutputSet {
+ public:
+  OutputSet() = default;
+  OutputSet(const OutputSet&) = delete;
+  OutputSet& operator=(const OutputSet&) = delete;
+  ~OutputSet();
+
+  // Writes `bytes` completely (fsync'd) to a registered temporary beside `path`; IoError naming
+  // `path` on failure (nothing is left behind).
+  void Stage(const std::string& path, const std::string& bytes);
+
+  // Takes over a temporary written by someone else (e.g. the pool's), registered under `slot`
+  // (RegisterTemporaryFile), to be renamed to `path` by Commit(). With `remove_first`, the old
+  // `path` is removed before the renames start.
+  void Adopt(const std::string& temporary, const std::string& path, int slot, bool remove_first = false);
+
+  // Passes the gate (BeginOutputCommit; if an abort won it, waits for the handler's _exit) and
+  // renames every staged file into place in staging order. IoError naming the file on failure.
+  void Commit();
+
+ private:
+  struct Entry {
+    std::string temporary, path;
+    int slot = -1;
+    bool remove_first = false;
+  };
+  std::vector<Entry> entries_;
+  bool committed_ = false;
+};
 
 }  // namespace dippas

@@ -30,6 +30,9 @@ Image CenterCrop(const Image& image, int64_t n, const std::string& name);
 // extension through OpenCV, atomically and without metadata.
 void WriteImage(const std::string& path, const Image& image);
 
+// The bytes WriteImage would write (format from the extension of `path`, PNG without one).
+std::string EncodeImage(const std::string& path, const Image& image);
+
 // Lists image files (png, jpg, jpeg, tif, tiff, bmp) directly in `dir`, sorted.
 std::vector<std::string> ListImages(const std::string& dir);
 

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "dippas/io/atomic_file.h"
+
 namespace dippas {
 
 // Streams candidates to disk, one frame at a time (memory O(1 image)). Nothing appears under
@@ -40,10 +42,15 @@ class PoolWriter {
   // an old index with new frames). Further Append/Close calls throw std::logic_error.
   void Close();
 
+  // Like Close(), but the two finished temporaries are handed to `outputs`, which renames them
+  // with the run's other outputs in one commit (the writer is closed afterwards).
+  void StageInto(OutputSet& outputs);
+
   int64_t count() const { return count_; }
 
  private:
   void Cleanup() noexcept;
+  void FinishTemporaries();  // fixes N, fsyncs pool.npy, writes the pool.json temporary
 
   std::string dir_, npy_path_, json_path_;  // final names
   std::string npy_tmp_, json_tmp_;          // temporaries inside dir_ (empty once renamed)

@@ -1,0 +1,417 @@
+#include "dippas/pipeline/anonymize.h"
+
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "dippas/baselines/baselines.h"
+#include "dippas/dip/config.h"
+#include "dippas/eval/psnr.h"
+#include "dippas/io/atomic_file.h"
+#include "dippas/io/image.h"
+#include "dippas/io/paths.h"
+#include "dippas/io/pool.h"
+#include "dippas/pipeline/inputs.h"
+#include "dippas/pipeline/tiled_dip.h"
+#include "dippas/pipeline/work_folder.h"
+#include "dippas/prnu/detection.h"
+#include "dippas/prnu/residual.h"
+#include "dippas/util/runtime.h"
+
+namespace dippas {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json Num(const std::optional<double>& v) { return v ? Num(*v) : nlohmann::json(nullptr); }
+
+std::string HistoryRow(const IterationRecord& r) {
+  std::ostringstream csv;
+  csv << r.iteration << "," << r.loss << "," << r.psnr << "," << r.gamma << "," << (r.admitted ? 1 : 0) << ",";
+  if (r.ncc && std::isfinite(*r.ncc)) csv << *r.ncc;
+  csv << "\n";
+  return csv.str();
+}
+
+nlohmann::json TileJson(const TileOutcome& t) {
+  return {{"index", t.tile.index},
+          {"box", {t.tile.core.y, t.tile.core.x, t.tile.core.h, t.tile.core.w}},
+          {"context", {t.tile.context.y, t.tile.context.x, t.tile.context.h, t.tile.context.w}},
+          {"iterations", t.iterations},
+          {"stop_reason", t.stop_reason},
+          {"psnr", Num(t.psnr)},
+          {"pool_size", t.pool_size},
+          {"gamma", Num(t.gamma)},
+          {"best_candidate_psnr", Num(t.best_candidate_psnr)},
+          {"fallback_no_pool", t.fallback},
+          {"seconds", t.seconds},
+          {"reused", t.reused}};
+}
+
+TileOutcome TileFromJson(const nlohmann::json& j, const Tile& tile) {
+  TileOutcome t;
+  t.tile = tile;
+  t.iterations = j.at("iterations").get<int64_t>();
+  t.stop_reason = j.at("stop_reason").get<std::string>();
+  t.psnr = j.at("psnr").is_number() ? j.at("psnr").get<double>() : NAN;
+  t.pool_size = j.at("pool_size").get<int64_t>();
+  t.gamma = j.at("gamma").is_number() ? j.at("gamma").get<double>() : NAN;
+  t.best_candidate_psnr = j.at("best_candidate_psnr").is_number() ? j.at("best_candidate_psnr").get<double>() : NAN;
+  t.fallback = j.at("fallback_no_pool").get<bool>();
+  t.seconds = j.at("seconds").get<double>();
+  return t;
+}
+
+// Output folders exist and are writable: found out now, not after hours of iterations
+// (EROFS too, which root cannot bypass).
+void CheckWritable(const std::string& path) {
+  if (path.empty()) return;
+  std::error_code ec;
+  const fs::path dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) throw UsageError(path + ": folder '" + dir.string() + "' does not exist");
+  if (access(dir.c_str(), W_OK) != 0) {
+    throw UsageError(path + ": cannot write to folder '" + dir.string() + "': " + std::strerror(errno));
+  }
+}
+
+torch::Tensor ToHwcBytes(const torch::Tensor& chw) {
+  return chw.round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+}
+
+}  // namespace
+
+AttributionScores ScoreImage(const torch::Tensor& image, const torch::Tensor& k, double sigma) {
+  if (!k.defined()) return {};
+  ResidualOptions ro;
+  ro.sigma = sigma;
+  const auto w = Residual(image, ro);
+  const auto g = ToGray(image);
+  AttributionScores s;
+  s.ncc = Ncc(w, g, k).item<double>();
+  s.pce = Pce(w, g * k).pce;
+  return s;
+}
+
+void AnonymizeOptions::Check() const {
+  if (image.empty()) throw UsageError("--image is required");
+  if (method != "dip" && method != "subtract" && method != "denoise") {
+    throw UsageError("--method " + method + ": expected dip, subtract or denoise");
+  }
+  if (!prnu.empty() && blind) throw UsageError("--prnu and --blind exclude each other");
+  if (method == "subtract" && prnu.empty()) throw UsageError("--method subtract needs --prnu");
+  // Denoising ignores P: it runs with or without a fingerprint.
+  if (prnu.empty() && !blind && method != "denoise") throw UsageError("give --prnu K.npy (PRNU-aware) or --blind");
+  if (method != "dip" && (!history.empty() || !save_pool.empty() || history_ncc)) {
+    throw UsageError("--history, --history-ncc and --save-pool apply to --method dip only");
+  }
+  if (crop < 0) throw UsageError("--crop must be ≥ 0");
+  try {
+    dip.Check();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("invalid option ") + e.what());
+  }
+}
+
+std::string AnonymizeOptions::OutputPath() const {
+  if (!out.empty()) return out;
+  const fs::path p(image);
+  return (p.parent_path() / (p.stem().string() + ".anon.png")).string();
+}
+
+std::string AnonymizeOptions::MetricsPath() const {
+  if (!metrics.empty()) return metrics;
+  const fs::path o(OutputPath());
+  return (o.parent_path() / (o.stem().string() + ".json")).string();
+}
+
+std::string AnonymizeOptions::WorkFolder() const { return OutputPath() + ".tiles"; }
+
+AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks& callbacks) {
+  opt.Check();
+  const DipOptions& dip = opt.dip;
+  const auto t_start = std::chrono::steady_clock::now();
+  std::map<std::string, double> timings;
+  auto lap = [&, last = t_start](const std::string& stage) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    timings[stage] += std::chrono::duration<double>(now - last).count();
+    last = now;
+  };
+  auto say = [&](const std::string& m) {
+    if (callbacks.on_message) callbacks.on_message(m);
+  };
+  const bool is_dip = opt.method == "dip";
+  const std::string out = opt.OutputPath();
+  const std::string metrics_path = opt.MetricsPath();
+
+  // No output may replace an input, nor another output.
+  std::vector<NamedPath> inputs = {{"--image", opt.image}, {"--prnu", opt.prnu}, {"--eval-prnu", opt.eval_prnu}};
+  for (const auto& c : opt.config) inputs.push_back({"--config", c});
+  std::vector<NamedPath> named_outputs = {{"--out", out}, {"--metrics", metrics_path}, {"--history", opt.history}};
+  if (!opt.save_pool.empty()) {
+    named_outputs.push_back({"--save-pool", (fs::path(opt.save_pool) / "pool.npy").string()});
+    named_outputs.push_back({"--save-pool", (fs::path(opt.save_pool) / "pool.json").string()});
+  }
+  try {
+    CheckOutputsNotInputs(named_outputs, inputs);
+  } catch (const OutputClashError& e) {
+    throw UsageError(e.what());
+  }
+  for (const auto& o : named_outputs) {
+    if (o.role != "--save-pool") CheckWritable(o.path);
+  }
+
+  // Inputs.
+  const LoadedImage img = LoadImage(opt.image, opt.crop);
+  auto chw = img.chw;
+  if (img.image.channels == 1) chw = chw.expand({3, -1, -1}).contiguous();  // gray: processed as RGB
+  const int64_t h = chw.size(1), w = chw.size(2);
+  if (h < 32 || w < 32) {
+    throw UsageError(opt.image + ": image is " + std::to_string(h) + "x" + std::to_string(w) +
+                     ", the DIP needs at least 32x32 pixels");
+  }
+  const TileGrid grid = is_dip ? MakeTileGrid(h, w, dip.tile_size, dip.block_size, dip.tile_margin)
+                               : MakeTileGrid(h, w, 0, 1, 0);
+  if (grid.tiled() && !opt.save_pool.empty()) {
+    throw UsageError("--save-pool keeps whole-image candidates: it needs an image no larger than tile_size (" +
+                     std::to_string(dip.tile_size) + "), or --set tile_size=0");
+  }
+  torch::Tensor pattern;
+  ResidualOptions ro;
+  ro.sigma = dip.sigma;
+  if (!opt.prnu.empty()) {
+    pattern = LoadPattern(opt.prnu, opt.crop, h, w, opt.image);
+  } else if (is_dip) {
+    pattern = Residual(chw, ro);  // blind: P = the whole image's residual, cropped per tile
+  }
+  const bool aware = !opt.prnu.empty();
+  torch::Tensor k_eval;
+  const std::string eval_path = !opt.eval_prnu.empty() ? opt.eval_prnu : opt.prnu;
+  if (!eval_path.empty()) {
+    k_eval = eval_path == opt.prnu ? pattern : LoadPattern(eval_path, opt.crop, h, w, opt.image);
+  }
+  const auto image8 = chw.round().clamp(0, 255);
+  const AttributionScores before = ScoreImage(image8, k_eval, dip.sigma);
+  lap("load");
+
+  AnonymizeOutcome outcome;
+  torch::Tensor result_image;
+  std::optional<double> alpha;  // subtract: the α found
+  std::vector<TileOutcome> tiles;
+  std::unique_ptr<PoolWriter> pool;
+  std::map<int64_t, std::string> history;  // per tile: CSV rows
+  std::unique_ptr<TileWorkFolder> work;
+  if (!is_dip) {
+    if (opt.method == "subtract") {
+      SubtractOptions so;
+      so.sigma = dip.sigma;
+      const SubtractResult sub = SubtractFingerprint(chw, pattern, so);
+      result_image = sub.image;
+      alpha = sub.alpha;
+    } else {
+      result_image = DenoiseBaseline(chw, dip.sigma);
+    }
+    lap("baseline");
+  } else {
+    if (!opt.save_pool.empty()) {
+      pool = std::make_unique<PoolWriter>(
+          opt.save_pool, h, w,
+          nlohmann::json{{"image", opt.image},
+                         {"mode", opt.blind ? "blind" : "aware"},
+                         {"prnu", opt.blind ? nlohmann::json(nullptr) : nlohmann::json(opt.prnu)},
+                         {"sigma", dip.sigma},
+                         {"crop", opt.crop}});
+    }
+    if (grid.tiled()) {
+      // What makes the tiles' pixels: the settings and the bytes of the inputs.
+      const nlohmann::json settings = {{"image", opt.image},          {"prnu", opt.prnu},
+                                       {"mode", aware ? "aware" : "blind"}, {"crop", opt.crop},
+                                       {"config", DipOptionsToJson(dip)}, {"device", opt.device}};
+      work = std::make_unique<TileWorkFolder>(opt.WorkFolder(), HashInputs(settings.dump(), {opt.image, opt.prnu}),
+                                              settings);
+      if (work->restarted()) say(work->dir() + ": made with other inputs or settings; starting over");
+    }
+    DipRunOptions run;
+    run.dip = dip;
+    run.device = opt.device;
+    run.ncc_every_iteration = opt.history_ncc;
+    TiledDipCallbacks cb;
+    cb.on_iteration = [&](const Tile& tile, int64_t done, const IterationRecord& r, int64_t pool_size) {
+      if (!opt.history.empty()) history[tile.index] += (grid.tiled() ? std::to_string(tile.index) + "," : "") + HistoryRow(r);
+      if (callbacks.on_iteration) {
+        AnonymizeProgress p;
+        p.tile = &tile;
+        p.tiles = static_cast<int64_t>(grid.tiles.size());
+        p.tiles_done = done;
+        p.record = &r;
+        p.pool_size = pool_size;
+        callbacks.on_iteration(p);
+      }
+    };
+    if (pool) {
+      cb.on_candidate = [&](const Tile&, const torch::Tensor& cand, const IterationRecord& r) {
+        const auto hwc = cand.permute({1, 2, 0}).contiguous();
+        pool->Append(hwc.data_ptr<uint8_t>(),
+                     {{"iteration", r.iteration}, {"psnr", r.psnr}, {"loss", r.loss}, {"gamma", r.gamma}});
+      };
+    }
+    cb.stop_requested = callbacks.stop_requested;
+    if (work) {
+      int64_t reused = 0, finished = 0;
+      cb.load_finished = [&](const Tile& tile) -> std::optional<std::pair<torch::Tensor, TileOutcome>> {
+        auto saved = work->Load(tile.index, tile.core);
+        if (!saved) return std::nullopt;
+        ++reused;
+        history[tile.index] = saved->history;
+        auto px = torch::from_blob(saved->rgb.data(), {tile.core.h, tile.core.w, 3}, torch::kUInt8)
+                      .permute({2, 0, 1})
+                      .clone();
+        return std::make_pair(px, TileFromJson(saved->record, tile));
+      };
+      cb.on_tile_done = [&](const torch::Tensor& px, const TileOutcome& t) {
+        const auto hwc = px.permute({1, 2, 0}).contiguous();
+        std::vector<uint8_t> rgb(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
+        work->Save(t.tile.index, t.tile.core, rgb, TileJson(t), history[t.tile.index]);
+        TestSignalPoint(("tiles-done-" + std::to_string(++finished)).c_str());
+      };
+      TestSignalPoint("before-loop");
+      TiledDipResult r = RunTiledDip(chw, pattern, grid, run, cb);
+      if (reused > 0) say("resumed: " + std::to_string(reused) + " of " + std::to_string(grid.tiles.size()) +
+                          " tiles taken from " + work->dir());
+      tiles = r.tiles;
+      result_image = r.image;
+      outcome.interrupted = r.interrupted;
+    } else {
+      TestSignalPoint("before-loop");
+      TiledDipResult r = RunTiledDip(chw, pattern, grid, run, cb);
+      tiles = r.tiles;
+      result_image = r.image;
+      outcome.interrupted = r.interrupted;
+    }
+    lap("dip");  // the loop, with the online assembly of every admitted candidate
+  }
+
+  if (!result_image.defined()) {
+    // Nothing to write: interrupted before the first iteration, or between tiles.
+    outcome.interrupted = true;
+    outcome.resumable = work != nullptr && !tiles.empty();
+    if (work) {
+      outcome.summary = "interrupted: " + std::to_string(tiles.size()) + " of " + std::to_string(grid.tiles.size()) +
+                        " tiles done, kept in " + work->dir() + "; no image written (rerun the same command to resume)";
+    } else {
+      outcome.summary = "interrupted before the first iteration: nothing written";
+    }
+    return outcome;
+  }
+
+  // Outputs: image, pool, history, metrics, staged then committed in one step.
+  const AttributionScores after = ScoreImage(result_image, k_eval, dip.sigma);
+  const double psnr = Psnr8(result_image, image8);
+  OutputSet outputs;
+  Image out_img;
+  out_img.height = h;
+  out_img.width = w;
+  out_img.channels = 3;
+  const auto hwc = ToHwcBytes(result_image);
+  out_img.data.assign(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
+  outputs.Stage(out, EncodeImage(out, out_img));
+  if (pool) pool->StageInto(outputs);
+  if (!opt.history.empty()) {
+    std::string csv = grid.tiled() ? "tile,iteration,loss,psnr,gamma,admitted,ncc\n"
+                                   : "iteration,loss,psnr,gamma,admitted,ncc\n";
+    for (const auto& [index, rows] : history) csv += rows;
+    outputs.Stage(opt.history, csv);
+  }
+  lap("write");
+
+  nlohmann::json m;
+  m["image"] = opt.image;
+  m["prnu"] = aware ? nlohmann::json(opt.prnu) : nlohmann::json(nullptr);
+  m["eval_prnu"] = eval_path.empty() ? nlohmann::json(nullptr) : nlohmann::json(eval_path);
+  m["output"] = out;
+  m["mode"] = aware ? "aware" : "blind";
+  m["method"] = opt.method;
+  if (alpha) m["alpha"] = Num(alpha);
+  m["size"] = {h, w};
+  m["crop"] = opt.crop;
+  m["config"] = DipOptionsToJson(dip);
+  m["seed"] = dip.seed;
+  m["device"] = opt.device;
+  m["threads"] = at::get_num_threads();
+  int64_t iterations = 0, pool_size = 0;
+  bool fallback = false;
+  double best = NAN;
+  for (const auto& t : tiles) {
+    iterations += t.iterations;
+    pool_size += t.pool_size;
+    fallback = fallback || t.fallback;
+    if (!(t.best_candidate_psnr <= best)) best = t.best_candidate_psnr;
+  }
+  m["iterations"] = iterations;
+  if (!is_dip) {
+    m["stop_reason"] = "completed";
+  } else if (outcome.interrupted) {
+    m["stop_reason"] = "interrupted";
+  } else {
+    m["stop_reason"] = grid.tiled() ? "completed" : tiles.at(0).stop_reason;
+  }
+  m["gamma"] = is_dip && !grid.tiled() ? Num(tiles.at(0).gamma) : nlohmann::json(nullptr);
+  m["pool_size"] = pool_size;
+  m["fallback_no_pool"] = fallback;
+  m["best_candidate_psnr"] = Num(best);
+  m["psnr"] = Num(psnr);
+  m["ncc_before"] = Num(before.ncc);
+  m["ncc_after"] = Num(after.ncc);
+  m["pce_before"] = Num(before.pce);
+  m["pce_after"] = Num(after.pce);
+  if (is_dip) {
+    m["tile_size"] = grid.tile_size;
+    m["tile_margin"] = grid.margin;
+    nlohmann::json tj = nlohmann::json::array();
+    for (const auto& t : tiles) tj.push_back(TileJson(t));
+    m["tiles"] = tj;
+  }
+  m["timings_s"] = timings;
+  m["versions"] = {{"dippas", Version()}, {"torch", TorchVersion()}, {"opencv", DIPPAS_OPENCV_VERSION}};
+  outputs.Stage(metrics_path, m.dump(2) + "\n");
+  outputs.Commit();
+  outcome.written = true;
+  outcome.metrics = m;
+  if (work && !opt.keep_tiles) work->Remove();
+
+  std::ostringstream line;
+  line.precision(4);
+  line << "wrote " << out << " and " << metrics_path << ": ";
+  if (!is_dip) {
+    line << opt.method;
+    if (alpha) line << " (α = " << *alpha << ")";
+  } else if (grid.tiled()) {
+    line << tiles.size() << " tiles of " << grid.tile_size << ", " << iterations << " iterations";
+  } else {
+    line << iterations << " iterations (" << m["stop_reason"].get<std::string>() << "), pool " << pool_size;
+  }
+  char tail[160];
+  std::snprintf(tail, sizeof(tail), ", PSNR %.2f dB, NCC %s → %s", psnr, m["ncc_before"].dump().c_str(),
+                m["ncc_after"].dump().c_str());
+  line << tail;
+  if (fallback) {
+    char warn[120];
+    std::snprintf(warn, sizeof(warn), "\nwarning: no candidate reached τ = %.1f dB%s; the best candidate was written",
+                  dip.psnr_min, grid.tiled() ? " in some tiles" : "");
+    line << warn;
+  }
+  outcome.summary = line.str();
+  return outcome;
+}
+
+}  // namespace dippas

@@ -1,0 +1,80 @@
+#include "dippas/pipeline/tiled_dip.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "dippas/eval/psnr.h"
+
+namespace dippas {
+
+namespace {
+
+torch::Tensor Crop(const torch::Tensor& t, const Box& b) {
+  return t.slice(-2, b.y, b.y + b.h).slice(-1, b.x, b.x + b.w);
+}
+
+}  // namespace
+
+TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& pattern, const TileGrid& grid,
+                           const DipRunOptions& options, const TiledDipCallbacks& callbacks) {
+  const int64_t h = image.size(1), w = image.size(2);
+  TiledDipResult result;
+  const auto image8 = image.to(torch::kFloat32).round().clamp(0, 255);
+  torch::Tensor out = torch::zeros({3, h, w}, torch::kFloat32);
+  for (const Tile& tile : grid.tiles) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (callbacks.load_finished) {
+      if (auto saved = callbacks.load_finished(tile)) {
+        Crop(out, tile.core).copy_(saved->first.to(torch::kFloat32));
+        saved->second.reused = true;
+        result.tiles.push_back(saved->second);
+        continue;
+      }
+    }
+    if (callbacks.stop_requested && callbacks.stop_requested() && grid.tiled()) {
+      result.interrupted = true;
+      return result;
+    }
+    DipRunOptions run = options;
+    run.dip.seed = TileSeed(options.dip.seed, tile.index);
+    // A tile narrower than B has one block across: the same block the grid of B gives there.
+    run.dip.block_size = std::min(options.dip.block_size, std::max(tile.context.h, tile.context.w));
+    LoopCallbacks cb;
+    const int64_t done = static_cast<int64_t>(result.tiles.size());
+    if (callbacks.on_iteration) {
+      cb.on_iteration = [&](const IterationRecord& r, int64_t pool, std::optional<double>) {
+        callbacks.on_iteration(tile, done, r, pool);
+      };
+    }
+    if (callbacks.on_candidate) {
+      cb.on_candidate = [&](const torch::Tensor& c, const IterationRecord& r) { callbacks.on_candidate(tile, c, r); };
+    }
+    cb.stop_requested = callbacks.stop_requested;
+    const DipResult r = RunDip(Crop(image, tile.context).contiguous(), Crop(pattern, tile.context).contiguous(), run, cb);
+    if (r.stop_reason == "interrupted") {
+      result.interrupted = true;
+      // Tiled: the interrupted tile is discarded. Untiled: its pool's assembly is the output.
+      if (grid.tiled() || !r.image.defined()) return result;
+    }
+    const Box local{tile.core.y - tile.context.y, tile.core.x - tile.context.x, tile.core.h, tile.core.w};
+    const auto core = Crop(r.image, local).to(torch::kFloat32);
+    Crop(out, tile.core).copy_(core);
+    TileOutcome o;
+    o.tile = tile;
+    o.iterations = r.iterations;
+    o.stop_reason = r.stop_reason;
+    o.psnr = Psnr8(core, Crop(image8, tile.core));
+    o.pool_size = r.pool_size;
+    o.gamma = r.gamma;
+    o.best_candidate_psnr = r.best_psnr;
+    o.fallback = r.fallback;
+    o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    result.tiles.push_back(o);
+    if (callbacks.on_tile_done) callbacks.on_tile_done(core.to(torch::kUInt8).contiguous(), o);
+  }
+  result.complete = true;
+  result.image = out;
+  return result;
+}
+
+}  // namespace dippas

@@ -1,0 +1,224 @@
+// Tiles of a full-size photo: the grid's geometry against independently derived spans, the
+// stitched output against each tile's own run, and the work folder.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "dippas/pipeline/tiled_dip.h"
+#include "dippas/pipeline/tiles.h"
+#include "dippas/pipeline/work_folder.h"
+
+namespace dippas {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every pixel of the image in exactly one core box; every core starting on the B grid;
+// contexts containing their cores and clipped to the image.
+void ExpectPartition(const TileGrid& g, int64_t h, int64_t w, int64_t b) {
+  std::vector<int> covered(static_cast<size_t>(h * w), 0);
+  for (const auto& t : g.tiles) {
+    EXPECT_EQ(t.core.y % b, 0);
+    EXPECT_EQ(t.core.x % b, 0);
+    EXPECT_GE(t.core.h, std::min<int64_t>(h, kMinTileSide));
+    EXPECT_GE(t.core.w, std::min<int64_t>(w, kMinTileSide));
+    EXPECT_LE(t.context.y, t.core.y);
+    EXPECT_LE(t.context.x, t.core.x);
+    EXPECT_GE(t.context.y + t.context.h, t.core.y + t.core.h);
+    EXPECT_GE(t.context.x + t.context.w, t.core.x + t.core.w);
+    EXPECT_LE(t.context.y + t.context.h, h);
+    EXPECT_LE(t.context.x + t.context.w, w);
+    EXPECT_EQ(t.context.y % b, 0);
+    EXPECT_EQ(t.context.x % b, 0);
+    for (int64_t y = t.core.y; y < t.core.y + t.core.h; ++y)
+      for (int64_t x = t.core.x; x < t.core.x + t.core.w; ++x) ++covered[static_cast<size_t>(y * w + x)];
+  }
+  EXPECT_TRUE(std::all_of(covered.begin(), covered.end(), [](int c) { return c == 1; }));
+}
+
+using Spans = std::vector<std::pair<int64_t, int64_t>>;
+
+TEST(TileGrid, FullSizeDresdenPhoto) {
+  // 2000 = 3·512 + 464 and 3008 = 5·512 + 448: both leftovers are tiles of their own.
+  const auto g = MakeTileGrid(2000, 3008, 512, 64, 0);
+  EXPECT_EQ(g.rows, 4);
+  EXPECT_EQ(g.cols, 6);
+  ASSERT_EQ(g.tiles.size(), 24u);
+  EXPECT_EQ(TileSpans(2000, 512), (Spans{{0, 512}, {512, 512}, {1024, 512}, {1536, 464}}));
+  EXPECT_EQ(TileSpans(3008, 512), (Spans{{0, 512}, {512, 512}, {1024, 512}, {1536, 512}, {2048, 512}, {2560, 448}}));
+  EXPECT_EQ(g.tiles[23].core, (Box{1536, 2560, 464, 448}));
+  ExpectPartition(g, 2000, 3008, 64);
+}
+
+TEST(TileGrid, SmallLeftoverJoinsItsNeighbour) {
+  // 401 = 3·128 + 17: the 17-pixel strip joins the third tile; 333 = 2·128 + 77 stays.
+  const auto g = MakeTileGrid(333, 401, 128, 32, 0);
+  EXPECT_EQ(TileSpans(401, 128), (Spans{{0, 128}, {128, 128}, {256, 145}}));
+  EXPECT_EQ(TileSpans(333, 128), (Spans{{0, 128}, {128, 128}, {256, 77}}));
+  EXPECT_EQ(g.tiles.size(), 9u);
+  ExpectPartition(g, 333, 401, 32);
+  // At the default tile size it is one tile: the whole image.
+  const auto one = MakeTileGrid(333, 401, 512, 64, 0);
+  ASSERT_EQ(one.tiles.size(), 1u);
+  EXPECT_FALSE(one.tiled());
+  EXPECT_EQ(one.tiles[0].core, (Box{0, 0, 333, 401}));
+}
+
+TEST(TileGrid, ThinStrip) {
+  const auto g = MakeTileGrid(40, 1000, 512, 64, 0);
+  ASSERT_EQ(g.tiles.size(), 2u);
+  EXPECT_EQ(g.tiles[0].core, (Box{0, 0, 40, 512}));
+  EXPECT_EQ(g.tiles[1].core, (Box{0, 512, 40, 488}));
+  ExpectPartition(g, 40, 1000, 64);
+}
+
+TEST(TileGrid, TileSizeRoundedToBlocksAndMarginClipped) {
+  const auto g = MakeTileGrid(700, 700, 500, 64, 40);  // tile 448, margin 64
+  EXPECT_EQ(g.tile_size, 448);
+  EXPECT_EQ(g.margin, 64);
+  ASSERT_EQ(g.tiles.size(), 4u);
+  EXPECT_EQ(g.tiles[0].context, (Box{0, 0, 512, 512}));
+  EXPECT_EQ(g.tiles[3].context, (Box{384, 384, 316, 316}));
+  ExpectPartition(g, 700, 700, 64);
+  EXPECT_EQ(MakeTileGrid(3000, 4000, 0, 64, 0).tiles.size(), 1u);  // 0 = never tile
+  EXPECT_THROW(MakeTileGrid(0, 10, 512, 64, 0), std::invalid_argument);
+}
+
+TEST(TileGrid, Seeds) {
+  EXPECT_EQ(TileSeed(7, 0), 7);
+  EXPECT_NE(TileSeed(7, 1), TileSeed(7, 2));
+  EXPECT_GE(TileSeed(std::numeric_limits<int64_t>::max(), 5), 0);
+}
+
+DipRunOptions Tiny() {
+  DipRunOptions r;
+  r.dip.input_depth = 4;
+  r.dip.filters = {4, 8};
+  r.dip.skips = {4};
+  r.dip.max_iterations = 4;
+  r.dip.psnr_min = 5;  // every candidate joins the pool
+  r.dip.psnr_stop = 99;
+  r.dip.block_size = 32;
+  r.dip.top = 2;
+  r.dip.lr = 0.01;
+  r.dip.seed = 3;
+  return r;
+}
+
+torch::Tensor Scene(int64_t h, int64_t w) {
+  torch::manual_seed(11);
+  auto img = torch::rand({3, h / 8 + 1, w / 8 + 1});
+  img = torch::upsample_bilinear2d(img.unsqueeze(0), {h, w}, false)[0] * 200 + 20;
+  return img.round();
+}
+
+TEST(TiledDip, StitchedEqualsEachTilesOwnRun) {
+  const int64_t h = 96, w = 160;
+  const auto image = Scene(h, w);
+  const auto pattern = torch::randn({h, w});
+  const auto run = Tiny();
+  const auto grid = MakeTileGrid(h, w, 64, 32, 0);  // 2 × 3 tiles, the last ones 32 wide/high
+  ASSERT_EQ(grid.tiles.size(), 6u);
+  const auto r = RunTiledDip(image, pattern, grid, run);
+  ASSERT_TRUE(r.complete);
+  ASSERT_EQ(r.tiles.size(), 6u);
+  for (const auto& t : grid.tiles) {
+    DipRunOptions own = run;
+    own.dip.seed = TileSeed(run.dip.seed, t.index);
+    const auto& b = t.core;
+    const auto alone = RunDip(image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w).contiguous(),
+                              pattern.slice(0, b.y, b.y + b.h).slice(1, b.x, b.x + b.w).contiguous(), own);
+    EXPECT_TRUE(torch::equal(r.image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w), alone.image))
+        << "tile " << t.index;
+  }
+  // Same seed, same bytes.
+  EXPECT_TRUE(torch::equal(RunTiledDip(image, pattern, grid, run).image, r.image));
+}
+
+TEST(TiledDip, UntiledIsPlainRunDip) {
+  const auto image = Scene(64, 64);
+  const auto pattern = torch::randn({64, 64});
+  const auto run = Tiny();
+  const auto r = RunTiledDip(image, pattern, MakeTileGrid(64, 64, 512, 32, 0), run);
+  EXPECT_TRUE(torch::equal(r.image, RunDip(image, pattern, run).image));
+}
+
+TEST(TiledDip, MarginIsCutAway) {
+  const int64_t h = 64, w = 128;
+  const auto image = Scene(h, w);
+  const auto pattern = torch::randn({h, w});
+  const auto grid = MakeTileGrid(h, w, 64, 32, 32);
+  ASSERT_EQ(grid.tiles.size(), 2u);
+  EXPECT_EQ(grid.tiles[0].context, (Box{0, 0, 64, 96}));
+  const auto r = RunTiledDip(image, pattern, grid, Tiny());
+  DipRunOptions own = Tiny();
+  own.dip.seed = TileSeed(own.dip.seed, 1);
+  const auto alone = RunDip(image.slice(2, 32, 128).contiguous(), pattern.slice(1, 32, 128).contiguous(), own);
+  EXPECT_TRUE(torch::equal(r.image.slice(2, 64, 128), alone.image.slice(2, 32, 96)));
+}
+
+TEST(TiledDip, InterruptedTiledRunHasNoImage) {
+  const auto image = Scene(64, 128);
+  const auto pattern = torch::randn({64, 128});
+  TiledDipCallbacks cb;
+  int64_t done = 0;
+  cb.on_tile_done = [&](const torch::Tensor&, const TileOutcome&) { ++done; };
+  cb.stop_requested = [&] { return done >= 1; };
+  const auto r = RunTiledDip(image, pattern, MakeTileGrid(64, 128, 64, 32, 0), Tiny(), cb);
+  EXPECT_FALSE(r.complete);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_FALSE(r.image.defined());
+  EXPECT_EQ(r.tiles.size(), 1u);
+}
+
+TEST(WorkFolder, SavesReloadsAndStartsOverOnOtherSettings) {
+  const fs::path dir = fs::temp_directory_path() / ("dippas_wf_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const Box core{0, 32, 2, 3};
+  std::vector<uint8_t> rgb(18);
+  std::iota(rgb.begin(), rgb.end(), uint8_t{7});
+  {
+    TileWorkFolder wf(dir.string(), "aaaa", {{"k", 1}});
+    EXPECT_FALSE(wf.restarted());
+    struct stat st {};
+    ASSERT_EQ(stat(dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    EXPECT_FALSE(wf.Load(0, core));
+    wf.Save(0, core, rgb, {{"iterations", 5}}, "1,2\n");
+  }
+  {
+    TileWorkFolder wf(dir.string(), "aaaa", {{"k", 1}});
+    EXPECT_FALSE(wf.restarted());
+    const auto t = wf.Load(0, core);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->rgb, rgb);
+    EXPECT_EQ(t->record.at("iterations"), 5);
+    EXPECT_EQ(t->history, "1,2\n");
+    EXPECT_FALSE(wf.Load(0, Box{0, 0, 2, 3}));  // another box: not this tile
+  }
+  {
+    TileWorkFolder wf(dir.string(), "bbbb", {{"k", 2}});
+    EXPECT_TRUE(wf.restarted());
+    EXPECT_FALSE(wf.Load(0, core));
+    wf.Remove();
+  }
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(WorkFolder, HashSeesContents) {
+  const fs::path f = fs::temp_directory_path() / ("dippas_hash_" + std::to_string(getpid()));
+  std::ofstream(f) << "abc";
+  const auto h1 = HashInputs("s", {f.string()});
+  std::ofstream(f) << "abd";
+  EXPECT_NE(HashInputs("s", {f.string()}), h1);
+  EXPECT_NE(HashInputs("t", {f.string()}), HashInputs("s", {f.string()}));
+  fs::remove(f);
+  EXPECT_THROW(HashInputs("s", {f.string()}), std::exception);
+}
+
+}  // namespace
+}  // namespace dippas
