@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <unistd.h>
 
 #include "commands.h"
@@ -41,21 +43,14 @@ std::string ProgressStatus(const AnonymizeProgress& p) {
   return s;
 }
 
-}  // namespace
-
-int RunAnonymize(int argc, char** argv) {
-  AnonymizeOptions opt;
-  std::vector<std::string> set;  // key=value overrides, after the config files
-  std::string device = "auto";
-  bool describe = false;
-  CommonOptions common;
+// Named options that override config keys (after --config and --set).
+struct Overrides {
+  std::vector<std::string> set;  // key=value
   std::optional<int64_t> seed, max_iterations, block_size, top, tile_size;
   std::optional<double> psnr_min, psnr_stop, sigma, lr;
+};
 
-  CLI::App app{"Anonymize a photograph: regenerate it with a deep image prior while a learned γ·P is injected, "
-               "then assemble per block the candidates least correlated with the fingerprint (DIPPAS). Photos "
-               "larger than tile_size are anonymized tile by tile, resumably.",
-               "dippas anonymize"};
+void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string& device, bool& describe) {
   app.add_option("--image", opt.image, "Input image (PNG, JPEG, TIFF, BMP)");
   auto* prnu = app.add_option("--prnu", opt.prnu, "Camera fingerprint K (.npy): PRNU-aware mode, P = K");
   auto* blind = app.add_flag("--blind", opt.blind, "PRNU-blind mode: P = the image's own noise residual");
@@ -66,21 +61,22 @@ int RunAnonymize(int argc, char** argv) {
                  "Config file (YAML or JSON, keys as in configs/default.yaml); repeatable (later files override "
                  "earlier ones); the options below override them")
       ->allow_extra_args(false);
-  app.add_option("--set", set, "Override any config key, e.g. --set filters=8,16,32,64,128 (repeatable)")
+  app.add_option("--set", ov.set, "Override any config key, e.g. --set filters=8,16,32,64,128 (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--crop", opt.crop, "Anonymize the centre N×N crop (image and fingerprint)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--device", device, "auto (CUDA when available), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--seed", seed, "Seed of every random draw (default 0)");
-  app.add_option("--max-iterations", max_iterations, "Iteration budget, per tile (default 10000)");
-  app.add_option("--psnr-min", psnr_min, "τ: PSNR for a candidate to join the pool, dB (default 38)");
-  app.add_option("--psnr-stop", psnr_stop, "Stop once PSNR exceeds this, dB (default 39)");
-  app.add_option("--block-size", block_size, "B: assembly block side (default 64)");
-  app.add_option("--top", top, "L: candidates averaged per block (default 10)");
-  app.add_option("--sigma", sigma, "Residual σ (default 3)");
-  app.add_option("--lr", lr, "Adam learning rate (default 0.001)");
-  app.add_option("--tile-size", tile_size, "Tile side for large photos, a multiple of B (default 512; 0 = never tile)");
+  app.add_option("--seed", ov.seed, "Seed of every random draw (default 0)");
+  app.add_option("--max-iterations", ov.max_iterations, "Iteration budget, per tile (default 10000)");
+  app.add_option("--psnr-min", ov.psnr_min, "τ: PSNR for a candidate to join the pool, dB (default 38)");
+  app.add_option("--psnr-stop", ov.psnr_stop, "Stop once PSNR exceeds this, dB (default 39)");
+  app.add_option("--block-size", ov.block_size, "B: assembly block side (default 64)");
+  app.add_option("--top", ov.top, "L: candidates averaged per block (default 10)");
+  app.add_option("--sigma", ov.sigma, "Residual σ (default 3)");
+  app.add_option("--lr", ov.lr, "Adam learning rate (default 0.001)");
+  app.add_option("--tile-size", ov.tile_size,
+                 "Tile side for large photos, rounded down to a multiple of B (default 512; 0 = never tile)");
   app.add_flag("--keep-tiles", opt.keep_tiles, "Keep the work folder <out>.tiles/ after a successful tiled run");
   app.add_option("--out", opt.out, "Anonymized PNG (default: <image>.anon.png beside the input)");
   app.add_option("--metrics", opt.metrics, "Metrics JSON (default: the output path with .json)");
@@ -92,29 +88,48 @@ int RunAnonymize(int argc, char** argv) {
                  "dip (DIPPAS), or a baseline: subtract (Î = I·(1 − α·K), α bisected to NCC ≈ 0; "
                  "needs --prnu) or denoise (Î = I − wavelet noise)")
       ->check(CLI::IsMember({"dip", "subtract", "denoise"}));
+}
+
+// Settings: defaults ← config files ← --set ← the named options.
+void ApplySettings(AnonymizeOptions& opt, const Overrides& ov) {
+  for (const auto& path : opt.config) opt.dip = LoadDipConfig(path, opt.dip);
+  for (const auto& kv : ov.set) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos) throw UsageError("--set " + kv + ": expected key=value");
+    SetDipOption(opt.dip, kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  auto apply = [](auto& field, const auto& value) {
+    if (value) field = *value;
+  };
+  apply(opt.dip.seed, ov.seed);
+  apply(opt.dip.max_iterations, ov.max_iterations);
+  apply(opt.dip.psnr_min, ov.psnr_min);
+  apply(opt.dip.psnr_stop, ov.psnr_stop);
+  apply(opt.dip.block_size, ov.block_size);
+  apply(opt.dip.top, ov.top);
+  apply(opt.dip.sigma, ov.sigma);
+  apply(opt.dip.lr, ov.lr);
+  apply(opt.dip.tile_size, ov.tile_size);
+}
+
+}  // namespace
+
+int RunAnonymize(int argc, char** argv) {
+  AnonymizeOptions opt;
+  Overrides ov;
+  std::string device = "auto";
+  bool describe = false;
+  CommonOptions common;
+  CLI::App app{"Anonymize a photograph: regenerate it with a deep image prior while a learned γ·P is injected, "
+               "then assemble per block the candidates least correlated with the fingerprint (DIPPAS). Photos "
+               "larger than tile_size are anonymized tile by tile, resumably.",
+               "dippas anonymize"};
+  AddOptions(app, opt, ov, device, describe);
   common.Add(app);
   CLI11_PARSE(app, argc, argv);
 
   return Guard("anonymize", [&]() -> int {
-    // Settings: defaults ← config files ← --set ← the named options.
-    for (const auto& path : opt.config) opt.dip = LoadDipConfig(path, opt.dip);
-    for (const auto& kv : set) {
-      const auto eq = kv.find('=');
-      if (eq == std::string::npos) throw UsageError("--set " + kv + ": expected key=value");
-      SetDipOption(opt.dip, kv.substr(0, eq), kv.substr(eq + 1));
-    }
-    auto apply = [](auto& field, const auto& value) {
-      if (value) field = *value;
-    };
-    apply(opt.dip.seed, seed);
-    apply(opt.dip.max_iterations, max_iterations);
-    apply(opt.dip.psnr_min, psnr_min);
-    apply(opt.dip.psnr_stop, psnr_stop);
-    apply(opt.dip.block_size, block_size);
-    apply(opt.dip.top, top);
-    apply(opt.dip.sigma, sigma);
-    apply(opt.dip.lr, lr);
-    apply(opt.dip.tile_size, tile_size);
+    ApplySettings(opt, ov);
     if (describe) {
       try {
         opt.dip.Check();
@@ -126,7 +141,6 @@ int RunAnonymize(int argc, char** argv) {
     }
     opt.device = ResolveDevice(device);
     common.Apply();
-
     g_signals = 0;
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
