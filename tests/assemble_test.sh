@@ -166,4 +166,20 @@ expect_error "image size differs from the pool" "orig\.png.*32x32.*pool\.npy.*64
 expect_error "missing --block-size" "block-size" -- "${A[@]}" --pool "$T/pool" --top 1
 [ ! -e "$T/bad" ] || [ -z "$(ls -A "$T/bad")" ] || bad "a failed run left files: $(ls -A "$T/bad")"
 
+
+# --- an output that names an input is refused before any work; the input is unchanged ------------
+mkdir -p "$T/al"
+cp "$T/K.npy" "$T/K.keep"
+ln -s "$T/K.npy" "$T/al/sweep.json"
+expect_error "assemble: sweep.json is a link to --prnu" "--out-dir .*sweep.json.*same file as the input --prnu" -- \
+  "$DIPPAS" assemble --quiet --prnu "$T/K.npy" --pool "$T/pool" --block-size 64 --top 1 --psnr-min 0 \
+  --out-dir "$T/al"
+[ -L "$T/al/sweep.json" ] && cmp -s "$T/K.npy" "$T/K.keep" || bad "assemble replaced its pattern (link)"
+mkdir -p "$T/al2"
+cp "$T/orig.png" "$T/al2/assembled_B64_L1_tau0.png"
+expect_error "assemble: an image is --image" "--out-dir .*assembled_B64_L1_tau0.png.*same file as the input --image" -- \
+  "$DIPPAS" assemble --quiet --prnu "$T/K.npy" --pool "$T/pool" --image "$T/al2/assembled_B64_L1_tau0.png" \
+  --block-size 64 --top 1 --psnr-min 0 --out-dir "$T/al2/../al2"
+cmp -s "$T/al2/assembled_B64_L1_tau0.png" "$T/orig.png" || bad "assemble replaced its original image"
+
 finish

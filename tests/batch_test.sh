@@ -235,4 +235,23 @@ assert m['mode'] == 'blind' and m['method'] == 'denoise' and m['eval_prnu'].ends
 "
 find "$T" -name "*.tmp-*" | grep -q . && bad "temporary files left behind"
 
+
+# --- an output that names an input is refused before any work; the input is unchanged ------------
+# A manifest named like the summary, in OUT (given as dir/..).
+mkdir -p "$T/mf/sub"
+printf 'image,device\n%s,Nikon_D70s_1\n' "$ROOT/Nikon_D70s_1/a.png" >"$T/mf/summary.csv"
+cp "$T/mf/summary.csv" "$T/mf.keep"
+expect_error "batch: OUT/summary.csv is the manifest" "--output .*summary.csv.*same file as the input --manifest" -- \
+  "$DIPPAS" batch --manifest "$T/mf/summary.csv" --blind --method denoise --crop 64 --quiet \
+  --output "$T/mf/sub/.."
+cmp -s "$T/mf/summary.csv" "$T/mf.keep" || bad "batch replaced its manifest"
+# One item's output (cam/a.anon.png) is another item's input image.
+mkdir -p "$T/ma/cam"
+cp "$EX/natural/Nikon_D70s_1_22824.png" "$T/ma/cam/a.png"
+cp "$EX/natural/Nikon_D70s_1_22928.png" "$T/ma/cam/a.anon.png"
+printf 'cam/a.png,cam\ncam/a.anon.png,cam\n' >"$T/ma/list.csv"
+expect_error "batch: an output is an input image" "output of cam/a.png .*same file as the input image" -- \
+  "$DIPPAS" batch --manifest "$T/ma/list.csv" --blind --method denoise --crop 64 --quiet --output "$T/ma"
+cmp -s "$T/ma/cam/a.anon.png" "$EX/natural/Nikon_D70s_1_22928.png" || bad "batch replaced an input image"
+
 finish

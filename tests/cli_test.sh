@@ -106,4 +106,28 @@ expect_error "unequal flat-fields" "c.png: image is .* but .*a.png is 512x512x3"
 cmp -s "$T/W.npy" "$T/keep.npy" || bad "a failed fingerprint changed the existing output"
 ls -a "$T" | grep -q "\.tmp-" && bad "temporary files left behind"
 
+
+# --- an output that names an input is refused before any work; the input is unchanged ------------
+cp "$NAT" "$T/in.png"
+cp "$NAT" "$T/in.keep"
+mkdir -p "$T/sub"
+expect_error "residual --out is --image via dir/.." "--out .*same file as the input --image" -- \
+  "$DIPPAS" residual --image "$T/in.png" --crop 64 --out "$T/sub/../in.png"
+cmp -s "$T/in.png" "$T/in.keep" || bad "residual replaced its input image"
+ln -s "$T/in.png" "$T/in-link.npy"
+expect_error "residual --out is a link to --image" "same file as the input --image" -- \
+  "$DIPPAS" residual --image "$T/in.png" --crop 64 --out "$T/in-link.npy"
+[ -L "$T/in-link.npy" ] && cmp -s "$T/in.png" "$T/in.keep" || bad "residual replaced its input (link)"
+mkdir -p "$T/ff"
+cp "$EX"/flatfield/* "$T/ff/"
+FF1=$(ls "$T/ff" | head -1)
+cp "$T/ff/$FF1" "$T/ff1.keep"
+expect_error "fingerprint --out is a flat-field" "--out .*same file as the input flat-field" -- \
+  "$DIPPAS" fingerprint --quiet --crop 64 "$T/ff" --out "$T/sub/../ff/$FF1"
+cmp -s "$T/ff/$FF1" "$T/ff1.keep" || bad "fingerprint replaced a flat-field"
+cp "$T/K.npy" "$T/K.keep"
+expect_error "detect --json is the fingerprint" "--json .*same file as the input --prnu" -- \
+  "$DIPPAS" detect --prnu "$T/K.npy" --json "$T/sub/../K.npy" "$NAT"
+cmp -s "$T/K.npy" "$T/K.keep" || bad "detect replaced its fingerprint"
+
 finish

@@ -213,4 +213,17 @@ else
   echo "note: reference data not found ($SHARED): skipping the Dresden reference AUC"
 fi
 
+
+# --- an output that names an input is refused before any work; the input is unchanged ------------
+mkdir -p "$T/ex/ha"
+cp "$T/ex/history.csv" "$T/ex/ha/history_points.csv"
+expect_error "evaluate: --out file is --history" "--out .*history_points.csv.*same file as the input --history" -- \
+  ev --quiet --no-plots --originals "$EXR" --fingerprints "$FPS" --crop 128 \
+  --history "$T/ex/ha/history_points.csv" --out "$T/ex/ha"
+cmp -s "$T/ex/ha/history_points.csv" "$T/ex/history.csv" || bad "evaluate replaced its history CSV"
+cp "$T/ex/manifest.csv" "$T/ex/summary.csv"
+expect_error "evaluate: --out file is the manifest" "--out .*summary.csv.*same file as the input --manifest" -- \
+  ev --quiet --no-plots --manifest "$T/ex/summary.csv" --crop 128 --out "$T/ex/fps/.."
+cmp -s "$T/ex/summary.csv" "$T/ex/manifest.csv" || bad "evaluate replaced its manifest"
+
 finish
