@@ -76,6 +76,43 @@ TEST(Cuda, AssemblySelectsLikeCpu) {
   EXPECT_TRUE(torch::equal(gpu.Finish().image.cpu(), cpu.Finish().image));
 }
 
+TEST(Cuda, ImageNccFromBlockSumsMatchesCpu) {
+  DIPPAS_REQUIRE_CUDA();
+  auto p = torch::randn({80, 72});
+  AssemblyOptions o;
+  o.block_size = 32;
+  BlockAssembler cpu(p, o), gpu(p.to(kCuda), o);
+  auto c = Photo(80, 72, 30);
+  auto w = Residual(c);
+  const double want = cpu.AddWithResidual(c, w, 1);
+  EXPECT_NEAR(gpu.AddWithResidual(c.to(kCuda), w.to(kCuda), 1), want, 1e-9 * std::fabs(want));
+  EXPECT_NEAR(want, Ncc(w, ToGray(c), p).item<double>(), 1e-6 * std::fabs(want));
+}
+
+// With the scalars read one iteration late (the CUDA default) the stop rule still stops at the
+// first iteration over the stop PSNR, and every reported iteration is one that ran.
+TEST(Cuda, DelayedReadbackStopsAtTheRightIteration) {
+  DIPPAS_REQUIRE_CUDA();
+  DipRunOptions r;
+  r.device = "cuda";
+  r.dip.input_depth = 32;
+  r.dip.max_iterations = 300;
+  r.dip.psnr_min = 15;
+  r.dip.psnr_stop = 22;
+  std::vector<IterationRecord> seen;
+  LoopCallbacks cb;
+  cb.on_iteration = [&](const IterationRecord& rec, int64_t, std::optional<double>) { seen.push_back(rec); };
+  auto res = RunDip(Photo(128, 128, 6), torch::randn({128, 128}), r, cb);
+  ASSERT_EQ(res.stop_reason, "psnr_stop");
+  ASSERT_EQ(static_cast<int64_t>(seen.size()), res.iterations);
+  EXPECT_GT(seen.back().psnr, r.dip.psnr_stop);
+  for (size_t i = 0; i + 1 < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].iteration, static_cast<int64_t>(i) + 1);
+    EXPECT_LE(seen[i].psnr, r.dip.psnr_stop);
+  }
+  EXPECT_EQ(res.gamma, seen.back().gamma);
+}
+
 TEST(Cuda, DipLoopRunsAndLearns) {
   DIPPAS_REQUIRE_CUDA();
   DipRunOptions r;

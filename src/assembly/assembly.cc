@@ -64,11 +64,11 @@ void BlockAssembler::Add(const torch::Tensor& candidate, int64_t iteration) {
   auto c = candidate.to(pattern_.device(), torch::kFloat32);
   ResidualOptions ro;
   ro.sigma = options_.sigma;
-  AddWithResidual(c, Residual(c, ro), iteration);
+  (void)AddWithResidual(c, Residual(c, ro), iteration);
 }
 
-torch::Tensor BlockAssembler::BlockNcc(const torch::Tensor& candidate,
-                                       const torch::Tensor& residual) const {
+torch::Tensor BlockAssembler::BlockSums(const torch::Tensor& candidate,
+                                        const torch::Tensor& residual) const {
   if (candidate.dim() != 3 || candidate.size(0) != 3 || candidate.size(1) != height_ ||
       candidate.size(2) != width_) {
     throw std::invalid_argument("assembly candidate must be (3," + std::to_string(height_) + "," +
@@ -87,48 +87,79 @@ torch::Tensor BlockAssembler::BlockNcc(const torch::Tensor& candidate,
   auto sums = torch::stack({w * b, w.square(), b.square()});
   sums =
       torch::constant_pad_nd(sums, {0, block_cols_ * bs - width_, 0, block_rows_ * bs - height_});
-  sums = sums.reshape({3, block_rows_, bs, block_cols_, bs}).sum({2, 4});
+  return sums.reshape({3, block_rows_, bs, block_cols_, bs}).sum({2, 4});
+}
+
+namespace {
+
+// NCC = Σ W·G·P / (√Σ W² · √Σ (G·P)²) from the sums stacked on dim 0; NaN where undefined.
+torch::Tensor NccFromSums(const torch::Tensor& sums) {
   auto num = sums[0];
   auto den = sums[1].sqrt() * sums[2].sqrt();
   return torch::where(den > 0, num / den,
                       torch::full_like(num, std::numeric_limits<double>::quiet_NaN()));
 }
 
-void BlockAssembler::AddWithResidual(const torch::Tensor& candidate, const torch::Tensor& residual,
-                                     int64_t iteration) {
-  auto rho = BlockNcc(candidate, residual).cpu().contiguous();
-  auto cand = candidate.to(pattern_.device(), torch::kFloat32);
-  const int64_t top = options_.top, bs = options_.block_size;
-  if (!slots_.defined()) {
-    slots_ = torch::zeros({top, 3, height_, width_}, cand.options());
-  }
+}  // namespace
+
+torch::Tensor BlockAssembler::BlockNcc(const torch::Tensor& candidate,
+                                       const torch::Tensor& residual) const {
+  return NccFromSums(BlockSums(candidate, residual));
+}
+
+double BlockAssembler::ImageNcc(const torch::Tensor& candidate, const torch::Tensor& residual) const {
+  return NccFromSums(BlockSums(candidate, residual).sum({1, 2})).item<double>();
+}
+
+double BlockAssembler::AddWithResidual(const torch::Tensor& candidate, const torch::Tensor& residual,
+                                       int64_t iteration) {
+  const auto sums = BlockSums(candidate, residual);
+  const int64_t nb = block_rows_ * block_cols_;
+  // Block ρ and the whole-image NCC (its sums are the blocks' sums added up) in one read-back.
+  auto host = torch::cat({NccFromSums(sums).flatten(), NccFromSums(sums.sum({1, 2})).reshape({1})})
+                  .cpu()
+                  .contiguous();
+  const double* rho = host.data_ptr<double>();
+  const int64_t top = options_.top;
   // (key, iteration) lexicographic; equal pairs keep the entry added first.
   auto better = [](const Entry& a, const Entry& b) {
     return a.key < b.key || (a.key == b.key && a.iteration < b.iteration);
   };
-  auto acc = rho.accessor<double, 2>();
-  for (int64_t r = 0; r < block_rows_; ++r) {
-    for (int64_t c = 0; c < block_cols_; ++c) {
-      const Entry e{AssemblyKey(acc[r][c]), iteration, acc[r][c]};
-      auto& kept = entries_[r * block_cols_ + c];
-      int64_t slot;
-      if (static_cast<int64_t>(kept.size()) < top) {
-        slot = static_cast<int64_t>(kept.size());
-        kept.push_back(e);
-      } else {
-        // Replace the current worst of the L kept, if the newcomer beats it.
-        auto worst = std::max_element(kept.begin(), kept.end(), better);
-        if (!better(e, *worst)) continue;
-        *worst = e;
-        slot = worst - kept.begin();
-      }
-      const int64_t r0 = r * bs, c0 = c * bs;
-      const int64_t bh = std::min(bs, height_ - r0), bw = std::min(bs, width_ - c0);
-      slots_[slot].narrow(1, r0, bh).narrow(2, c0, bw).copy_(
-          cand.narrow(1, r0, bh).narrow(2, c0, bw));
+  // Which block goes to which slot: decided on the host, copied in one batch below.
+  std::vector<int64_t> dst, src;
+  for (int64_t blk = 0; blk < nb; ++blk) {
+    const Entry e{AssemblyKey(rho[blk]), iteration, rho[blk]};
+    auto& kept = entries_[static_cast<size_t>(blk)];
+    int64_t slot;
+    if (static_cast<int64_t>(kept.size()) < top) {
+      slot = static_cast<int64_t>(kept.size());
+      kept.push_back(e);
+    } else {
+      // Replace the current worst of the L kept, if the newcomer beats it.
+      auto worst = std::max_element(kept.begin(), kept.end(), better);
+      if (!better(e, *worst)) continue;
+      *worst = e;
+      slot = worst - kept.begin();
     }
+    dst.push_back(slot * nb + blk);
+    src.push_back(blk);
   }
   ++count_;
+  if (!dst.empty()) {
+    const int64_t bs = options_.block_size;
+    auto cand = candidate.to(pattern_.device(), torch::kFloat32);
+    if (!slots_.defined()) slots_ = torch::zeros({top, nb, 3, bs, bs}, cand.options());
+    // (3,H,W) → zero-padded (blocks, 3, B, B), then every won block into its slot at once.
+    auto blocks = torch::constant_pad_nd(cand, {0, block_cols_ * bs - width_, 0, block_rows_ * bs - height_})
+                      .reshape({3, block_rows_, bs, block_cols_, bs})
+                      .permute({1, 3, 0, 2, 4})
+                      .reshape({nb, 3, bs, bs});
+    const auto n = static_cast<int64_t>(dst.size());
+    auto dst_idx = torch::from_blob(dst.data(), {n}, torch::kInt64).to(cand.device());
+    auto src_idx = torch::from_blob(src.data(), {n}, torch::kInt64).to(cand.device());
+    slots_.view({top * nb, 3, bs, bs}).index_copy_(0, dst_idx, blocks.index_select(0, src_idx));
+  }
+  return rho[nb];
 }
 
 int64_t BlockAssembler::stored_entries() const {
@@ -160,22 +191,22 @@ BlockAssembler::Result BlockAssembler::Finish() const {
       rho_acc[r][c] = n ? sum / n : std::numeric_limits<double>::quiet_NaN();
     }
   }
-  // Per-pixel view of the per-block counts: (nbr,nbc) → (H,W).
-  auto to_pixels = [&](const torch::Tensor& t) {
-    return t.repeat_interleave(bs, 0)
-        .repeat_interleave(bs, 1)
-        .narrow(0, 0, height_)
-        .narrow(1, 0, width_);
-  };
-  auto kept_px = to_pixels(out.kept.to(slots_.device())).to(torch::kFloat64);
+  const int64_t nb = block_rows_ * block_cols_;
+  auto kept_b = out.kept.to(slots_.device()).reshape({nb, 1, 1, 1}).to(torch::kFloat64);
   // Slot s of a block is filled iff s < kept; sum slot by slot to stay at O(1) extra images.
-  auto sum = torch::zeros({3, height_, width_}, slots_.options().dtype(torch::kFloat64));
+  auto sum = torch::zeros({nb, 3, bs, bs}, slots_.options().dtype(torch::kFloat64));
   for (int64_t s = 0; s < top; ++s) {
-    auto filled = (kept_px > s).unsqueeze(0);
-    sum += torch::where(filled, slots_[s].to(torch::kFloat64), torch::zeros_like(sum));
+    sum += torch::where(kept_b > s, slots_[s].to(torch::kFloat64), torch::zeros_like(sum));
   }
   // Round half away from zero (as std::round, like the image writer), then to 8 bits.
-  out.image = torch::floor(sum / kept_px + 0.5).clamp(0, 255).to(torch::kFloat32);
+  auto blocks = torch::floor(sum / kept_b + 0.5).clamp(0, 255).to(torch::kFloat32);
+  // (blocks, 3, B, B) → (3, H, W): the inverse of the layout in AddWithResidual, cropped.
+  out.image = blocks.reshape({block_rows_, block_cols_, 3, bs, bs})
+                  .permute({2, 0, 3, 1, 4})
+                  .reshape({3, block_rows_ * bs, block_cols_ * bs})
+                  .narrow(1, 0, height_)
+                  .narrow(2, 0, width_)
+                  .contiguous();
   return out;
 }
 

@@ -1,18 +1,23 @@
 #include "dippas/dip/loop.h"
 
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "dippas/assembly/assembly.h"
+#include "dippas/dip/amsgrad.h"
 #include "dippas/dip/injection.h"
 #include "dippas/dip/network.h"
-#include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
+#include "dippas/util/math_mode.h"
 
 namespace dippas {
 
@@ -82,6 +87,14 @@ class Timer {
 
 }  // namespace
 
+void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out) {
+  torch::NoGradGuard no_grad;
+  // randn_like is empty_like + normal_(0, 1); then std·n and z + (std·n), the same two roundings.
+  out.normal_();
+  out.mul_(std);
+  out.add_(z);
+}
+
 int64_t NetworkParameterCount(const DipOptions& options) {
   return MultiResUNet(ToNetworkOptions(options))->NumParameters();
 }
@@ -129,8 +142,14 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   const auto target = PadTo(image.to(torch::kFloat32).to(dev) / 255.0, multiple).unsqueeze(0);
   const int64_t hp = target.size(2), wp = target.size(3);
   // z is drawn on the CPU so that the same seed gives the same z on any device.
-  const auto z = (torch::randn({1, o.input_depth, hp, wp}) * o.input_noise_std).to(dev);
+  // (mul_ in place: the same rounding as `* std`, one z-sized array fewer at the start.)
+  const auto z = torch::randn({1, o.input_depth, hp, wp}).mul_(o.input_noise_std).to(dev);
+  // z + s·n, n ~ N(0,1) fresh each iteration, built in one persistent buffer: the same draws and
+  // roundings as z + s·randn_like(z), without z-sized temporaries (z is 512 channels).
+  auto z_t = torch::empty_like(z);
 
+  // cuDNN autotuning for the network's fixed shapes (the residual's convolutions are tiny).
+  const CudnnBenchmarkGuard cudnn_benchmark(true, /*engage=*/cuda);
   MultiResUNet net(ToNetworkOptions(o));
   PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple));
   net->to(dev);
@@ -138,7 +157,9 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   net->train();  // BatchNorm on batch statistics throughout (SPEC §5)
   std::vector<torch::Tensor> params = net->parameters();
   params.push_back(injection->gamma);
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr).amsgrad(true));
+  AmsGradOptions adam_options;
+  adam_options.lr = o.lr;
+  FlatAmsGrad adam(params, adam_options);
 
   AssemblyOptions ao;
   ao.block_size = o.block_size;
@@ -158,31 +179,38 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   double best_key = INFINITY;
   Timer timer(profiling, cuda);
   LoopProfile prof;
-  for (int64_t it = 1; it <= o.max_iterations; ++it) {
-    if (callbacks.stop_requested && callbacks.stop_requested()) {
-      result.stop_reason = "interrupted";
-      break;
-    }
-    timer.Reset();
-    const auto z_t = z + o.reg_noise_std * torch::randn_like(z);
-    const auto out = net->forward(z_t);
-    const auto loss = torch::mse_loss(injection->forward(out), target);
-    prof.forward += timer.Lap();
-    adam.zero_grad();
-    loss.backward();
-    prof.backward += timer.Lap();
-    adam.step();
-    injection->ClampGamma();
-    prof.optimizer += timer.Lap();
 
-    // The candidate is the network output Iφ (not the injected one), in 8 bits.
-    const auto candidate = (out.detach().slice(2, 0, h).slice(3, 0, w)[0] * 255.0).round().clamp(0, 255);
-    const auto mse8 = (candidate - target8).square().mean();
-    // One host synchronisation per iteration: the three scalars together.
-    const auto scalars = torch::stack({loss.detach(), mse8, injection->gamma.detach()}).to(torch::kCPU, torch::kFloat64);
-    const double* s = scalars.data_ptr<double>();
+  // What the host needs of an iteration. With a read-back delay of 1 (CUDA), its scalars are
+  // copied asynchronously and read one iteration later, while the GPU already runs the next
+  // one: the host never drains the queue just to learn the PSNR. Every decision (admission,
+  // stop, pool) is still taken on the iteration's own values, so results do not change.
+  const int64_t delay = options.readback_delay >= 0 ? std::min<int64_t>(options.readback_delay, 1) : (cuda ? 1 : 0);
+  struct Pending {
+    int64_t iteration = 0;
+    torch::Tensor candidate;  // (3,h,w) on the device
+    torch::Tensor scalars;    // loss, MSE8, γ as float64 on the host (ready once `ready` is)
+    int slot = 0;
+  };
+  std::optional<Pending> pending;
+  std::vector<torch::Tensor> host_scalars;
+  std::vector<std::unique_ptr<c10::Event>> ready;
+  if (cuda && delay > 0) {
+    for (int i = 0; i < 2; ++i) {
+      host_scalars.push_back(torch::empty({3}, torch::TensorOptions().dtype(torch::kFloat64).pinned_memory(true)));
+      ready.push_back(std::make_unique<c10::Event>(c10::DeviceType::CUDA));
+    }
+  }
+
+  // The host side of one iteration; true when the stop PSNR is exceeded.
+  auto process = [&](const Pending& p) {
+    if (!ready.empty()) {
+      // Waits for this iteration's copy only (c10::Event has no blocking wait in every LibTorch).
+      while (!ready[static_cast<size_t>(p.slot)]->query()) std::this_thread::yield();
+    }
+    const auto& candidate = p.candidate;
+    const double* s = p.scalars.data_ptr<double>();
     IterationRecord rec;
-    rec.iteration = it;
+    rec.iteration = p.iteration;
     rec.loss = s[0];
     rec.psnr = s[1] > 0 ? 10.0 * std::log10(255.0 * 255.0 / s[1]) : INFINITY;
     rec.gamma = s[2];
@@ -192,29 +220,82 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
       fallback_psnr = rec.psnr;  // kept only until the pool has a candidate
       best_candidate = candidate.clone();
     }
-    if (rec.admitted || options.ncc_every_iteration) {
-      const auto residual = Residual(candidate, ro);
-      rec.ncc = Ncc(residual, ToGray(candidate), pattern_dev).item<double>();
-      if (rec.admitted) {
-        assembler.AddWithResidual(candidate, residual, it);
-        ++result.pool_size;
-        const double key = std::isnan(*rec.ncc) ? INFINITY : std::fabs(*rec.ncc);
-        if (key < best_key) {
-          best_key = key;
-          best_ncc = rec.ncc;
-        }
-        if (callbacks.on_candidate) callbacks.on_candidate(candidate.to(torch::kCPU).to(torch::kUInt8), rec);
+    if (rec.admitted) {
+      // The whole-image NCC comes from the block sums the assembler computes anyway, in the
+      // same read-back as the block ρ: no second NCC pass and host synchronisation.
+      rec.ncc = assembler.AddWithResidual(candidate, Residual(candidate, ro), p.iteration);
+      ++result.pool_size;
+      const double key = std::isnan(*rec.ncc) ? INFINITY : std::fabs(*rec.ncc);
+      if (key < best_key) {
+        best_key = key;
+        best_ncc = rec.ncc;
       }
+      if (callbacks.on_candidate) callbacks.on_candidate(candidate.to(torch::kCPU).to(torch::kUInt8), rec);
+    } else if (options.ncc_every_iteration) {
+      rec.ncc = assembler.ImageNcc(candidate, Residual(candidate, ro));
     }
     prof.pool += timer.Lap();
-    result.iterations = it;
+    result.iterations = p.iteration;
+    result.gamma = rec.gamma;
     if (callbacks.on_iteration) callbacks.on_iteration(rec, result.pool_size, best_ncc);
-    if (rec.psnr > o.psnr_stop) {
-      result.stop_reason = "psnr_stop";
+    return rec.psnr > o.psnr_stop;
+  };
+
+  for (int64_t it = 1; it <= o.max_iterations; ++it) {
+    if (callbacks.stop_requested && callbacks.stop_requested()) {
+      // The iteration already computed still counts, as without the delay.
+      const bool stop = pending && process(*pending);
+      pending.reset();
+      result.stop_reason = stop ? "psnr_stop" : "interrupted";
       break;
     }
+    timer.Reset();
+    PerturbInput(z, o.reg_noise_std, z_t);
+    const auto out = net->forward(z_t);
+    const auto loss = torch::mse_loss(injection->forward(out), target);
+    prof.forward += timer.Lap();
+    adam.ZeroGrad();
+    loss.backward();
+    prof.backward += timer.Lap();
+    adam.Step();
+    injection->ClampGamma();
+    prof.optimizer += timer.Lap();
+
+    // The candidate is the network output Iφ (not the injected one), in 8 bits.
+    Pending cur;
+    cur.iteration = it;
+    cur.candidate = (out.detach().slice(2, 0, h).slice(3, 0, w)[0] * 255.0).round().clamp(0, 255);
+    const auto mse8 = (cur.candidate - target8).square().mean();
+    // The three scalars travel together: one device-to-host copy per iteration.
+    const auto scalars = torch::stack({loss.detach(), mse8, injection->gamma.detach()});
+    if (delay == 0) {
+      cur.scalars = scalars.to(torch::kCPU, torch::kFloat64);
+      if (process(cur)) {
+        result.stop_reason = "psnr_stop";
+        break;
+      }
+      continue;
+    }
+    cur.slot = static_cast<int>(it % 2);
+    if (ready.empty()) {
+      cur.scalars = scalars.to(torch::kCPU, torch::kFloat64);
+    } else {
+      cur.scalars = host_scalars[static_cast<size_t>(cur.slot)];
+      cur.scalars.copy_(scalars.to(torch::kFloat64), /*non_blocking=*/true);
+      const c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
+      ready[static_cast<size_t>(cur.slot)]->record(guard.getStream(dev));
+    }
+    if (pending) {
+      const bool stop = process(*pending);
+      pending.reset();
+      if (stop) {
+        result.stop_reason = "psnr_stop";  // iteration `it` was computed but is discarded
+        break;
+      }
+    }
+    pending = std::move(cur);
   }
-  result.gamma = injection->gamma.item<double>();
+  if (pending && process(*pending)) result.stop_reason = "psnr_stop";
   if (result.pool_size > 0) {
     result.image = assembler.Finish().image.to(torch::kCPU);
   } else if (best_candidate.defined()) {

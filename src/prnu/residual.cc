@@ -4,6 +4,7 @@
 #include <torch/fft.h>
 
 #include "dippas/prnu/wavelet.h"
+#include "dippas/util/math_mode.h"
 #include "wavelet_cpu.h"
 
 namespace dippas {
@@ -131,6 +132,8 @@ torch::Tensor WienerDftTensor(const torch::Tensor& x) {
 
 torch::Tensor Residual(const torch::Tensor& image, const ResidualOptions& options) {
   TORCH_CHECK(image.dim() == 3 || image.dim() == 4, "Residual expects (C,H,W) or (N,C,H,W)");
+  // The whole residual in full float32/float64 on a GPU (no TF32), whatever the caller allows.
+  const NoTf32Guard fp32(!image.is_cpu());
   auto x = image.to(torch::kFloat32);
   auto w = WaveletNoise(x, options);
   w = ToGray(w);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "dippas/util/math_mode.h"
+
 namespace dippas {
 namespace {
 
@@ -67,6 +69,8 @@ std::array<torch::Tensor, 2> Dwt1d(const torch::Tensor& x) {
   }
   auto lead = x.sizes().vec();
   lead.pop_back();
+  // TF32 would round the db4 taps (1e-4 agreement with prnu-python): full float32 on a GPU.
+  const NoTf32Guard fp32(!x.is_cpu());
   auto y = torch::conv1d(ext.reshape({-1, 1, padded}), AnalysisWeights(x.options()), {}, /*stride=*/2);
   auto shape = lead;
   shape.push_back(out_len);
@@ -79,6 +83,7 @@ torch::Tensor Idwt1d(const torch::Tensor& approx, const torch::Tensor& detail) {
   lead.pop_back();
   auto in = torch::stack({approx.reshape({-1, n}), detail.reshape({-1, n})}, 1);  // (M,2,n)
   // Full upsampled convolution, keeping the samples F−2 .. 2n−1 as PyWavelets does.
+  const NoTf32Guard fp32(!approx.is_cpu());
   auto y = torch::conv_transpose1d(in, SynthesisWeights(approx.options()), {}, /*stride=*/2);
   y = y.slice(2, kTaps - 2, 2 * n);
   auto shape = lead;

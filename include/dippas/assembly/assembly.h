@@ -35,13 +35,18 @@ class BlockAssembler {
   // Adds pool candidate m: an 8-bit RGB image as (3,H,W) with values 0..255 (any dtype).
   void Add(const torch::Tensor& candidate, int64_t iteration);
   // Same with W_m = Residual(candidate, σ) (H,W) precomputed, so that several assemblers
-  // (other B or L) can share one residual.
-  void AddWithResidual(const torch::Tensor& candidate, const torch::Tensor& residual,
-                       int64_t iteration);
+  // (other B or L) can share one residual. Returns the whole-image NCC(W_m, G_m·P) (NaN when
+  // undefined), which the NCC's sums over the blocks give at no extra pass or read-back.
+  double AddWithResidual(const torch::Tensor& candidate, const torch::Tensor& residual,
+                         int64_t iteration);
 
   // ρ_mb = NCC(W_m[b], G_m[b]·P[b]) for every block b: (rows of blocks, cols of blocks), double,
   // NaN where undefined.
   torch::Tensor BlockNcc(const torch::Tensor& candidate, const torch::Tensor& residual) const;
+  // The NCC's three sums per block, Σ W·G·P, Σ W², Σ (G·P)²: (3, rows of blocks, cols of blocks).
+  torch::Tensor BlockSums(const torch::Tensor& candidate, const torch::Tensor& residual) const;
+  // NCC(W_m, G_m·P) over the whole image from the block sums (one host read-back).
+  double ImageNcc(const torch::Tensor& candidate, const torch::Tensor& residual) const;
 
   int64_t count() const { return count_; }  // candidates added
   // Block entries currently held, at most L per block (the memory bound).
@@ -69,9 +74,11 @@ class BlockAssembler {
   AssemblyOptions options_;
   int64_t height_ = 0, width_ = 0, block_rows_ = 0, block_cols_ = 0;
   int64_t count_ = 0;
-  // entries_[b] holds the entries of block b; entry s of block b has its pixels in slots_[s].
+  // entries_[b] holds the entries of block b; entry s of block b has its pixels in slots_[s][b].
   std::vector<std::vector<Entry>> entries_;
-  torch::Tensor slots_;  // (L,3,H,W) float32, allocated on the first Add
+  // (L, blocks, 3, B, B) float32, block-major so that one index_copy_ stores all the blocks a
+  // candidate wins (partial edge blocks zero-padded); allocated on the first Add.
+  torch::Tensor slots_;
 };
 
 }  // namespace dippas

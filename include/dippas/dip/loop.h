@@ -45,6 +45,11 @@ struct DipRunOptions {
   DipOptions dip;                  // SPEC §8 settings
   std::string device = "cpu";      // "cpu" or "cuda" (already resolved)
   bool ncc_every_iteration = false;  // compute IterationRecord::ncc for every candidate (--history-ncc)
+  // Iterations between computing an iteration's PSNR/loss/γ and reading them on the host: 1 lets
+  // a GPU run the next iteration meanwhile (no per-iteration drain of the queue); the decisions
+  // and results are the same, only an iteration past a psnr_stop is computed and discarded.
+  // −1 = 1 on CUDA, 0 on the CPU; values above 1 act as 1.
+  int readback_delay = -1;
 };
 
 struct DipResult {
@@ -67,6 +72,11 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
 // A short description of the network for --describe: parameter count and
 // per-level widths.
 std::string DescribeNetwork(const DipOptions& options);
+
+// out ← z + std·n with n ~ N(0,1) drawn into `out` itself (same shape as z): the DIP's input
+// perturbation without z-sized temporaries, bit for bit z + std·randn_like(z) from the same
+// generator state.
+void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out);
 
 // Parameter count of the U-Net for these options (γ excluded).
 int64_t NetworkParameterCount(const DipOptions& options);
