@@ -34,14 +34,6 @@ std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& paths)
   return out;
 }
 
-nlohmann::json NumberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-nlohmann::json NumberOrNull(const std::optional<double>& v) {
-  return v ? NumberOrNull(*v) : nlohmann::json(nullptr);
-}
-
-void WriteJson(const std::string& path, const nlohmann::json& j) { WriteFileAtomic(path, j.dump(2) + "\n"); }
-
 int Guard(const std::string& command, const std::function<int()>& body) {
   try {
     return body();

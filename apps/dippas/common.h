@@ -25,13 +25,6 @@ struct CommonOptions {
 // Expands files and folders (their image files, sorted) into a list of files.
 std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& paths);
 
-// JSON number, or null for NaN/Inf/absent (JSON has no NaN).
-nlohmann::json NumberOrNull(double v);
-nlohmann::json NumberOrNull(const std::optional<double>& v);
-
-// Writes pretty JSON atomically.
-void WriteJson(const std::string& path, const nlohmann::json& j);
-
 // Runs `body`; turns exceptions into a one-line error on stderr and exit code 1.
 int Guard(const std::string& command, const std::function<int()>& body);
 
