@@ -14,7 +14,7 @@ SMOKE=$SRC/configs/smoke.yaml
 run() {
   local name=$1 pattern=$2
   shift 2
-  expect_error "$name" "$pattern" -- timeout 30 "$@"
+  expect_error "$name" "$pattern" -- timeout -k 5 30 "$@"  # -k: dippas defers SIGTERM
   [ "$(tail -c 200 "$T/err")" != "" ] || bad "$name: blocked (killed by timeout, no message)"
 }
 
