@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!fs::is_regular_file(item.original, ec) || item.device.empty()) __builtin_trap();
       if (!ds.fingerprints.count(item.device)) __builtin_trap();
     }
-  } catch (const std::runtime_error& e) {  // IoError is one
+  } catch (const std::runtime_error& e) {                         // IoError is one
     if (std::string(e.what()).find(path) != 0) __builtin_trap();  // the message names the manifest
   }
   return 0;

@@ -2,6 +2,8 @@
 // files above 2 GiB and images above 256 megapixels refused before they are read or decoded,
 // pools above the pixel limit refused, network depth and widths bounded; and CMYK JPEGs read as
 // the RGB image they encode.
+#include "dippas/io/limits.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -22,7 +24,6 @@
 #include "dippas/dip/options.h"
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/image.h"
-#include "dippas/io/limits.h"
 #include "dippas/io/npy.h"
 #include "dippas/io/pool.h"
 
@@ -74,13 +75,16 @@ std::string ErrorWithin(F f, const std::string& fifo = "") {
   return run.get();
 }
 
-bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 TEST_F(LimitsTest, FifoIsRefusedWithoutWaitingForAWriter) {
   const std::string fifo = Path("input.fifo");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  for (const auto& msg : {ErrorWithin([&] { ReadImage(fifo); }, fifo), ErrorWithin([&] { ReadNpy(fifo); }, fifo),
-                          ErrorWithin([&] { LoadDipConfig(fifo); }, fifo)}) {
+  for (const auto& msg :
+       {ErrorWithin([&] { ReadImage(fifo); }, fifo), ErrorWithin([&] { ReadNpy(fifo); }, fifo),
+        ErrorWithin([&] { LoadDipConfig(fifo); }, fifo)}) {
     EXPECT_TRUE(Contains(msg, fifo + ": not a regular file")) << msg;
   }
 }
@@ -89,7 +93,8 @@ TEST_F(LimitsTest, DeviceIsRefusedNotReadForever) {
   if (!fs::exists("/dev/zero")) GTEST_SKIP() << "/dev/zero absent";
   EXPECT_EQ(ErrorWithin([] { ReadImage("/dev/zero"); }),
             "/dev/zero: not a regular file (a FIFO, device or socket cannot be read as input)");
-  EXPECT_TRUE(Contains(ErrorWithin([] { LoadDipConfig("/dev/zero"); }), "/dev/zero: not a regular file"));
+  EXPECT_TRUE(
+      Contains(ErrorWithin([] { LoadDipConfig("/dev/zero"); }), "/dev/zero: not a regular file"));
 }
 
 TEST_F(LimitsTest, FileAboveTwoGibibytesIsRefusedBeforeReading) {
@@ -104,16 +109,22 @@ TEST_F(LimitsTest, FileAboveTwoGibibytesIsRefusedBeforeReading) {
   const std::string msg = ErrorWithin([&] { ReadImage(big); });
   EXPECT_EQ(msg, big + ": file is 2147483648 bytes, above the limit of 2 GiB for an input file");
   EXPECT_TRUE(Contains(ErrorWithin([&] { ReadNpy(big); }), "above the limit of 2 GiB"));
-  EXPECT_TRUE(Contains(ErrorWithin([&] { LoadDipConfig(big); }), big + ": file is 2147483648 bytes, above"));
+  EXPECT_TRUE(Contains(ErrorWithin([&] { LoadDipConfig(big); }),
+                       big + ": file is 2147483648 bytes, above"));
   // At the limit itself the size is accepted (the content then fails as it should, as not a PNG).
   ASSERT_EQ(truncate(big.c_str(), 16), 0);
-  EXPECT_TRUE(Contains(ErrorWithin([&] { ReadImage(big); }), "cannot decode")) << ErrorWithin([&] { ReadImage(big); });
+  EXPECT_TRUE(Contains(ErrorWithin([&] { ReadImage(big); }), "cannot decode"))
+      << ErrorWithin([&] { ReadImage(big); });
 }
 
 uint8_t Byte(uint32_t v, int shift) { return static_cast<uint8_t>((v >> shift) & 0xFF); }
-std::string Be32(uint32_t v) { return {char(Byte(v, 24)), char(Byte(v, 16)), char(Byte(v, 8)), char(Byte(v, 0))}; }
+std::string Be32(uint32_t v) {
+  return {char(Byte(v, 24)), char(Byte(v, 16)), char(Byte(v, 8)), char(Byte(v, 0))};
+}
 std::string Be16(uint32_t v) { return {char(Byte(v, 8)), char(Byte(v, 0))}; }
-std::string Le32(uint32_t v) { return {char(Byte(v, 0)), char(Byte(v, 8)), char(Byte(v, 16)), char(Byte(v, 24))}; }
+std::string Le32(uint32_t v) {
+  return {char(Byte(v, 0)), char(Byte(v, 8)), char(Byte(v, 16)), char(Byte(v, 24))};
+}
 std::string Le16(uint32_t v) { return {char(Byte(v, 0)), char(Byte(v, 8))}; }
 
 // Headers that announce H×W and hold no pixel data: refused before decoding, by the size.
@@ -133,7 +144,8 @@ std::string TiffHeader(uint32_t h, uint32_t w) {
   std::string s("II*\0", 4);
   s += Le32(8) + Le16(2);
   s += Le16(256) + Le16(4) + Le32(1) + Le32(w);  // ImageWidth, LONG
-  s += Le16(257) + Le16(3) + Le32(1) + Le16(static_cast<uint16_t>(h)) + Le16(0);  // ImageLength, SHORT
+  s += Le16(257) + Le16(3) + Le32(1) + Le16(static_cast<uint16_t>(h)) +
+       Le16(0);  // ImageLength, SHORT
   return s + Le32(0);
 }
 std::string BmpHeader(int32_t h, int32_t w) {
@@ -182,11 +194,15 @@ TEST_F(LimitsTest, PeekImageSizeReadsRealHeaders) {
 
 TEST_F(LimitsTest, PoolAbovePixelLimitIsRefused) {
   fs::create_directory(Path("pool"));
-  Write("pool/pool.json", R"({"complete": true, "size": [1048576, 1048576], "candidates": [{}, {}]})");
-  const std::string npy_header = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1048576, 1048576, 3), }";
-  Write("pool/pool.npy", std::string("\x93NUMPY\x01\x00", 8) + char(npy_header.size()) + '\0' + npy_header);
+  Write("pool/pool.json",
+        R"({"complete": true, "size": [1048576, 1048576], "candidates": [{}, {}]})");
+  const std::string npy_header =
+      "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1048576, 1048576, 3), }";
+  Write("pool/pool.npy",
+        std::string("\x93NUMPY\x01\x00", 8) + char(npy_header.size()) + '\0' + npy_header);
   const std::string msg = ErrorWithin([&] { PoolReader reader(Path("pool")); });
-  EXPECT_EQ(msg, Path("pool/pool.json") + ": \"size\" 1048576x1048576 is above the limit of 256 megapixels");
+  EXPECT_EQ(msg, Path("pool/pool.json") +
+                     ": \"size\" 1048576x1048576 is above the limit of 256 megapixels");
 }
 
 TEST_F(LimitsTest, NetworkDepthAndWidthsAreBounded) {
@@ -219,7 +235,7 @@ TEST_F(LimitsTest, NetworkDepthAndWidthsAreBounded) {
   EXPECT_EQ(message(o), "input_depth: must be in 1..4096");
   // The same through a config file, naming the file.
   Write("deep.yaml", "filters: [4, 4, 4, 4, 4, 4, 4, 4, 4]\nskips: [4, 4, 4, 4, 4, 4, 4, 4]\n");
-  EXPECT_TRUE(Contains(ErrorWithin([&] { LoadDipConfig(Path("deep.yaml")); }), "deep.yaml")) ;
+  EXPECT_TRUE(Contains(ErrorWithin([&] { LoadDipConfig(Path("deep.yaml")); }), "deep.yaml"));
   EXPECT_TRUE(Contains(ErrorWithin([&] { LoadDipConfig(Path("deep.yaml")); }), "2 to 8 levels"));
 }
 
@@ -227,22 +243,25 @@ TEST_F(LimitsTest, NetworkDepthAndWidthsAreBounded) {
 
 // Writes an RGB gradient as PNG and as CMYK JPEG and TIFF with Python's PIL (python3-pil).
 bool MakeCmykFiles(const std::string& dir) {
-  const std::string cmd = "/usr/bin/python3 -c '\n"
-                          "import sys\n"
-                          "from PIL import Image\n"
-                          "im = Image.new(\"RGB\", (40, 24))\n"
-                          "im.putdata([(x * 6, y * 10, 230 - x * 5) for y in range(24) for x in range(40)])\n"
-                          "im.save(sys.argv[1] + \"/rgb.png\")\n"
-                          "im.convert(\"CMYK\").save(sys.argv[1] + \"/cmyk.jpg\", quality=100)\n"
-                          "im.convert(\"CMYK\").save(sys.argv[1] + \"/cmyk.tif\")\n"
-                          "assert Image.open(sys.argv[1] + \"/cmyk.jpg\").mode == \"CMYK\"\n"
-                          "' " + dir + " 2>/dev/null";
+  const std::string cmd =
+      "/usr/bin/python3 -c '\n"
+      "import sys\n"
+      "from PIL import Image\n"
+      "im = Image.new(\"RGB\", (40, 24))\n"
+      "im.putdata([(x * 6, y * 10, 230 - x * 5) for y in range(24) for x in range(40)])\n"
+      "im.save(sys.argv[1] + \"/rgb.png\")\n"
+      "im.convert(\"CMYK\").save(sys.argv[1] + \"/cmyk.jpg\", quality=100)\n"
+      "im.convert(\"CMYK\").save(sys.argv[1] + \"/cmyk.tif\")\n"
+      "assert Image.open(sys.argv[1] + \"/cmyk.jpg\").mode == \"CMYK\"\n"
+      "' " +
+      dir + " 2>/dev/null";
   return std::system(cmd.c_str()) == 0;
 }
 
 TEST_F(LimitsTest, CmykJpegIsReadAsTheRgbItEncodes) {
   if (std::system("/usr/bin/python3 -c 'import PIL' 2>/dev/null") != 0) {
-    GTEST_SKIP() << "/usr/bin/python3 with PIL absent (apt-get install python3-pil): no CMYK JPEG to read";
+    GTEST_SKIP()
+        << "/usr/bin/python3 with PIL absent (apt-get install python3-pil): no CMYK JPEG to read";
   }
   ASSERT_TRUE(MakeCmykFiles(root_));
   const Image rgb = ReadImage(Path("rgb.png"));

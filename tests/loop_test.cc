@@ -186,7 +186,9 @@ TEST(Loop, GammaIsTrainedWithTheNetwork) {
   opt.dip.max_iterations = 30;
   std::vector<double> gammas;
   LoopCallbacks cb;
-  cb.on_iteration = [&](const IterationRecord& r, int64_t, std::optional<double>) { gammas.push_back(r.gamma); };
+  cb.on_iteration = [&](const IterationRecord& r, int64_t, std::optional<double>) {
+    gammas.push_back(r.gamma);
+  };
   const auto r = RunDip(CameraImage(k), k, opt, cb);
   ASSERT_EQ(gammas.size(), 30u);
   // Adam moves γ by about lr = 0.01 per step while the gradient keeps its sign.
@@ -214,7 +216,8 @@ TEST(Loop, CandidateIsTheNetworkOutputNotTheInjectedOne) {
     auto eight_bit = [](const torch::Tensor& x) {
       return (x[0].slice(1, 0, 32).slice(2, 0, 32) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
     };
-    EXPECT_TRUE(torch::equal(candidate, eight_bit(outputs.back()))) << "iteration " << rec.iteration;
+    EXPECT_TRUE(torch::equal(candidate, eight_bit(outputs.back())))
+        << "iteration " << rec.iteration;
     ++checked;
     if (!torch::equal(candidate, eight_bit(injected.back()))) ++differs;
   };

@@ -28,7 +28,8 @@ TEST(Purpose, SyntheticCameraLosesItsFingerprint) {
   const int64_t n = 64;
   auto gen = torch::make_generator<at::CPUGeneratorImpl>(3);
   // I = I0·(1 + K) + Θ: a smooth scene, a strong K (3 %), sensor noise of 1 level.
-  auto scene = torch::upsample_bilinear2d(torch::rand({1, 3, 5, 5}, gen) * 160 + 50, {n, n}, true)[0];
+  auto scene =
+      torch::upsample_bilinear2d(torch::rand({1, 3, 5, 5}, gen) * 160 + 50, {n, n}, true)[0];
   const auto k = torch::randn({n, n}, gen) * 0.03;
   const auto image = (scene * (1 + k) + torch::randn({3, n, n}, gen)).round().clamp(0, 255);
   const double ncc_before = AbsNcc(image, k);
@@ -62,8 +63,8 @@ TEST(Purpose, SyntheticCameraLosesItsFingerprint) {
   const double ncc_single = single[single.size() / 2];  // the median candidate
   const double ncc_average = AbsNcc((sum / static_cast<double>(single.size())).round(), k);
   std::cout << "|NCC| before " << ncc_before << ", after " << ncc_after << " at PSNR " << psnr
-            << " dB; without selection: median candidate " << ncc_single << ", pool average " << ncc_average
-            << " (" << single.size() << " candidates, γ " << r.gamma << ")\n";
+            << " dB; without selection: median candidate " << ncc_single << ", pool average "
+            << ncc_average << " (" << single.size() << " candidates, γ " << r.gamma << ")\n";
 
   EXPECT_GE(psnr, run.dip.psnr_min);
   // The trace is gone: far more than the 5× cut asked of the method (measured: ≥ 250×).

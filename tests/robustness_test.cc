@@ -329,7 +329,8 @@ TEST_F(RobustnessTest, PoolCorpusReadsOrIsRefused) {
     const std::string dir = root_ + "/" + f.filename().string();
     fs::create_directory(dir);
     std::ofstream(dir + "/pool.json", std::ios::binary) << bytes.substr(0, cut);
-    std::ofstream(dir + "/pool.npy", std::ios::binary) << (cut == std::string::npos ? "" : bytes.substr(cut + 1));
+    std::ofstream(dir + "/pool.npy", std::ios::binary)
+        << (cut == std::string::npos ? "" : bytes.substr(cut + 1));
     try {
       PoolReader reader(dir);
       for (int64_t i = 0; i < reader.count(); ++i) {
@@ -348,7 +349,8 @@ TEST_F(RobustnessTest, ManifestCorpusReadsOrIsRefused) {
   const auto files = CorpusFiles("manifest");
   ASSERT_GE(files.size(), 5u);
   fs::create_directory(root_ + "/sub");
-  for (const char* name : {"a.png", "b.png", "K.npy", "L.npy", "sub/c.png"}) std::ofstream(root_ + "/" + name) << "x";
+  for (const char* name : {"a.png", "b.png", "K.npy", "L.npy", "sub/c.png"})
+    std::ofstream(root_ + "/" + name) << "x";
   int read = 0;
   for (const auto& f : files) {
     const std::string path = root_ + "/" + f.filename().string();
@@ -357,7 +359,8 @@ TEST_F(RobustnessTest, ManifestCorpusReadsOrIsRefused) {
       try {
         const Dataset ds = ReadManifest(path, fps, false);
         EXPECT_FALSE(ds.items.empty());
-        for (const auto& item : ds.items) EXPECT_TRUE(fs::is_regular_file(item.original)) << item.original;
+        for (const auto& item : ds.items)
+          EXPECT_TRUE(fs::is_regular_file(item.original)) << item.original;
         ++read;
       } catch (const std::runtime_error& e) {
         EXPECT_EQ(std::string(e.what()).rfind(path, 0), 0u) << e.what();

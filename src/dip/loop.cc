@@ -114,8 +114,9 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   // networks deeper than 6 levels).
   const int64_t min_side = std::max<int64_t>(32, int64_t{1} << (o.filters.size() - 1));
   if (h < min_side || w < min_side) {
-    throw std::invalid_argument("image is " + std::to_string(h) + "x" + std::to_string(w) + ": the DIP needs at least " +
-                                std::to_string(min_side) + "x" + std::to_string(min_side) + " pixels");
+    throw std::invalid_argument("image is " + std::to_string(h) + "x" + std::to_string(w) +
+                                ": the DIP needs at least " + std::to_string(min_side) + "x" +
+                                std::to_string(min_side) + " pixels");
   }
   if (pattern.dim() != 2 || pattern.size(0) != h || pattern.size(1) != w) {
     throw std::invalid_argument("RunDip: pattern size differs from the image");

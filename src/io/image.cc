@@ -74,12 +74,14 @@ bool JpegFrame(const std::string& bytes, int64_t* height, int64_t* width, int* c
       ++i;
       continue;
     }
-    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // FF00: skipped too
+    if (marker == 0x00 || marker == 0x01 ||
+        (marker >= 0xD0 && marker <= 0xD7)) {  // FF00: skipped too
       i += 2;
       continue;
     }
     const size_t length = Be16(b + i + 2);
-    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    const bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (sof) {
       if (length < 8 || i + 10 > n) return false;
       *height = Be16(b + i + 5);
@@ -98,14 +100,16 @@ bool JpegFrame(const std::string& bytes, int64_t* height, int64_t* width, int* c
 bool PeekImageSize(const std::string& bytes, int64_t* height, int64_t* width) {
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
-  if (n >= 24 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n", 8) == 0 && bytes.compare(12, 4, "IHDR") == 0) {
+  if (n >= 24 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+      bytes.compare(12, 4, "IHDR") == 0) {
     *width = Be32(b + 16);
     *height = Be32(b + 20);
     return true;
   }
   if (n >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0) {
     int components = 0;
-    return JpegFrame(bytes, height, width, &components) && *height > 0;  // 0: height set later (DNL)
+    return JpegFrame(bytes, height, width, &components) &&
+           *height > 0;  // 0: height set later (DNL)
   }
   if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
     if (Le32(b + 14) == 12) {  // BITMAPCOREHEADER: 16-bit sides
@@ -160,9 +164,11 @@ Image DecodeImage(const std::string& bytes, const std::string& path) {
   };
   // The formats of the README only: OpenCV would decode others (PPM, WebP, …) without the
   // header check below, allocating up to its own limit of 2^30 pixels first.
-  auto starts = [&](const char* magic, size_t n) { return bytes.size() >= n && bytes.compare(0, n, magic, n) == 0; };
-  if (!starts("\x89PNG\r\n\x1a\n", 8) && !starts("\xFF\xD8\xFF", 3) && !starts("BM", 2) && !starts("II*\0", 4) &&
-      !starts("MM\0*", 4) && !starts("II+\0", 4) && !starts("MM\0+", 4)) {
+  auto starts = [&](const char* magic, size_t n) {
+    return bytes.size() >= n && bytes.compare(0, n, magic, n) == 0;
+  };
+  if (!starts("\x89PNG\r\n\x1a\n", 8) && !starts("\xFF\xD8\xFF", 3) && !starts("BM", 2) &&
+      !starts("II*\0", 4) && !starts("MM\0*", 4) && !starts("II+\0", 4) && !starts("MM\0+", 4)) {
     throw IoError(path + ": cannot decode image (not a PNG, JPEG, TIFF or BMP file)");
   }
   int64_t peek_h = 0, peek_w = 0;
@@ -175,7 +181,8 @@ Image DecodeImage(const std::string& bytes, const std::string& path) {
   cv::Mat raw;
   try {
     const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
-    raw = cv::imdecode(buf, (cmyk ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED) | cv::IMREAD_IGNORE_ORIENTATION);
+    raw = cv::imdecode(
+        buf, (cmyk ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED) | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
     throw IoError(path + ": cannot decode image: " + e.what());
   }
@@ -185,8 +192,8 @@ Image DecodeImage(const std::string& bytes, const std::string& path) {
     throw IoError(path + ": truncated JPEG (the data ends before the end-of-image marker)");
   }
   if (cmyk && raw.channels() != 3) {
-    throw IoError(path + ": CMYK JPEG that cannot be converted to RGB (" + std::to_string(raw.channels()) +
-                  " channels decoded)");
+    throw IoError(path + ": CMYK JPEG that cannot be converted to RGB (" +
+                  std::to_string(raw.channels()) + " channels decoded)");
   }
   if (raw.depth() != CV_8U && raw.depth() != CV_16U) {
     throw IoError(path + ": unsupported pixel depth (only 8- and 16-bit images)");

@@ -270,7 +270,8 @@ PoolReader::PoolReader(const std::string& dir) {
   // pool.npy: header only; the frames are read one at a time.
   if (!fs::exists(npy_path_, ec)) throw IoError(npy_path_ + ": no such file");
   if (!fs::is_regular_file(npy_path_, ec)) {  // a FIFO would block the open below
-    throw IoError(npy_path_ + ": not a regular file (a FIFO, device or socket cannot be read as input)");
+    throw IoError(npy_path_ +
+                  ": not a regular file (a FIFO, device or socket cannot be read as input)");
   }
   const auto file_size = fs::file_size(npy_path_, ec);
   if (ec) throw IoError(npy_path_ + ": cannot read: " + ec.message());

@@ -34,7 +34,9 @@ struct LoopCallbacks {
   std::function<bool()> stop_requested;
   // For tests: after every forward pass, the network input z_t, the network output Iφ and the
   // injected output Iφ·(1+γP̃), all (1,C,H',W') at the padded size, detached.
-  std::function<void(const torch::Tensor& z_t, const torch::Tensor& output, const torch::Tensor& injected)> on_forward;
+  std::function<void(const torch::Tensor& z_t, const torch::Tensor& output,
+                     const torch::Tensor& injected)>
+      on_forward;
 };
 
 // Where the time went, in seconds (the device is synchronised around each
