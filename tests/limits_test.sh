@@ -30,7 +30,8 @@ run "FIFO as manifest" "$T/fifo.csv: $msg" "$DIPPAS" evaluate --manifest "$T/fif
 mkdir -p "$T/pool"
 printf '{"complete": true, "size": [2, 2], "candidates": [{}]}' >"$T/pool/pool.json"
 mkfifo "$T/pool/pool.npy"
-run "FIFO as pool.npy" "$T/pool/pool.npy: $msg" "$DIPPAS" assemble --pool "$T/pool" --out-dir "$T/as"
+run "FIFO as pool.npy" "$T/pool/pool.npy: $msg" "$DIPPAS" assemble --pool "$T/pool" --blind \
+  --block-size 16 --top 1 --psnr-min 30 --out-dir "$T/as"
 run "/dev/zero as image" "/dev/zero: $msg" "$DIPPAS" residual --image /dev/zero --out "$T/x.npy"
 [ ! -e "$T/x.npy" ] && [ ! -e "$T/x.png" ] || bad "a refused input left an output"
 
