@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of fuzz/ (the .npy parser and the config parser) with clang,
+# Builds the libFuzzer targets of fuzz/ (the .npy parser, the config parser, the image loader,
+# the pool reader and the evaluate manifest's CSV parser) with clang,
 # AddressSanitizer and UndefinedBehaviorSanitizer, runs each for a bounded time from the seed
 # corpora in fuzz/corpus/, and fails on any crash, sanitizer report, leak or timeout.
 #
 # Usage: scripts/fuzz.sh [--update-corpus] [SECONDS]
-#   SECONDS          per target (default: $FUZZ_SECONDS, else 60)
+#   SECONDS          per target (default: $FUZZ_SECONDS, else 60; .ci/run uses 45 for the five)
 #   --update-corpus  afterwards, merge what this run found into fuzz/corpus/ (minimised)
 # Builds in build-fuzz/ (or $FUZZ_BUILD); new inputs and crash artifacts land there, so the
 # seed corpora in the repository only change with --update-corpus. Installs clang and its
@@ -37,22 +38,40 @@ if ! fuzzer_links; then
 fi
 
 mkdir -p "$out"
-flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Iinclude
+flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -Iinclude -I/usr/include/opencv4
        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
-echo "fuzz: building $out/fuzz_npy and $out/fuzz_config"
-clang++ "${flags[@]}" fuzz/fuzz_npy.cc src/io/npy.cc src/io/atomic_file.cc -o "$out/fuzz_npy" &
-npy_pid=$!
-clang++ "${flags[@]}" fuzz/fuzz_config.cc src/dip/config.cc src/dip/options.cc -lyaml-cpp \
-  -o "$out/fuzz_config" &
-config_pid=$!
+opencv=(-lopencv_imgcodecs -lopencv_imgproc -lopencv_core)  # uninstrumented: only crashes show
+targets=(npy config image pool manifest)
+declare -A sources=(
+  [npy]="src/io/npy.cc src/io/atomic_file.cc"
+  [config]="src/dip/config.cc src/dip/options.cc -lyaml-cpp"
+  [image]="src/io/image.cc src/io/npy.cc src/io/atomic_file.cc ${opencv[*]}"
+  [pool]="src/io/pool.cc src/io/npy.cc src/io/atomic_file.cc"
+  [manifest]="src/eval/dataset.cc src/eval/roc.cc src/io/image.cc src/io/npy.cc src/io/atomic_file.cc ${opencv[*]}"
+)
+# Two compilers at a time (the CI machine has 2 cores).
+build() {
+  # shellcheck disable=SC2086  # the source lists are word lists on purpose
+  clang++ "${flags[@]}" "fuzz/fuzz_$1.cc" ${sources[$1]} -o "$out/fuzz_$1" 2>"$out/build_$1.log" ||
+    { echo "fuzz: building fuzz_$1 failed:" >&2; cat "$out/build_$1.log" >&2; return 1; }
+}
+echo "fuzz: building ${targets[*]/#/$out/fuzz_}"
 built=1
-wait $npy_pid || built=0
-wait $config_pid || built=0
+pids=()
+for target in "${targets[@]}"; do
+  build "$target" &
+  pids+=($!)
+  if [ ${#pids[@]} -eq 2 ]; then
+    wait "${pids[0]}" || built=0
+    pids=("${pids[1]}")
+  fi
+done
+for pid in "${pids[@]}"; do wait "$pid" || built=0; done
 [ $built -eq 1 ] || { echo "fuzz: the build failed" >&2; exit 1; }
 
 status=0
 summary=()
-for target in npy config; do
+for target in "${targets[@]}"; do
   work=$out/corpus-$target  # new inputs go here, the repository's seeds are read only
   artifacts=$out/artifacts-$target
   mkdir -p "$work" "$artifacts"

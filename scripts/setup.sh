@@ -9,6 +9,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libyaml-cpp-dev libgtest-dev libopenblas0-pthread python3-numpy)
 PKGS+=(gnuplot-nox)  # dippas evaluate draws its ROC and history plots with gnuplot
 PKGS+=(libimage-exiftool-perl)  # tests/hardening_test.sh: metadata planted in inputs, absent from outputs
+PKGS+=(python3-pil)  # tests/limits_test.cc: CMYK JPEG and TIFF written with PIL
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

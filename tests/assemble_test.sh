@@ -9,9 +9,8 @@ DIPPAS=$1
 source "$(dirname "$0")/cli_lib.sh"
 
 if ! "$PY" -c 'import numpy' 2>/dev/null; then
-  echo "note: /usr/bin/python3 with numpy absent: assemble tests skipped" \
-    "(they need a synthetic pool)"
-  exit 0
+  skip_all "/usr/bin/python3 with numpy absent: assemble tests need a synthetic pool" \
+    "(apt-get install python3-numpy)"
 fi
 
 expect_ok "assemble --help" "$DIPPAS" assemble --help

@@ -39,8 +39,27 @@ check() {
   if "$PY" -c "$1" >"$T/pyout" 2>&1; then ok; else bad "$name: $(tail -3 "$T/pyout")"; fi
 }
 
-# finish: the closing line ctest's log shows, and the exit status.
+# Skips: ctest counts exit SKIP_CODE as "Skipped" (SKIP_RETURN_CODE in tests/CMakeLists.txt), never
+# as a pass. skip REASON: a part of the checks could not run here; skip_all REASON: none could.
+SKIP_CODE=77
+skipped=()
+skip() {
+  skipped+=("$*")
+  echo "SKIP: $*"
+}
+skip_all() {
+  echo "SKIP: $* (exit $SKIP_CODE: every check of this script skipped)"
+  exit $SKIP_CODE
+}
+
+# finish: the closing line ctest's log shows, and the exit status: 1 on any failure, else
+# SKIP_CODE when some checks were skipped (each reason repeated), else 0.
 finish() {
-  echo "$pass passed, $fail failed"
-  [ $fail -eq 0 ]
+  echo "$pass passed, $fail failed, ${#skipped[@]} part(s) skipped"
+  [ $fail -eq 0 ] || return 1
+  if [ ${#skipped[@]} -gt 0 ]; then
+    printf 'skipped: %s\n' "${skipped[@]}"
+    return $SKIP_CODE
+  fi
+  return 0
 }

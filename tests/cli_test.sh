@@ -48,7 +48,7 @@ assert all(abs(x['ncc'] - y['ncc']) < 1e-6 for x, y in zip(a, b))
   expect_error "3-channel npy" "K3d.npy.*shape" -- "$DIPPAS" detect --prnu "$T/K3d.npy" "$NAT"
   expect_error "int32 npy" "Kint.npy.*dtype" -- "$DIPPAS" detect --prnu "$T/Kint.npy" "$NAT"
 else
-  echo "note: /usr/bin/python3 with numpy absent: numpy round-trip checks skipped"
+  skip "/usr/bin/python3 with numpy absent: numpy round-trip checks (apt-get install python3-numpy)"
 fi
 # The right camera is attributed, the others are not (PCE ≥ 60 only for D70s_1).
 python3 - "$T/det.json" <<'PY' || bad "detect: attribution on the bundled example"

@@ -13,7 +13,7 @@ ev() { "$DIPPAS" evaluate "$@"; }
 EX=$SRC/examples
 HAVE_GNUPLOT=0
 command -v gnuplot >/dev/null 2>&1 && HAVE_GNUPLOT=1
-[ $HAVE_GNUPLOT -eq 1 ] || echo "note: gnuplot absent: plot checks skipped (apt-get install gnuplot-nox)"
+[ $HAVE_GNUPLOT -eq 1 ] || skip "gnuplot absent: plot checks (apt-get install gnuplot-nox)"
 
 # device = file name up to the last '_' (Dresden naming); one folder per device, symlinks inside.
 make_tree() {  # make_tree ROOT FILE...
@@ -210,7 +210,7 @@ assert j['auc_ncc'] != 0.9703125, 'edges scored like the whole image'
 print('edges: auc', j['auc_ncc'])
 "
 else
-  echo "note: reference data not found ($SHARED): skipping the Dresden reference AUC"
+  skip "reference data not found ($SHARED): the Dresden reference AUC"
 fi
 
 

@@ -170,7 +170,7 @@ elif mount_tmpfs "$RO" 1m; then
   cp "$T/W_rgb8.npy" "$RO/W.npy" && mount -o remount,ro "$RO" && ro_kind="read-only tmpfs"
 else
   ro_kind=""
-  echo "note: cannot mount a read-only tmpfs as root here: unwritable-folder checks skipped" \
+  skip "cannot mount a read-only tmpfs as root here: unwritable-folder checks" \
     "(write errors are still tested through DIPPAS_FAULT_WRITE_LIMIT below)"
 fi
 if [ -n "$ro_kind" ]; then
@@ -408,7 +408,7 @@ for f in ('photo.jpg', 'photo.png'):
     if grep -a -q -E "SECRET|Jane Doe" "$T/meta/$f"; then bad "$f holds the input's metadata bytes"; else ok; fi
   done
 else
-  echo "note: exiftool absent (Debian package libimage-exiftool-perl): metadata checks skipped"
+  skip "exiftool absent: metadata checks (apt-get install libimage-exiftool-perl)"
 fi
 
 # The metrics name the inputs only as given (relative stays relative), and nothing else of the

@@ -154,6 +154,111 @@ TEST(Loop, RefusesTinyImagesAndBadOptions) {
   opt.dip.psnr_stop = 40;  // τ above the stop PSNR
   EXPECT_THROW(RunDip(TestImage(32, 32), TestPattern(32, 32), opt), std::invalid_argument);
   EXPECT_THROW(RunDip(TestImage(32, 32), TestPattern(16, 32), Tiny()), std::invalid_argument);
+  // A 7-level network pads to a multiple of 64: a 40×40 image is too small for the reflection.
+  opt = Tiny();
+  opt.dip.filters = {4, 4, 4, 4, 4, 4, 4};
+  opt.dip.skips = {4, 4, 4, 4, 4, 4};
+  try {
+    RunDip(TestImage(40, 40), TestPattern(40, 40), opt);
+    ADD_FAILURE() << "a 40x40 image accepted by a 7-level network";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "image is 40x40: the DIP needs at least 64x64 pixels");
+  }
+}
+
+// An image shot by a camera whose PRNU is the pattern: I = scene·(1 + K) + noise, with K strong
+// enough (std 3 %) that explaining it through γ·P lowers the loss from the first iteration.
+torch::Tensor CameraImage(const torch::Tensor& k) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(5);
+  const int64_t h = k.size(0), w = k.size(1);
+  auto base = torch::rand({1, 3, 4, 4}, gen) * 150 + 60;
+  auto scene = torch::upsample_bilinear2d(base, {h, w}, true)[0];
+  return (scene * (1 + k) + torch::randn({3, h, w}, gen)).round().clamp(0, 255);
+}
+
+// γ is trained with the network: in aware mode, with the camera's own K as P, γ leaves 0 and
+// settles near the strength of K, std(K) = 0.03, since P̃ = P/std(P) (dropping γ from the
+// optimizer leaves it at exactly 0; a misaligned injection leaves it near 0).
+TEST(Loop, GammaIsTrainedWithTheNetwork) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(11);
+  const auto k = torch::randn({32, 32}, gen) * 0.03;
+  auto opt = Tiny();
+  opt.dip.max_iterations = 30;
+  std::vector<double> gammas;
+  LoopCallbacks cb;
+  cb.on_iteration = [&](const IterationRecord& r, int64_t, std::optional<double>) {
+    gammas.push_back(r.gamma);
+  };
+  const auto r = RunDip(CameraImage(k), k, opt, cb);
+  ASSERT_EQ(gammas.size(), 30u);
+  // Adam moves γ by about lr = 0.01 per step while the gradient keeps its sign.
+  EXPECT_GT(gammas[4], 0.01);
+  EXPECT_NEAR(gammas[9], 0.03, 0.01);
+  EXPECT_NEAR(r.gamma, 0.03, 0.01);
+}
+
+// The candidate is Iφ, the network output, quantized: never the injected output Iφ·(1+γP̃),
+// which would put P back into every candidate.
+TEST(Loop, CandidateIsTheNetworkOutputNotTheInjectedOne) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(11);
+  const auto k = torch::randn({32, 32}, gen) * 0.03;
+  auto opt = Tiny();
+  opt.dip.max_iterations = 30;
+  std::vector<torch::Tensor> outputs, injected;
+  int64_t checked = 0, differs = 0;
+  LoopCallbacks cb;
+  cb.on_forward = [&](const torch::Tensor&, const torch::Tensor& out, const torch::Tensor& inj) {
+    outputs.push_back(out.clone());
+    injected.push_back(inj.clone());
+  };
+  cb.on_candidate = [&](const torch::Tensor& candidate, const IterationRecord& rec) {
+    ASSERT_EQ(static_cast<int64_t>(outputs.size()), rec.iteration);
+    auto eight_bit = [](const torch::Tensor& x) {
+      return (x[0].slice(1, 0, 32).slice(2, 0, 32) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+    };
+    EXPECT_TRUE(torch::equal(candidate, eight_bit(outputs.back())))
+        << "iteration " << rec.iteration;
+    ++checked;
+    if (!torch::equal(candidate, eight_bit(injected.back()))) ++differs;
+  };
+  const auto r = RunDip(CameraImage(k), k, opt, cb);
+  EXPECT_EQ(checked, 30);
+  ASSERT_GT(r.gamma, 0.02);
+  // Once γ > 0 the two differ, so the check above could tell them apart.
+  EXPECT_GE(differs, 25);
+}
+
+// z_t = z + σ_r·N(0,1) with fresh noise every iteration: any two inputs differ by noise of std
+// σ_r·√2 around the same z (noise drawn once, or none, would make them equal).
+TEST(Loop, NetworkInputGetsFreshNoiseEveryIteration) {
+  auto opt = Tiny();
+  opt.dip.max_iterations = 6;
+  opt.dip.reg_noise_std = 0.1;
+  std::vector<torch::Tensor> inputs;
+  LoopCallbacks cb;
+  cb.on_forward = [&](const torch::Tensor& z_t, const torch::Tensor&, const torch::Tensor&) {
+    inputs.push_back(z_t.to(torch::kFloat64).clone());
+  };
+  RunDip(TestImage(32, 32), TestPattern(32, 32), opt, cb);
+  ASSERT_EQ(inputs.size(), 6u);
+  EXPECT_EQ(inputs[0].sizes(), (std::vector<int64_t>{1, 8, 32, 32}));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    for (size_t j = i + 1; j < inputs.size(); ++j) {
+      const double sd = (inputs[i] - inputs[j]).std().item<double>();
+      EXPECT_NEAR(sd, 0.1 * std::sqrt(2.0), 0.01) << "z_" << i + 1 << " − z_" << j + 1;
+    }
+  }
+  // The perturbation's std matches reg_noise_std: z_t around z, whose own std is input_noise_std.
+  const auto mean = torch::stack(inputs).mean(0);
+  EXPECT_NEAR((inputs[0] - mean).std().item<double>(), 0.1 * std::sqrt(5.0 / 6.0), 0.01);
+  EXPECT_NEAR(mean.std().item<double>(), std::sqrt(0.01 + 0.01 / 6.0), 0.01);
+
+  // Without perturbation every iteration sees the same z.
+  opt.dip.reg_noise_std = 0;
+  inputs.clear();
+  RunDip(TestImage(32, 32), TestPattern(32, 32), opt, cb);
+  ASSERT_EQ(inputs.size(), 6u);
+  EXPECT_TRUE(torch::equal(inputs[0], inputs[5]));
 }
 
 // The loop learns: the candidates approach the image (PSNR rises).

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "dippas/dip/config.h"
+#include "dippas/eval/dataset.h"
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/image.h"
 #include "dippas/io/npy.h"
 #include "dippas/io/pool.h"
 
@@ -297,6 +299,75 @@ TEST_F(RobustnessTest, ConfigCorpusParsesOrIsRefused) {
       EXPECT_EQ(std::string(e.what()).rfind(f.string(), 0), 0u) << e.what();
     }
   }
+}
+
+TEST_F(RobustnessTest, ImageCorpusDecodesOrIsRefused) {
+  const auto files = CorpusFiles("image");
+  ASSERT_GE(files.size(), 10u);
+  int decoded = 0;
+  for (const auto& f : files) {
+    try {
+      const Image img = ReadImage(f.string());
+      EXPECT_TRUE(img.channels == 1 || img.channels == 3) << f;
+      EXPECT_EQ(img.data.size(), static_cast<size_t>(img.height * img.width * img.channels)) << f;
+      ++decoded;
+    } catch (const IoError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(f.string(), 0), 0u) << e.what();
+    }
+  }
+  EXPECT_GE(decoded, 12);  // the PNG, JPEG, TIFF and BMP seeds
+}
+
+// Pool seeds: pool.json, a NUL byte, pool.npy (fuzz/fuzz_pool.cc's input format).
+TEST_F(RobustnessTest, PoolCorpusReadsOrIsRefused) {
+  const auto files = CorpusFiles("pool");
+  ASSERT_GE(files.size(), 5u);
+  int read = 0;
+  for (const auto& f : files) {
+    const std::string bytes = Slurp(f.string());
+    const size_t cut = bytes.find('\0');
+    const std::string dir = root_ + "/" + f.filename().string();
+    fs::create_directory(dir);
+    std::ofstream(dir + "/pool.json", std::ios::binary) << bytes.substr(0, cut);
+    std::ofstream(dir + "/pool.npy", std::ios::binary)
+        << (cut == std::string::npos ? "" : bytes.substr(cut + 1));
+    try {
+      PoolReader reader(dir);
+      for (int64_t i = 0; i < reader.count(); ++i) {
+        EXPECT_EQ(reader.Read(i).size(), static_cast<size_t>(reader.height() * reader.width() * 3));
+      }
+      ++read;
+    } catch (const IoError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(dir, 0), 0u) << e.what();
+    }
+  }
+  EXPECT_GE(read, 3);  // two_4x5, one_3x3, empty_2x2
+}
+
+// Manifest seeds, in a folder holding the files they name (as fuzz/fuzz_manifest.cc sets up).
+TEST_F(RobustnessTest, ManifestCorpusReadsOrIsRefused) {
+  const auto files = CorpusFiles("manifest");
+  ASSERT_GE(files.size(), 5u);
+  fs::create_directory(root_ + "/sub");
+  for (const char* name : {"a.png", "b.png", "K.npy", "L.npy", "sub/c.png"})
+    std::ofstream(root_ + "/" + name) << "x";
+  int read = 0;
+  for (const auto& f : files) {
+    const std::string path = root_ + "/" + f.filename().string();
+    fs::copy_file(f, path);
+    for (const std::string& fps : {std::string(), root_}) {
+      try {
+        const Dataset ds = ReadManifest(path, fps, false);
+        EXPECT_FALSE(ds.items.empty());
+        for (const auto& item : ds.items)
+          EXPECT_TRUE(fs::is_regular_file(item.original)) << item.original;
+        ++read;
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind(path, 0), 0u) << e.what();
+      }
+    }
+  }
+  EXPECT_GE(read, 4);  // basic, quoted, fpdir (with the folder), basic with the folder
 }
 
 }  // namespace

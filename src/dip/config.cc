@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "dippas/io/limits.h"
+
 namespace dippas {
 namespace {
 
@@ -254,6 +256,16 @@ DipOptions LoadDipConfig(const std::string& path, DipOptions base) {
   if (status.type() == fs::file_type::not_found) throw ConfigError(path + ": no such file");
   if (ec) throw ConfigError(path + ": cannot read: " + ec.message());
   if (fs::is_directory(status)) throw ConfigError(path + ": no such file (it is a directory)");
+  // A FIFO or device would block or never end (limits.h): regular files of bounded size only.
+  if (!fs::is_regular_file(status)) {
+    throw ConfigError(path +
+                      ": not a regular file (a FIFO, device or socket cannot be read as input)");
+  }
+  const auto size = fs::file_size(path, ec);
+  if (!ec && size > static_cast<uintmax_t>(kMaxInputFileBytes)) {
+    throw ConfigError(path + ": file is " + std::to_string(size) +
+                      " bytes, above the limit of 2 GiB for an input file");
+  }
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   if (in) text << in.rdbuf();

@@ -123,9 +123,13 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   o.Check();
   if (image.dim() != 3 || image.size(0) != 3) throw std::invalid_argument("RunDip: image must be (3,H,W)");
   const int64_t h = image.size(1), w = image.size(2);
-  if (h < 32 || w < 32) {
+  // Reflection padding to a multiple m = 2^(levels−1) needs sides ≥ m (so ≥ 32, and more for
+  // networks deeper than 6 levels).
+  const int64_t min_side = std::max<int64_t>(32, int64_t{1} << (o.filters.size() - 1));
+  if (h < min_side || w < min_side) {
     throw std::invalid_argument("image is " + std::to_string(h) + "x" + std::to_string(w) +
-                                ": the DIP needs at least 32x32 pixels");
+                                ": the DIP needs at least " + std::to_string(min_side) + "x" +
+                                std::to_string(min_side) + " pixels");
   }
   if (pattern.dim() != 2 || pattern.size(0) != h || pattern.size(1) != w) {
     throw std::invalid_argument("RunDip: pattern size differs from the image");
@@ -252,7 +256,9 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     timer.Reset();
     PerturbInput(z, o.reg_noise_std, z_t);
     const auto out = net->forward(z_t);
-    const auto loss = torch::mse_loss(injection->forward(out), target);
+    const auto injected = injection->forward(out);
+    const auto loss = torch::mse_loss(injected, target);
+    if (callbacks.on_forward) callbacks.on_forward(z_t.detach(), out.detach(), injected.detach());
     prof.forward += timer.Lap();
     adam.ZeroGrad();
     loss.backward();

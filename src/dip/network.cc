@@ -23,6 +23,9 @@ void NetworkOptions::Check() const {
           "must be positive, got " + std::to_string(output_channels));
   Require(std::isfinite(alpha) && alpha > 0, "alpha", "must be positive and finite");
   Require(!filters.empty(), "filters", "needs at least one level");
+  // The input is padded to a multiple of 2^(levels−1): bounded so that the shift stays defined.
+  Require(filters.size() <= 8, "filters",
+          "at most 8 levels, got " + std::to_string(filters.size()));
   Require(skips.size() + 1 == filters.size(), "skips",
           "needs filters.size() - 1 = " + std::to_string(filters.size() - 1) + " entries, got " +
               std::to_string(skips.size()));

@@ -6,6 +6,9 @@
 namespace dippas {
 namespace {
 
+constexpr size_t kMaxLevels = 8;     // the network pads the image to a multiple of 2^7 at most
+constexpr int64_t kMaxWidth = 4096;  // channels of z and of any layer
+
 void Require(bool ok, const std::string& key, const std::string& rule) {
   if (!ok) throw std::invalid_argument(key + ": " + rule);
 }
@@ -14,11 +17,12 @@ void Require(bool ok, const std::string& key, const std::string& rule) {
 
 void DipOptions::Check() const {
   Require(std::isfinite(sigma) && sigma > 0, "sigma", "must be a positive number");
-  Require(input_depth >= 1, "input_depth", "must be at least 1");
-  Require(filters.size() >= 2, "filters", "needs at least 2 levels");
-  for (auto f : filters) Require(f >= 1, "filters", "widths must be positive");
+  // Bounds keep 2^(levels−1) (the size multiple the image is padded to) and the layer sizes sane.
+  Require(input_depth >= 1 && input_depth <= kMaxWidth, "input_depth", "must be in 1..4096");
+  Require(filters.size() >= 2 && filters.size() <= kMaxLevels, "filters", "needs 2 to 8 levels");
+  for (auto f : filters) Require(f >= 1 && f <= kMaxWidth, "filters", "widths must be in 1..4096");
   Require(skips.size() + 1 == filters.size(), "skips", "must have one entry fewer than filters");
-  for (auto s : skips) Require(s >= 1, "skips", "widths must be positive");
+  for (auto s : skips) Require(s >= 1 && s <= kMaxWidth, "skips", "widths must be in 1..4096");
   Require(std::isfinite(alpha) && alpha > 0, "alpha", "must be a positive number");
   Require(std::isfinite(lr) && lr > 0 && lr < 1, "lr", "must be in (0, 1)");
   Require(std::isfinite(input_noise_std) && input_noise_std >= 0, "input_noise_std", "must be ≥ 0");

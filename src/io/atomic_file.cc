@@ -17,6 +17,7 @@
 #include <sstream>
 #include <vector>
 
+#include "dippas/io/limits.h"
 #include "dippas/io/npy.h"
 
 namespace dippas {
@@ -229,12 +230,47 @@ std::string ReadFileBytes(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw IoError(path + ": no such file");
   if (fs::is_directory(path, ec)) throw IoError(path + ": is a directory, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(path + ": read error");
-  return ss.str();
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    throw IoError(path + ": not a regular file (a FIFO, device or socket cannot be read as input)");
+  }
+  if (st.st_size > kMaxInputFileBytes) {
+    close(fd);
+    throw IoError(path + ": file is " + std::to_string(st.st_size) +
+                  " bytes, above the limit of 2 GiB for an input file");
+  }
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  for (;;) {
+    if (done == bytes.size()) {
+      // The file may have grown since fstat: keep reading, within the limit.
+      if (static_cast<int64_t>(bytes.size()) >= kMaxInputFileBytes) {
+        char extra;
+        const ssize_t n = read(fd, &extra, 1);
+        close(fd);
+        if (n > 0) throw IoError(path + ": file grew above the limit of 2 GiB for an input file");
+        if (n < 0) throw IoError(path + ": read error: " + std::strerror(errno));
+        return bytes;
+      }
+      bytes.resize(std::min<size_t>(bytes.size() + 65536, static_cast<size_t>(kMaxInputFileBytes)));
+    }
+    const ssize_t n = read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string reason = std::strerror(errno);
+      close(fd);
+      throw IoError(path + ": read error: " + reason);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  bytes.resize(done);
+  return bytes;
 }
 
 }  // namespace dippas

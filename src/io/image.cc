@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/limits.h"
 #include "dippas/io/npy.h"
 
 namespace dippas {
@@ -53,21 +54,146 @@ bool JpegReachesEnd(const std::string& bytes) {
   return false;
 }
 
+uint32_t Be16(const unsigned char* p) { return (uint32_t{p[0]} << 8) | p[1]; }
+uint32_t Be32(const unsigned char* p) { return (Be16(p) << 16) | Be16(p + 2); }
+uint32_t Le16(const unsigned char* p) { return (uint32_t{p[1]} << 8) | p[0]; }
+uint32_t Le32(const unsigned char* p) { return (Le16(p + 2) << 16) | Le16(p); }
+
+// A JPEG's frame header (SOFn): its height, width and component count.
+bool JpegFrame(const std::string& bytes, int64_t* height, int64_t* width, int* components) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  size_t i = 2;  // after SOI
+  while (i + 3 < n) {
+    if (b[i] != 0xFF) {  // garbage between segments: libjpeg skips it, so must this
+      ++i;
+      continue;
+    }
+    const unsigned char marker = b[i + 1];
+    if (marker == 0xFF) {
+      ++i;
+      continue;
+    }
+    if (marker == 0x00 || marker == 0x01 ||
+        (marker >= 0xD0 && marker <= 0xD7)) {  // FF00: skipped too
+      i += 2;
+      continue;
+    }
+    const size_t length = Be16(b + i + 2);
+    const bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (sof) {
+      if (length < 8 || i + 10 > n) return false;
+      *height = Be16(b + i + 5);
+      *width = Be16(b + i + 7);
+      *components = b[i + 9];
+      return true;
+    }
+    if (marker == 0xDA || marker == 0xD9 || length < 2) return false;  // scan or end before a frame
+    i += 2 + length;
+  }
+  return false;
+}
+
 }  // namespace
 
+bool PeekImageSize(const std::string& bytes, int64_t* height, int64_t* width) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  if (n >= 24 && bytes.compare(0, 8, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+      bytes.compare(12, 4, "IHDR") == 0) {
+    *width = Be32(b + 16);
+    *height = Be32(b + 20);
+    return true;
+  }
+  if (n >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0) {
+    int components = 0;
+    return JpegFrame(bytes, height, width, &components) &&
+           *height > 0;  // 0: height set later (DNL)
+  }
+  if (n >= 26 && b[0] == 'B' && b[1] == 'M') {
+    if (Le32(b + 14) == 12) {  // BITMAPCOREHEADER: 16-bit sides
+      *width = Le16(b + 18);
+      *height = Le16(b + 20);
+    } else {
+      *width = static_cast<int32_t>(Le32(b + 18));
+      *height = static_cast<int32_t>(Le32(b + 22));
+      if (*height < 0) *height = -*height;  // top-down rows
+    }
+    return true;
+  }
+  const bool le = n >= 8 && bytes.compare(0, 4, "II*\0", 4) == 0;
+  const bool be = n >= 8 && bytes.compare(0, 4, "MM\0*", 4) == 0;
+  if (le || be) {  // classic TIFF: the first IFD's ImageWidth (256) and ImageLength (257)
+    auto u16 = [&](size_t at) { return le ? Le16(b + at) : Be16(b + at); };
+    auto u32 = [&](size_t at) { return le ? Le32(b + at) : Be32(b + at); };
+    const size_t ifd = u32(4);
+    if (ifd + 2 > n) return false;
+    const size_t entries = u16(ifd);
+    int64_t w = -1, h = -1;
+    for (size_t e = 0; e < entries && ifd + 2 + 12 * (e + 1) <= n; ++e) {
+      const size_t at = ifd + 2 + 12 * e;
+      const uint32_t tag = u16(at), type = u16(at + 2);
+      if (tag != 256 && tag != 257) continue;
+      const int64_t value = type == 3 ? u16(at + 8) : type == 4 ? u32(at + 8) : -1;  // SHORT, LONG
+      (tag == 256 ? w : h) = value;
+    }
+    if (w < 0 || h < 0) return false;
+    *width = w;
+    *height = h;
+    return true;
+  }
+  return false;
+}
+
 Image ReadImage(const std::string& path) {
-  const std::string bytes = ReadFileBytes(path);  // names missing files and directories
+  // Names missing files, directories, FIFOs and devices, and files above the size limit.
+  return DecodeImage(ReadFileBytes(path), path);
+}
+
+Image DecodeImage(const std::string& bytes, const std::string& path) {
   if (bytes.empty()) throw IoError(path + ": empty file, not an image");
+  if (static_cast<int64_t>(bytes.size()) > kMaxInputFileBytes) {
+    throw IoError(path + ": file is above the limit of 2 GiB for an input file");
+  }
+  auto check_pixels = [&](int64_t h, int64_t w) {
+    if (h > 0 && w > 0 && w > kMaxImagePixels / h) {  // other values: the decoder's to refuse
+      throw IoError(path + ": image is " + std::to_string(h) + "x" + std::to_string(w) +
+                    ", above the limit of 256 megapixels");
+    }
+  };
+  // The formats of the README only: OpenCV would decode others (PPM, WebP, …) without the
+  // header check below, allocating up to its own limit of 2^30 pixels first.
+  auto starts = [&](const char* magic, size_t n) {
+    return bytes.size() >= n && bytes.compare(0, n, magic, n) == 0;
+  };
+  if (!starts("\x89PNG\r\n\x1a\n", 8) && !starts("\xFF\xD8\xFF", 3) && !starts("BM", 2) &&
+      !starts("II*\0", 4) && !starts("MM\0*", 4) && !starts("II+\0", 4) && !starts("MM\0+", 4)) {
+    throw IoError(path + ": cannot decode image (not a PNG, JPEG, TIFF or BMP file)");
+  }
+  int64_t peek_h = 0, peek_w = 0;
+  if (PeekImageSize(bytes, &peek_h, &peek_w)) check_pixels(peek_h, peek_w);  // before decoding
+  const bool jpeg = bytes.size() >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0;
+  // A 4-component JPEG is CMYK (or YCCK): JPEG has no alpha, so the fourth channel must not be
+  // dropped as one. IMREAD_COLOR has libjpeg and OpenCV convert it to BGR.
+  int components = 0;
+  const bool cmyk = jpeg && JpegFrame(bytes, &peek_h, &peek_w, &components) && components == 4;
   cv::Mat raw;
   try {
     const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
-    raw = cv::imdecode(buf, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
+    raw = cv::imdecode(
+        buf, (cmyk ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED) | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
     throw IoError(path + ": cannot decode image: " + e.what());
   }
   if (raw.empty()) throw IoError(path + ": cannot decode image (corrupt, truncated or not an image format)");
-  if (bytes.size() >= 3 && bytes.compare(0, 3, "\xFF\xD8\xFF") == 0 && !JpegReachesEnd(bytes)) {
+  check_pixels(raw.rows, raw.cols);
+  if (jpeg && !JpegReachesEnd(bytes)) {
     throw IoError(path + ": truncated JPEG (the data ends before the end-of-image marker)");
+  }
+  if (cmyk && raw.channels() != 3) {
+    throw IoError(path + ": CMYK JPEG that cannot be converted to RGB (" +
+                  std::to_string(raw.channels()) + " channels decoded)");
   }
   if (raw.depth() != CV_8U && raw.depth() != CV_16U) {
     throw IoError(path + ": unsupported pixel depth (only 8- and 16-bit images)");

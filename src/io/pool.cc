@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/limits.h"
 #include "dippas/io/npy.h"
 
 namespace dippas {
@@ -275,7 +276,10 @@ PoolReader::PoolReader(const std::string& dir) {
   }
   height_ = size[0].get<int64_t>();
   width_ = size[1].get<int64_t>();
-  if (height_ > (1 << 20) || width_ > (1 << 20)) bad_json("\"size\" is implausibly large");
+  if (height_ > kMaxImagePixels / width_) {
+    bad_json("\"size\" " + std::to_string(height_) + "x" + std::to_string(width_) +
+             " is above the limit of 256 megapixels");
+  }
   if (!index_.contains("candidates") || !index_["candidates"].is_array()) {
     bad_json("\"candidates\" must be an array");
   }
@@ -286,6 +290,10 @@ PoolReader::PoolReader(const std::string& dir) {
 
   // pool.npy: header only; the frames are read one at a time.
   if (!fs::exists(npy_path_, ec)) throw IoError(npy_path_ + ": no such file");
+  if (!fs::is_regular_file(npy_path_, ec)) {  // a FIFO would block the open below
+    throw IoError(npy_path_ +
+                  ": not a regular file (a FIFO, device or socket cannot be read as input)");
+  }
   const auto file_size = fs::file_size(npy_path_, ec);
   if (ec) throw IoError(npy_path_ + ": cannot read: " + ec.message());
   std::ifstream in(npy_path_, std::ios::binary);
@@ -340,7 +348,13 @@ PoolReader::PoolReader(const std::string& dir) {
     throw IoError(npy_path_ + ": holds " + std::to_string(shape[0]) + " candidates but " +
                   json_path_ + " lists " + std::to_string(count_));
   }
-  const uintmax_t expected = data_offset_ + static_cast<uintmax_t>(count_ * height_ * width_ * 3);
+  // N·H·W·3 in checked arithmetic: N is bounded only by pool.json's length.
+  int64_t data_bytes = 0;
+  if (__builtin_mul_overflow(count_, height_ * width_ * 3, &data_bytes) ||
+      data_bytes > std::numeric_limits<int64_t>::max() - static_cast<int64_t>(data_offset_)) {
+    fail("shape " + shape_s + " is implausibly large");
+  }
+  const uintmax_t expected = data_offset_ + static_cast<uintmax_t>(data_bytes);
   if (file_size < expected) {
     fail("truncated data: " + std::to_string(file_size) + " bytes, expected " +
          std::to_string(expected) + " for shape " + shape_s);

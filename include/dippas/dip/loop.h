@@ -32,6 +32,11 @@ struct LoopCallbacks {
   std::function<void(const torch::Tensor&, const IterationRecord&)> on_candidate;
   // Polled once per iteration; true stops the loop ("interrupted").
   std::function<bool()> stop_requested;
+  // For tests: after every forward pass, the network input z_t, the network output Iφ and the
+  // injected output Iφ·(1+γP̃), all (1,C,H',W') at the padded size, detached.
+  std::function<void(const torch::Tensor& z_t, const torch::Tensor& output,
+                     const torch::Tensor& injected)>
+      on_forward;
 };
 
 // Where the time went, in seconds (the device is synchronised around each

@@ -15,7 +15,8 @@ namespace dippas {
 // and IoError (from npy.h) is thrown naming the file.
 void WriteFileAtomic(const std::string& path, const std::string& bytes);
 
-// Reads a whole file; IoError naming the file if it is missing, a directory or unreadable.
+// Reads a whole file; IoError naming the file if it is missing, a directory, not a regular file
+// (FIFO, device, socket), larger than kMaxInputFileBytes (limits.h) or unreadable.
 std::string ReadFileBytes(const std::string& path);
 
 // --- Write faults and signal-time cleanup (shared with PoolWriter) ----------------------

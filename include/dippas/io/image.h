@@ -18,9 +18,17 @@ struct Image {
 };
 
 // Reads PNG/JPEG/TIFF/BMP as stored (EXIF orientation ignored, SPEC §1).
-// BGR→RGB here; RGBA drops alpha with a warning on stderr. Throws IoError
-// naming the file for a missing, unreadable or undecodable file.
+// BGR→RGB here; RGBA drops alpha with a warning on stderr; a CMYK JPEG is converted
+// to RGB. Throws IoError naming the file for a missing, unreadable or undecodable
+// file, a FIFO or device, or a file or image above the limits of limits.h.
 Image ReadImage(const std::string& path);
+
+// The same on a file's bytes already in memory; `path` names it in errors.
+Image DecodeImage(const std::string& bytes, const std::string& path);
+
+// Height and width from a PNG, JPEG, BMP or classic TIFF header, without decoding;
+// false for other formats or a header too short to tell.
+bool PeekImageSize(const std::string& bytes, int64_t* height, int64_t* width);
 
 // Centre crop N×N, start = ((H−N)//2, (W−N)//2) (prnu-python's cut_ctr).
 // Throws std::invalid_argument if the image is smaller than N in either side.
