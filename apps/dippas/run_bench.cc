@@ -12,7 +12,7 @@ int RunBench(int argc, char** argv) {
     std::string what = "prnu";  // which benchmark: prnu | dip
     int64_t iterations = 20;    // DIP iterations timed
     std::string device = "auto";  // auto | cpu | cuda
-    std::string config;         // network/loop settings (default: SPEC §8)
+    std::string config;         // network/loop settings (default: the paper's)
     int64_t size = 512;         // image side
     int repeats = 9;            // timed runs (median reported)
   } opt;
@@ -25,7 +25,7 @@ int RunBench(int argc, char** argv) {
       ->default_val("prnu");
   app.add_option("--iterations", opt.iterations, "dip: iterations timed")->default_val(20)->check(CLI::Range(1, 100000));
   app.add_option("--device", opt.device, "dip: auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--config", opt.config, "dip: config file (YAML/JSON) for the network; default SPEC §8");
+  app.add_option("--config", opt.config, "dip: config file (YAML/JSON) for the network; default: the paper's (configs/default.yaml)");
   app.add_option("--size", opt.size, "Image side in pixels")->default_val(512)->check(CLI::Range(32, 8192));
   app.add_option("--repeats", opt.repeats, "Timed runs; the median is printed")->default_val(9)->check(CLI::Range(1, 1000));
   common.Add(app);

@@ -45,7 +45,7 @@ void AddEvaluateOptions(CLI::App& app, EvaluateOptions& opt) {
                  "Dilations of the edge mask by a 3×3 kernel (--edges)")
       ->default_val(1)
       ->check(CLI::Range(0, 100));
-  app.add_option("--sigma", opt.sigma, "Wavelet noise σ of the residual (SPEC §2)")
+  app.add_option("--sigma", opt.sigma, "Wavelet noise σ of the residual (default 3)")
       ->default_val(3.0)
       ->check(CLI::PositiveNumber);
   app.add_option("--crop", opt.crop,
@@ -68,7 +68,7 @@ int RunEvaluate(int argc, char** argv) {
   EvaluateOptions opt;
   CommonOptions common;
   CLI::App app{
-      "Dataset evaluation (SPEC §4): per-device and pooled ROC AUC of NCC and PCE (positives: a "
+      "Dataset evaluation: per-device and pooled ROC AUC of NCC and PCE (positives: a "
       "device's images against its fingerprint; negatives: every other device's images against "
       "it), TPR at FPR 0.01, PSNR (anonymized vs original) and the trade-off "
       "C = PSNR_mean·(1 − 2|AUC − 0.5|), after and before anonymization",

@@ -13,7 +13,7 @@ namespace {
 
 // --sigma, --crop and the common options, shared by the three commands.
 void AddPrnuOptions(CLI::App& app, PrnuCommandOptions& prnu, CommonOptions& common) {
-  app.add_option("--sigma", prnu.sigma, "Wavelet noise σ of the residual (SPEC §2)")
+  app.add_option("--sigma", prnu.sigma, "Wavelet noise σ of the residual (default 3)")
       ->default_val(3.0)
       ->check(CLI::PositiveNumber);
   app.add_option("--crop", prnu.crop,

@@ -102,7 +102,7 @@ int64_t NetworkParameterCount(const DipOptions& options) {
 std::string DescribeNetwork(const DipOptions& options) {
   MultiResUNet net(ToNetworkOptions(options));
   std::ostringstream os;
-  os << "MultiRes U-Net (SPEC §5): " << net->NumParameters() << " trainable parameters, plus 1 for γ\n";
+  os << "MultiRes U-Net: " << net->NumParameters() << " trainable parameters, plus 1 for γ\n";
   os << "  input z: " << options.input_depth << " channels, std " << options.input_noise_std
      << ", perturbation std " << options.reg_noise_std << "\n";
   const auto widths = net->EncoderWidths();
@@ -158,7 +158,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple));
   net->to(dev);
   injection->to(dev);
-  net->train();  // BatchNorm on batch statistics throughout (SPEC §5)
+  net->train();  // BatchNorm on batch statistics throughout, as in the paper's code
   std::vector<torch::Tensor> params = net->parameters();
   params.push_back(injection->gamma);
   AmsGradOptions adam_options;
