@@ -45,6 +45,10 @@ ITERS=${GPU_CHECK_ITERS:-200}
 mkdir -p "$OUT"
 LOG=$OUT/gpu-check.log
 exec > >(tee -a "$LOG") 2>&1
+# tee runs asynchronously: at exit, close our end and wait for it, so that everything is printed
+# before the script's caller reads its output (keeping the exit status).
+TEE_PID=$!
+trap 'rc=$?; exec 1>&- 2>&-; wait "$TEE_PID" 2>/dev/null; exit $rc' EXIT
 
 # ---- the stages (each runs in a subshell under set -euo pipefail) ----
 stage_machine() {

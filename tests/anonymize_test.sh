@@ -96,9 +96,25 @@ expect_ok "default output" "$DIPPAS" anonymize --image "$T/photo.png" --prnu "$T
   --config "$SMOKE" --max-iterations 5 --quiet
 [ -f "$T/photo.anon.png" ] && [ -f "$T/photo.anon.json" ] || bad "default output paths"
 [ "$(sha1sum <"$T/photo.png")" = "$sum_before" ] || bad "the input image changed"
-expect_error "output over input" "refusing to overwrite the input" -- \
+expect_error "output over input" "refusing to overwrite an input" -- \
   "$DIPPAS" anonymize --image "$T/photo.png" --prnu "$T/K.npy" --crop 64 --config "$SMOKE" --out "$T/photo.png"
 [ "$(sha1sum <"$T/photo.png")" = "$sum_before" ] || bad "the input image changed"
+# Every output, not only --out, is checked against every input, whatever the spelling.
+cp "$SMOKE" "$T/my.yaml"
+cp "$T/K.npy" "$T/K_before.npy"
+mkdir -p "$T/sub"
+ln -sf "$T/photo.png" "$T/link.png"
+P=("$DIPPAS" anonymize --image "$T/photo.png" --prnu "$T/K.npy" --crop 64 --config "$T/my.yaml" --out "$T/o.png")
+expect_error "metrics over the image" "--metrics .*photo.png: is the same file as the input --image" -- "${P[@]}" --metrics "$T/photo.png"
+expect_error "history over the config" "--history .*my.yaml: is the same file as the input --config" -- "${P[@]}" --history "$T/my.yaml"
+expect_error "metrics over the image via .." "refusing to overwrite an input" -- "${P[@]}" --metrics "$T/sub/../photo.png"
+expect_error "metrics over the image via a link" "refusing to overwrite an input" -- "${P[@]}" --metrics "$T/link.png"
+expect_error "history over the fingerprint" "--history .*K.npy: is the same file as the input --prnu" -- "${P[@]}" --history "$T/K.npy"
+expect_error "metrics over the output" "--metrics .*o.png: names the same file as --out" -- "${P[@]}" --metrics "$T/o.png"
+[ "$(sha1sum <"$T/photo.png")" = "$sum_before" ] || bad "an output replaced the input image"
+cmp -s "$SMOKE" "$T/my.yaml" || bad "an output replaced the config"
+cmp -s "$T/K.npy" "$T/K_before.npy" || bad "an output replaced the fingerprint"
+[ -e "$T/o.png" ] && bad "a refused run wrote its image"
 
 # Blind mode: P is the image's own residual; no evaluation fingerprint → null scores.
 expect_ok "blind" "$DIPPAS" anonymize --image "$IMG" --blind --crop 64 --config "$SMOKE" --max-iterations 30 \

@@ -37,8 +37,11 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     }
     DipRunOptions run = options;
     run.dip.seed = TileSeed(options.dip.seed, tile.index);
-    // A tile narrower than B has one block across: the same block the grid of B gives there.
-    run.dip.block_size = std::min(options.dip.block_size, std::max(tile.context.h, tile.context.w));
+    // An edge tile narrower than B has one block across: the same block the grid of B gives
+    // there. (Untiled, B larger than the image stays the user's error, reported by RunDip.)
+    if (grid.tiled()) {
+      run.dip.block_size = std::min(options.dip.block_size, std::max(tile.context.h, tile.context.w));
+    }
     LoopCallbacks cb;
     const int64_t done = static_cast<int64_t>(result.tiles.size());
     if (callbacks.on_iteration) {
