@@ -90,7 +90,11 @@ class Timer {
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out) {
   torch::NoGradGuard no_grad;
   // randn_like is empty_like + normal_(0, 1); then std·n and z + (std·n), the same two roundings.
+  // GCC's -O1 (the sanitizer build) misreads c10::optional<Generator>'s copy as uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
   out.normal_();
+#pragma GCC diagnostic pop
   out.mul_(std);
   out.add_(z);
 }
