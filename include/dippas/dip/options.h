@@ -25,7 +25,7 @@ struct DipOptions {
   int64_t seed = 0;                                    // every random draw
   int64_t tile_size = 512;    // larger images are anonymized in tiles of this side (rounded down to
                               // a multiple of B); 0 = never tile
-  int64_t tile_margin = 0;    // context around each tile that the network sees and that is cut
+  int64_t tile_margin = 64;   // context around each tile that the network sees and that is cut
                               // away, pixels (rounded up to a multiple of B)
 
   // Throws std::invalid_argument naming the key and the allowed range.
