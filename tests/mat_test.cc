@@ -100,7 +100,8 @@ TEST_F(MatTest, Level5DoublePlainAndCompressedMatchNumpy) {
 
 TEST_F(MatTest, SingleMatchesNumpyFloat32) {
   const Array2D want = ReadNpy(Path("a32.npy"));
-  for (const std::string name : {"f32.mat", "f32z.mat"}) ExpectSame(ReadMat(Path(name)), want, name);
+  for (const std::string name : {"f32.mat", "f32z.mat"})
+    ExpectSame(ReadMat(Path(name)), want, name);
   EXPECT_EQ(MatVariableNames(Path("f32.mat")), std::vector<std::string>{"Fingerprint"});
 }
 
@@ -134,19 +135,42 @@ TEST_F(MatTest, FingerprintLoaderDispatchesOnTheExtension) {
 }
 
 TEST_F(MatTest, WhatIsNotARealTwoDimensionalArrayIsRefused) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"cube.mat", "3 dimensions"},    {"complex.mat", "complex"},
-      {"text.mat", "text"},            {"cell.mat", "cell array"},
-      {"int.mat", "double or single"}, {"sparse.mat", "sparse"},
-      {"empty.mat", "empty"},          {"truncated.mat", "truncated"},
-      {"truncated_plain.mat", "truncated"}, {"damaged.mat", "corrupt"},
-      {"garbage.mat", ""},             {"nonexistent.mat", "no such file"}};
+  const std::pair<const char*, const char*> cases[] = {{"cube.mat", "3 dimensions"},
+                                                       {"complex.mat", "complex"},
+                                                       {"text.mat", "text"},
+                                                       {"cell.mat", "cell array"},
+                                                       {"int.mat", "double or single"},
+                                                       {"sparse.mat", "sparse"},
+                                                       {"empty.mat", "empty"},
+                                                       {"truncated.mat", "truncated"},
+                                                       {"truncated_plain.mat", "truncated"},
+                                                       {"damaged.mat", "corrupt"},
+                                                       {"garbage.mat", ""},
+                                                       {"nonexistent.mat", "no such file"}};
   for (const auto& [name, words] : cases) {
     const std::string e = Error(name);
     ASSERT_FALSE(e.empty()) << name << " was read";
-    EXPECT_EQ(e.rfind(Path(name), 0), 0u) << name << ": the message must start with the file: " << e;
+    EXPECT_EQ(e.rfind(Path(name), 0), 0u)
+        << name << ": the message must start with the file: " << e;
     EXPECT_NE(e.find(words), std::string::npos) << name << ": " << e;
   }
+}
+
+// Built without libmatio, a .mat fingerprint is refused with an error that says why.
+TEST(MatBuildTest, ABuildWithoutLibmatioSaysSo) {
+  const std::string path =
+      (fs::temp_directory_path() / ("dippas_nomat_" + std::to_string(getpid()) + ".mat")).string();
+  std::ofstream(path) << "MATLAB 5.0 MAT-file";
+  std::string error;
+  try {
+    ReadFingerprintArray(path);
+  } catch (const IoError& e) {
+    error = e.what();
+  }
+  fs::remove(path);
+  ASSERT_EQ(error.rfind(path, 0), 0u) << error;
+  if (!MatSupported())
+    EXPECT_NE(error.find("this build cannot read .mat files"), std::string::npos);
 }
 
 }  // namespace

@@ -86,13 +86,12 @@ int RunBatch(int argc, char** argv) {
       for (const auto& m : r.missing_items) std::fprintf(stderr, "missing: %s\n", m.c_str());
     }
     if (!opt.quiet) {
-      std::fprintf(
-          stderr,
-          "batch: %ld done, %ld skipped, %ld failed, %ld interrupted%s; summary in %s\n",
-          static_cast<long>(r.done), static_cast<long>(r.skipped), static_cast<long>(r.failed),
-          static_cast<long>(r.interrupted),
-          opt.collect ? (", " + std::to_string(r.missing) + " missing").c_str() : "",
-          r.summary.c_str());
+      std::fprintf(stderr,
+                   "batch: %ld done, %ld skipped, %ld failed, %ld interrupted%s; summary in %s\n",
+                   static_cast<long>(r.done), static_cast<long>(r.skipped),
+                   static_cast<long>(r.failed), static_cast<long>(r.interrupted),
+                   opt.collect ? (", " + std::to_string(r.missing) + " missing").c_str() : "",
+                   r.summary.c_str());
     }
     return r.exit_code;
   });

@@ -20,7 +20,8 @@ void AddEvaluateOptions(CLI::App& app, EvaluateOptions& opt) {
                      "(paths relative to the CSV's folder)");
   originals->excludes(manifest);
   manifest->excludes(originals);
-  app.add_option("--fingerprints", opt.fingerprints, "Folder of fingerprints FPS/<device>.npy (or .mat)");
+  app.add_option("--fingerprints", opt.fingerprints,
+                 "Folder of fingerprints FPS/<device>.npy (or .mat)");
   auto* anonymized = app.add_option(
       "--anonymized", opt.anonymized,
       "Anonymized tree ROOT2/<device>/[…/]: <stem>.anon.<ext> or <stem>.<ext> for each "

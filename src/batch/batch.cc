@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -490,7 +490,8 @@ void BatchRun::Reap(const Child& child, int wstatus) {
     o.metrics = ReadJsonFile(item.Json());  // the partial result, if it got written
     if (o.metrics && !o.metrics->is_object()) o.metrics.reset();
     // Said in the summary: a child that stopped by itself (exit 3) kept its progress.
-    if (WIFSIGNALED(wstatus)) o.error = std::string("killed by signal ") + strsignal(WTERMSIG(wstatus));
+    if (WIFSIGNALED(wstatus))
+      o.error = std::string("killed by signal ") + strsignal(WTERMSIG(wstatus));
   } else {
     o.status = "failed";
     o.error = LastLine(item.Log());
@@ -625,8 +626,8 @@ BatchResult Collect(const BatchOptions& opt, std::vector<BatchItem> items, const
     } else if (!item.plan_error.empty()) {
       o.status = "failed";
       o.error = item.plan_error;
-    } else if (it != rows.end() && (it->second.status == "failed" ||
-                                    it->second.status == "interrupted")) {
+    } else if (it != rows.end() &&
+               (it->second.status == "failed" || it->second.status == "interrupted")) {
       o.status = it->second.status;
       o.error = it->second.error;
       o.seconds = it->second.seconds;
@@ -634,8 +635,9 @@ BatchResult Collect(const BatchOptions& opt, std::vector<BatchItem> items, const
       if (o.metrics && !o.metrics->is_object()) o.metrics.reset();
     } else {
       o.status = "missing";
-      o.error = it == rows.end() ? "no shard ran it" : "reported " + it->second.status +
-                                                           " but its outputs are incomplete";
+      o.error = it == rows.end()
+                    ? "no shard ran it"
+                    : "reported " + it->second.status + " but its outputs are incomplete";
     }
     if (o.status == "failed") r.failures.push_back(item.label + ": " + o.error);
     if (o.status == "missing" || o.status == "interrupted")

@@ -129,7 +129,8 @@ MatFile OpenMat(const std::string& path) {
   MatFile mat(Mat_Open(path.c_str(), MAT_ACC_RDONLY));
   if (!mat) {
     const std::string why = TakeLog();
-    throw IoError(path + ": not a readable MATLAB .mat file" + (why.empty() ? "" : " (" + why + ")"));
+    throw IoError(path + ": not a readable MATLAB .mat file" +
+                  (why.empty() ? "" : " (" + why + ")"));
   }
   return mat;
 }
@@ -152,13 +153,20 @@ std::vector<std::string> Names(mat_t* mat, const std::string& path) {
 
 const char* ClassName(matio_classes c) {
   switch (c) {
-    case MAT_C_CELL: return "a cell array";
-    case MAT_C_STRUCT: return "a struct";
-    case MAT_C_OBJECT: return "an object";
-    case MAT_C_CHAR: return "text (char)";
-    case MAT_C_SPARSE: return "a sparse matrix";
-    case MAT_C_FUNCTION: return "a function handle";
-    default: return "not double or single values";
+    case MAT_C_CELL:
+      return "a cell array";
+    case MAT_C_STRUCT:
+      return "a struct";
+    case MAT_C_OBJECT:
+      return "an object";
+    case MAT_C_CHAR:
+      return "text (char)";
+    case MAT_C_SPARSE:
+      return "a sparse matrix";
+    case MAT_C_FUNCTION:
+      return "a function handle";
+    default:
+      return "not double or single values";
   }
 }
 

@@ -98,7 +98,7 @@ struct BatchResult {
   int64_t done = 0, skipped = 0, failed = 0, interrupted = 0, missing = 0, redone = 0;
   std::vector<std::string> failures;  // "label: error", one per failed item
   std::vector<std::string> missing_items;  // --collect: labels no shard finished or reported
-  std::string summary;                // OUT/summary.csv (or the shard's)
+  std::string summary;                     // OUT/summary.csv (or the shard's)
   int exit_code = 0;  // 0 all done, 3 interrupted, 4 some items failed (or, collecting, missing)
 };
 
