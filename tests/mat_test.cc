@@ -169,8 +169,9 @@ TEST(MatBuildTest, ABuildWithoutLibmatioSaysSo) {
   }
   fs::remove(path);
   ASSERT_EQ(error.rfind(path, 0), 0u) << error;
-  if (!MatSupported())
-    EXPECT_NE(error.find("this build cannot read .mat files"), std::string::npos);
+  if (!MatSupported()) {
+    EXPECT_NE(error.find("this build cannot read .mat files"), std::string::npos) << error;
+  }
 }
 
 }  // namespace
