@@ -59,7 +59,7 @@ struct Overrides {
 
 void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string& device, bool& describe) {
   app.add_option("--image", opt.image, "Input image (PNG, JPEG, TIFF, BMP)");
-  auto* prnu = app.add_option("--prnu", opt.prnu, "Camera fingerprint K (.npy): PRNU-aware mode, P = K");
+  auto* prnu = app.add_option("--prnu", opt.prnu, "Camera fingerprint K (.npy, or .mat with --mat-var): PRNU-aware mode, P = K");
   auto* blind = app.add_flag("--blind", opt.blind, "PRNU-blind mode: P = the image's own noise residual");
   prnu->excludes(blind);
   app.add_option("--eval-prnu", opt.eval_prnu,
