@@ -162,9 +162,10 @@ say "array submitted: $(head -1 "$T/submit.out")"
 A=$(sed -n 's/^array_job=//p' "$T/submit.out")
 COLLECT=$(sed -n 's/^collect_job=//p' "$T/submit.out")
 
-# A running item with a checkpoint on disk: requeue its task.
-TASK="" ITEM="" CKPT=""
-for _ in $(seq 300); do
+# Running items with a checkpoint on disk, by array task (the task's batch has --shard I/4).
+declare -A ITEM=() CKPT=()
+find_running() {
+  local pid ppid args ck pargs
   while read -r pid ppid args; do
     [[ $args == *" anonymize "* && $args == *"$OUT"* && $args == *"--checkpoint "* ]] || continue
     ck=${args##*--checkpoint }
@@ -172,24 +173,43 @@ for _ in $(seq 300); do
     [ -d "$ck" ] && [ -n "$(ls -A "$ck" 2>/dev/null)" ] || continue
     pargs=$(ps -o args= -p "$ppid" 2>/dev/null)
     [[ $pargs =~ --shard\ ([0-9]+)/4 ]] || continue
-    TASK=${BASH_REMATCH[1]} CKPT=$ck
-    ITEM=${args##*--image }
-    ITEM=${ITEM%% *}
-    break
+    [ -n "${ITEM[${BASH_REMATCH[1]}]:-}" ] && continue
+    CKPT[${BASH_REMATCH[1]}]=$ck
+    ck=${args##*--image }
+    ITEM[${BASH_REMATCH[1]}]=${ck%% *}
   done < <(ps -eo pid=,ppid=,args=)
-  [ -n "$TASK" ] && break
+}
+# Two tasks interrupted while running: one requeued by Slurm (`scontrol requeue`: SIGTERM to the
+# whole task), one told its time limit is near (USR1 to the batch script only, as
+# --signal=B:USR1@120 does), which checkpoints and requeues itself.
+REQ="" USR=""
+for _ in $(seq 300); do
+  find_running
+  for k in "${!ITEM[@]}"; do
+    if [ -z "$REQ" ]; then
+      REQ=$k
+      scontrol requeue "${A}_$REQ" || bad "scontrol requeue ${A}_$REQ failed"
+      say "task requeued: scontrol requeue ${A}_$REQ while $(basename "${ITEM[$REQ]}") was running (checkpoint ${CKPT[$REQ]})"
+    elif [ -z "$USR" ] && [ "$k" != "$REQ" ]; then
+      USR=$k
+      scancel --signal=USR1 --batch "${A}_$USR" || bad "scancel --signal=USR1 --batch ${A}_$USR failed"
+      say "time limit simulated: USR1 to the batch script of ${A}_$USR while $(basename "${ITEM[$USR]}") was running"
+    fi
+  done
+  [ -n "$USR" ] && break
+  # No second running task: the requeue alone is checked.
+  [ -n "$REQ" ] && [ -z "$(squeue -h -t R 2>/dev/null)" ] && break
   sleep 0.3
 done
-if [ -z "$TASK" ]; then
+if [ -z "$REQ" ]; then
   bad "no running item with a checkpoint within 90 s: $(squeue 2>&1)"
   cluster_logs
   finish
   exit $?
 fi
-scontrol requeue "${A}_$TASK" || bad "scontrol requeue ${A}_$TASK failed"
-say "task requeued: scontrol requeue ${A}_$TASK while $(basename "$ITEM") was running (checkpoint $CKPT)"
+[ -n "$USR" ] || skip "USR1 (time limit) path: no second task was running at the same time"
 
-# Everything ends: the array (the requeued task restarts after cred_expire) and the collect job.
+# Everything ends: the array (a requeued task restarts after cred_expire) and the collect job.
 done_all=0
 for _ in $(seq 360); do
   if [ -z "$(squeue -h 2>/dev/null)" ]; then done_all=1; break; fi
@@ -205,22 +225,32 @@ for f in "$LOGS"/*.log; do
   echo "--- $(basename "$f")"
   cat "$f"
 done
-TLOG=$LOGS/dippas-${A}_$TASK.log
-grep -q "DUE TO JOB REQUEUE" "$TLOG" || bad "the task log does not show the requeue"
-grep -q "restart 1" "$TLOG" || bad "the requeued task did not run again"
+grep -q "DUE TO JOB REQUEUE" "$LOGS/dippas-${A}_$REQ.log" || bad "task $REQ's log does not show the requeue"
+if [ -n "$USR" ]; then
+  grep -q "requeueing ${A}_$USR" "$LOGS/dippas-${A}_$USR.log" || bad "task $USR did not requeue itself on USR1"
+fi
 grep -q "collect complete" "$LOGS/collect-$COLLECT.log" || bad "the collect job did not complete"
 state=$(scontrol show job "$COLLECT" 2>/dev/null | grep -o 'JobState=[A-Z]*')
 [ "$state" = JobState=COMPLETED ] || bad "collect job: $state"
 
-# The requeued item: checkpoint saved on TERM, resumed from the same iteration.
-ILOG=$(dirname "${OUT}/x")/$(basename "$(dirname "$ITEM")")/$(basename "${ITEM%.*}").log
-saved=$(grep -o "checkpoint saved at iteration [0-9]*" "$ILOG" | tail -1 | grep -o '[0-9]*$')
-resumed=$(grep -o "resumed from iteration [0-9]*" "$ILOG" "$TLOG" | tail -1 | grep -o '[0-9]*$')
-grep -h "checkpoint saved at iteration\|resumed from iteration" "$ILOG" "$TLOG" | sed 's/^/slurm_test: item log: /'
-[ -n "$saved" ] || bad "$ILOG: no 'checkpoint saved at iteration K'"
-[ -n "$resumed" ] || bad "no 'resumed from iteration K' in $ILOG or $TLOG"
-[ "$saved" = "$resumed" ] || bad "saved at iteration $saved, resumed from $resumed"
-[ ! -e "$CKPT" ] || bad "the checkpoint $CKPT was not removed after success"
+# Each interrupted item: its task ran again, the checkpoint saved on the signal was resumed
+# from the same iteration and then removed.
+LOC=$T/local
+for k in $REQ $USR; do
+  TLOG=$LOGS/dippas-${A}_$k.log
+  dev=$(basename "$(dirname "${ITEM[$k]}")")
+  ILOG=$OUT/$dev/$(basename "${ITEM[$k]%.*}").log
+  grep -q "restart 1" "$TLOG" || bad "task $k did not run again after its requeue"
+  saved=$(grep -o "checkpoint saved at iteration [0-9]*" "$ILOG" "$TLOG" | tail -1 | grep -o '[0-9]*$')
+  resumed=$(grep -o "resumed from iteration [0-9]*" "$ILOG" "$TLOG" | tail -1 | grep -o '[0-9]*$')
+  grep -h "checkpoint saved at iteration\|resumed from iteration" "$ILOG" "$TLOG" | sort -u | sed "s/^/slurm_test: task $k: /"
+  [ -n "$saved" ] || bad "task $k: no 'checkpoint saved at iteration K' in $ILOG or $TLOG"
+  [ -n "$resumed" ] || bad "task $k: no 'resumed from iteration K' in $ILOG or $TLOG"
+  [ "$saved" = "$resumed" ] || bad "task $k: saved at iteration $saved, resumed from $resumed"
+  [ ! -e "${CKPT[$k]}" ] || bad "the checkpoint ${CKPT[$k]} was not removed after success"
+  mkdir -p "$LOC/root/$dev"
+  ln -s "${ITEM[$k]}" "$LOC/root/$dev/"
+done
 
 # Every item done exactly once: in exactly one shard summary, all done; the collected summary.
 check "shards and summary" "
@@ -243,31 +273,55 @@ for i in items:
     assert os.path.isfile('$OUT/' + i.replace('.png', '.anon.png')), i
 "
 
-# The same item, uninterrupted, here: the same bytes.
-LOC=$T/local
-mkdir -p "$LOC/root/$(basename "$(dirname "$ITEM")")"
-ln -s "$ITEM" "$LOC/root/$(basename "$(dirname "$ITEM")")/"
-REL=$(basename "$(dirname "$ITEM")")/$(basename "${ITEM%.*}")
-LB=("${BATCH[@]}")
+# The interrupted items, uninterrupted, here (same options, one thread): the same bytes.
+LB=("${BATCH[@]}" --jobs 2)
 for k in "${!LB[@]}"; do
   [ "${LB[k]}" = "$ROOT" ] && LB[k]=$LOC/root
   [ "${LB[k]}" = "$OUT" ] && LB[k]=$LOC/out
 done
 if "$DIPPAS" batch "${LB[@]}" >"$T/local.out" 2>&1; then
-  if cmp "$LOC/out/$REL.anon.png" "$OUT/$REL.anon.png"; then
-    say "requeued item $REL.anon.png: byte-identical to the uninterrupted local run"
-    ok
-  else
-    bad "the requeued item's PNG differs from an uninterrupted run's"
-  fi
-  check "requeued item metrics" "
+  for k in $REQ $USR; do
+    REL=$(basename "$(dirname "${ITEM[$k]}")")/$(basename "${ITEM[$k]%.*}")
+    if cmp "$LOC/out/$REL.anon.png" "$OUT/$REL.anon.png"; then
+      say "interrupted item $REL.anon.png (task $k): byte-identical to the uninterrupted local run"
+      ok
+    else
+      bad "task $k: the interrupted item's PNG differs from an uninterrupted run's"
+    fi
+    check "interrupted item metrics ($k)" "
 import json
 a = json.load(open('$LOC/out/$REL.anon.json')); b = json.load(open('$OUT/$REL.anon.json'))
 for k in ('iterations', 'psnr', 'gamma', 'ncc_after', 'pce_after', 'pool_size'):
     assert a[k] == b[k], (k, a[k], b[k])
 "
+  done
 else
   bad "local batch run: $(tail -3 "$T/local.out")"
 fi
 say "total $(($(date +%s) - t0)) s for the dippas array"
+
+# --- scripts/dresden.sh --slurm: the array, then the evaluation as the dependent job ----------
+t1=$(date +%s)
+DR=$T/dresden
+mkdir -p "$DR/natural" "$DR/flat"
+for c in Nikon_D70s_1 Nikon_D70_1; do
+  for f in $(ls "$DATA/flatfield/${c}"_*.png | head -3); do ln -s "$f" "$DR/flat/"; done
+  for f in $(ls "$DATA/natural/${c}"_*.png | head -2); do ln -s "$f" "$DR/natural/"; done
+done
+if "$SRC/scripts/dresden.sh" --natural "$DR/natural" --flat "$DR/flat" --out "$T/dro" --method subtract \
+  --crop 64 --threads 1 --slurm --tasks 2 --cpus 1 --dippas "$DIPPAS" --quiet >"$T/dr.out" 2>&1; then
+  for _ in $(seq 240); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+  cat "$T/dro/crop64/anonymized/slurm-logs/"collect-*.log
+  check "dresden.sh --slurm report" "
+import csv, glob, os
+rows = list(csv.DictReader(open('$T/dro/crop64/evaluation/scores.csv')))
+names = [os.path.basename(p)[:-len('.png')] for p in glob.glob('$DR/natural/*.png')]
+want = sorted('$T/dro/crop64/anonymized/%s/%s.anon.png' % (n.rsplit('_', 1)[0], n) for n in names)
+assert len(want) == 4 and sorted(set(r['image'] for r in rows)) == want, (rows, want)
+assert len(rows) == 8, len(rows)
+"
+  say "dresden.sh --slurm: evaluated after the array in $(($(date +%s) - t1)) s"
+else
+  bad "dresden.sh --slurm: $(tail -3 "$T/dr.out")"
+fi
 finish
