@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/dresden.sh and scripts/vision.sh (sourced, not run): the common options,
 # the fingerprints, the manifests, the anonymization (local or on Slurm) and the evaluation.
 # A script sets PROG, LAYOUT_HELP, and calls ds_defaults, ds_parse_common (for the options it

@@ -3,6 +3,7 @@
 # natural photos anonymized (here or on Slurm), then dippas evaluate.
 set -euo pipefail
 PROG=dresden.sh
+# shellcheck source=scripts/dataset_lib.sh
 source "$(dirname "$0")/dataset_lib.sh"
 
 usage() {
@@ -69,7 +70,7 @@ device_of() {
   printf '%s' "${BASH_REMATCH[1]}"
 }
 
-declare -A flats=() nats=() count=()
+declare -A flats=() nats=()
 while IFS= read -r f; do
   if d=$(device_of "$f"); then flats[$d]+="$f"$'\n'; else ds_warn "not named <Brand>_<Model>_<instance>_<number>: ignored: $f"; fi
 done < <(list_images "$FLAT")

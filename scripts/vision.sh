@@ -4,6 +4,7 @@
 # dippas evaluate.
 set -euo pipefail
 PROG=vision.sh
+# shellcheck source=scripts/dataset_lib.sh
 source "$(dirname "$0")/dataset_lib.sh"
 
 usage() {

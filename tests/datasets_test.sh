@@ -166,7 +166,7 @@ mkdir -p "$O2" && cp -r "$O/fingerprints" "$O2/"  # kept by the script: the runs
 rc=$?
 [ $rc -eq 0 ] || bad "dresden.sh dip: exit $rc: $(tail -3 "$T/d3.err")"
 DIP_EXPECT=()
-for c in "${CAMS[@]}"; do s=(${NATS[$c]}); DIP_EXPECT+=("$c/${s[0]}.anon.png"); done
+for c in "${CAMS[@]}"; do read -r -a s <<<"${NATS[$c]}"; DIP_EXPECT+=("$c/${s[0]}.anon.png"); done
 report_check "dresden dip report" "$O2/crop64" "${DIP_EXPECT[@]}"
 check "dip metrics" "
 import json

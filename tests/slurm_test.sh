@@ -144,6 +144,7 @@ mkdir -p "$FPS"
 for c in Nikon_D70s_1 Nikon_D70_1; do
   mkdir -p "$ROOT/$c"
   for f in $(ls "$DATA/natural/${c}"_*.png | head -4); do ln -s "$f" "$ROOT/$c/"; done
+  # shellcheck disable=SC2046  # file names without blanks
   "$DIPPAS" fingerprint --quiet --threads 1 --crop 64 $(ls "$DATA/flatfield/${c}"_*.png | head -3) \
     --out "$FPS/$c.npy" || bad "fingerprint of $c"
 done
@@ -165,8 +166,8 @@ COLLECT=$(sed -n 's/^collect_job=//p' "$T/submit.out")
 # Running items with a checkpoint on disk, by array task (the task's batch has --shard I/4).
 declare -A ITEM=() CKPT=()
 find_running() {
-  local pid ppid args ck pargs
-  while read -r pid ppid args; do
+  local ppid args ck pargs
+  while read -r _ ppid args; do
     [[ $args == *" anonymize "* && $args == *"$OUT"* && $args == *"--checkpoint "* ]] || continue
     ck=${args##*--checkpoint }
     ck=${ck%% *}

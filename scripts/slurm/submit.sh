@@ -96,6 +96,7 @@ LOGS=$(realpath "$LOGS")
 COMMON=()
 [ -z "$PARTITION" ] || COMMON+=(--partition="$PARTITION")
 COMMON+=("${EXTRA[@]}")
+# shellcheck disable=SC2054  # commas inside sbatch option values
 ARRAY=(sbatch --parsable --job-name=dippas --array="0-$((TASKS - 1))${MAXRUN:+%$MAXRUN}"
   --cpus-per-task="$CPUS" --output="$LOGS/dippas-%A_%a.log"
   --export=ALL,DIPPAS="$DIPPAS_EXE",DIPPAS_SHARDS="$TASKS")
