@@ -19,10 +19,17 @@ namespace dippas {
 namespace {
 
 std::atomic<int> g_signals{0};
+bool g_checkpointing = false;  // --checkpoint: SIGTERM/SIGUSR1 save the state and never abort
 
-// First SIGINT/SIGTERM: stop after the iteration. Second: exit at once (130) removing the
-// temporaries in flight — unless the outputs are being committed, which then completes (3).
-void OnSignal(int) {
+// First SIGINT/SIGTERM/SIGUSR1: stop after the iteration (saving the checkpoint, if any).
+// Second: exit at once (130) removing the temporaries in flight — unless the outputs are being
+// committed, which then completes (3). With a checkpoint, only a second SIGINT aborts: a
+// cluster may deliver SIGTERM to every process of a job and through its script as well.
+void OnSignal(int sig) {
+  if (g_checkpointing && sig != SIGINT) {
+    g_signals.fetch_add(1);
+    return;
+  }
   if (g_signals.fetch_add(1) >= 1 && BeginAbort()) {
     RemoveTemporaryFiles();
     _exit(130);
@@ -78,6 +85,12 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
   app.add_option("--tile-size", ov.tile_size,
                  "Tile side for large photos, rounded down to a multiple of B (default 512; 0 = never tile)");
   app.add_flag("--keep-tiles", opt.keep_tiles, "Keep the work folder <out>.tiles/ after a successful tiled run");
+  app.add_option("--checkpoint", opt.checkpoint,
+                 "Work folder for resuming: the loop state is saved there every checkpoint_every iterations / "
+                 "checkpoint_seconds (config keys) and on SIGTERM, SIGUSR1 or Ctrl-C; rerunning the same command "
+                 "resumes, bit for bit as an uninterrupted run with the same seed and threads. Removed on success");
+  app.add_flag("--restart", opt.restart,
+               "With --checkpoint: discard a checkpoint made with other inputs or settings instead of stopping");
   app.add_option("--out", opt.out, "Anonymized PNG (default: <image>.anon.png beside the input)");
   app.add_option("--metrics", opt.metrics, "Metrics JSON (default: the output path with .json)");
   app.add_option("--history", opt.history, "Per-iteration CSV: [tile,] iteration, loss, PSNR, γ, admitted, NCC");
@@ -142,8 +155,10 @@ int RunAnonymize(int argc, char** argv) {
     opt.device = ResolveDevice(device);
     common.Apply();
     g_signals = 0;
+    g_checkpointing = !opt.checkpoint.empty();
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
+    std::signal(SIGUSR1, OnSignal);
     const bool is_dip = opt.method == "dip";
     Progress progress("anonymize", is_dip ? opt.dip.max_iterations : 0, !common.quiet && is_dip);
     std::unique_ptr<Progress> tiles_progress;
@@ -151,6 +166,9 @@ int RunAnonymize(int argc, char** argv) {
     cb.stop_requested = [] { return g_signals.load() > 0; };
     cb.on_message = [&](const std::string& m) {
       if (!common.quiet) std::fprintf(stderr, "%s\n", m.c_str());
+    };
+    cb.on_notice = [&](const std::string& m) {
+      std::fprintf(stderr, "%s\n", m.c_str());
     };
     cb.on_iteration = [&](const AnonymizeProgress& p) {
       if (p.tiles == 1) return progress.Update(p.record->iteration, ProgressStatus(p));

@@ -168,6 +168,51 @@ int64_t BlockAssembler::stored_entries() const {
   return n;
 }
 
+BlockAssembler::State BlockAssembler::GetState() const {
+  const int64_t nb = block_rows_ * block_cols_, top = options_.top;
+  State st;
+  st.count = count_;
+  st.meta = torch::zeros({nb, top, 3}, torch::kFloat64);
+  st.kept = torch::zeros({nb}, torch::kInt64);
+  auto meta = st.meta.accessor<double, 3>();
+  auto kept = st.kept.accessor<int64_t, 1>();
+  for (int64_t b = 0; b < nb; ++b) {
+    const auto& entries = entries_[static_cast<size_t>(b)];
+    kept[b] = static_cast<int64_t>(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const auto j = static_cast<int64_t>(i);
+      meta[b][j][0] = entries[i].key;
+      meta[b][j][1] = static_cast<double>(entries[i].iteration);  // exact below 2^53
+      meta[b][j][2] = entries[i].rho;
+    }
+  }
+  if (slots_.defined()) st.slots = slots_.to(torch::kCPU);
+  return st;
+}
+
+void BlockAssembler::SetState(const State& st) {
+  const int64_t nb = block_rows_ * block_cols_, top = options_.top, bs = options_.block_size;
+  auto shape_is = [](const torch::Tensor& t, std::vector<int64_t> s) { return t.defined() && t.sizes().vec() == s; };
+  if (st.count < 0 || !shape_is(st.meta, {nb, top, 3}) || !shape_is(st.kept, {nb}) ||
+      (st.slots.defined() && !shape_is(st.slots, {top, nb, 3, bs, bs}))) {
+    throw std::invalid_argument("assembly state of another size or block settings");
+  }
+  const auto meta_t = st.meta.to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto kept_t = st.kept.to(torch::kCPU, torch::kInt64).contiguous();
+  auto meta = meta_t.accessor<double, 3>();
+  auto kept = kept_t.accessor<int64_t, 1>();
+  for (int64_t b = 0; b < nb; ++b) {
+    if (kept[b] < 0 || kept[b] > top) throw std::invalid_argument("assembly state: bad entry count");
+    auto& entries = entries_[static_cast<size_t>(b)];
+    entries.clear();
+    for (int64_t j = 0; j < kept[b]; ++j) {
+      entries.push_back(Entry{meta[b][j][0], static_cast<int64_t>(meta[b][j][1]), meta[b][j][2]});
+    }
+  }
+  count_ = st.count;
+  slots_ = st.slots.defined() ? st.slots.to(pattern_.device(), torch::kFloat32).contiguous() : torch::Tensor();
+}
+
 BlockAssembler::Result BlockAssembler::Finish() const {
   if (count_ == 0) throw std::logic_error("assembly: Finish() before any candidate was added");
   const int64_t top = options_.top, bs = options_.block_size;

@@ -48,6 +48,25 @@ FlatAmsGrad::FlatAmsGrad(const std::vector<torch::Tensor>& params, AmsGradOption
   denom_ = torch::empty_like(params_);
 }
 
+FlatAmsGrad::State FlatAmsGrad::GetState() const {
+  return State{step_, params_, exp_avg_, exp_avg_sq_, max_exp_avg_sq_};
+}
+
+void FlatAmsGrad::SetState(const State& state) {
+  for (const auto* t : {&state.params, &state.exp_avg, &state.exp_avg_sq, &state.max_exp_avg_sq}) {
+    if (!t->defined() || t->dim() != 1 || t->numel() != params_.numel()) {
+      throw std::invalid_argument("optimizer state of another network size");
+    }
+  }
+  if (state.step < 0) throw std::invalid_argument("optimizer state: negative step count");
+  torch::NoGradGuard no_grad;
+  params_.copy_(state.params);  // the parameter tensors are views of it
+  exp_avg_.copy_(state.exp_avg);
+  exp_avg_sq_.copy_(state.exp_avg_sq);
+  max_exp_avg_sq_.copy_(state.max_exp_avg_sq);
+  step_ = state.step;
+}
+
 void FlatAmsGrad::ZeroGrad() { grads_.zero_(); }
 
 void FlatAmsGrad::Step() {

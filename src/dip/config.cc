@@ -45,6 +45,8 @@ const std::vector<Field>& Fields() {
       {"seed", nullptr, &DipOptions::seed},
       {"tile_size", nullptr, &DipOptions::tile_size},
       {"tile_margin", nullptr, &DipOptions::tile_margin},
+      {"checkpoint_every", nullptr, &DipOptions::checkpoint_every},
+      {"checkpoint_seconds", &DipOptions::checkpoint_seconds},
   };
   return fields;
 }

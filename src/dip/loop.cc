@@ -5,8 +5,13 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <ATen/Parallel.h>
+
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -14,6 +19,7 @@
 
 #include "dippas/assembly/assembly.h"
 #include "dippas/dip/amsgrad.h"
+#include "dippas/dip/checkpoint.h"
 #include "dippas/dip/injection.h"
 #include "dippas/dip/network.h"
 #include "dippas/prnu/residual.h"
@@ -249,13 +255,146 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     return rec.psnr > o.psnr_stop;
   };
 
-  for (int64_t it = 1; it <= o.max_iterations; ++it) {
-    if (callbacks.stop_requested && callbacks.stop_requested()) {
+  // --- Checkpoints: everything the next iteration depends on, saved between two iterations.
+  const bool checkpointing = !options.checkpoint.empty();
+  const int64_t kCheckpointVersion = 1;
+  auto generators = [&]() {
+    std::vector<std::pair<std::string, at::Generator>> g = {
+        {"rng.cpu", at::globalContext().defaultGenerator(c10::DeviceType::CPU)}};
+    if (cuda) g.emplace_back("rng.cuda", at::globalContext().defaultGenerator(dev));
+    return g;
+  };
+  auto save_state = [&](int64_t done) {
+    TensorMap t;
+    t["version"] = torch::full({1}, kCheckpointVersion, torch::kInt64);
+    t["key"] = StringTensor(options.checkpoint_key);
+    t["iteration"] = torch::full({1}, done, torch::kInt64);
+    t["threads"] = torch::full({1}, static_cast<int64_t>(at::get_num_threads()), torch::kInt64);
+    const FlatAmsGrad::State a = adam.GetState();
+    t["adam.step"] = torch::full({1}, a.step, torch::kInt64);
+    t["adam.params"] = a.params;  // φ and γ
+    t["adam.exp_avg"] = a.exp_avg;
+    t["adam.exp_avg_sq"] = a.exp_avg_sq;
+    t["adam.max_exp_avg_sq"] = a.max_exp_avg_sq;
+    for (const auto& b : net->named_buffers()) t["buffer." + b.key()] = b.value();  // BatchNorm
+    for (auto& [name, gen] : generators()) {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      t[name] = gen.get_state();
+    }
+    const BlockAssembler::State as = assembler.GetState();
+    t["assembly.count"] = torch::full({1}, as.count, torch::kInt64);
+    t["assembly.meta"] = as.meta;
+    t["assembly.kept"] = as.kept;
+    if (as.slots.defined()) t["assembly.slots"] = as.slots;
+    t["loop.scalars"] = torch::tensor({static_cast<double>(result.pool_size), result.best_psnr, fallback_psnr, best_key,
+                                       best_ncc ? *best_ncc : 0.0, best_ncc ? 1.0 : 0.0, result.gamma},
+                                      torch::kFloat64);
+    if (best_candidate.defined()) t["loop.best_candidate"] = best_candidate;
+    t["caller"] = StringTensor(callbacks.checkpoint_blob ? callbacks.checkpoint_blob() : std::string());
+    SaveTensorMap(options.checkpoint, t);
+    result.checkpoint_iteration = done;
+    if (callbacks.on_checkpoint) callbacks.on_checkpoint(done);
+  };
+  // Loads the checkpoint when there is one; returns the iterations it had done.
+  auto restore_state = [&]() -> int64_t {
+    std::error_code ec;
+    if (!checkpointing || !std::filesystem::exists(options.checkpoint, ec)) return 0;
+    const std::string& path = options.checkpoint;
+    std::vector<std::string> required = {"version", "key", "iteration", "threads", "adam.step", "adam.params",
+                                         "adam.exp_avg", "adam.exp_avg_sq", "adam.max_exp_avg_sq",
+                                         "assembly.count", "assembly.meta", "assembly.kept", "loop.scalars",
+                                         "caller"};
+    for (const auto& b : net->named_buffers()) required.push_back("buffer." + b.key());
+    for (const auto& g : generators()) required.push_back(g.first);
+    const TensorMap t = LoadTensorMap(path, required, {"assembly.slots", "loop.best_candidate"});
+    if (t.at("version").item<int64_t>() != kCheckpointVersion) {
+      throw CheckpointError(path + ": checkpoint of another dippas version");
+    }
+    if (TensorString(t.at("key")) != options.checkpoint_key) {
+      throw CheckpointError(path + ": checkpoint of another run (other inputs or settings)");
+    }
+    const int64_t done = t.at("iteration").item<int64_t>();
+    if (done < 0 || done >= o.max_iterations) throw CheckpointError(path + ": iteration count out of range");
+    const auto scalars = t.at("loop.scalars").to(torch::kFloat64).contiguous();
+    if (scalars.numel() != 7) throw CheckpointError(path + ": corrupt loop state");
+    try {
+      torch::NoGradGuard no_grad;
+      FlatAmsGrad::State a;
+      a.step = t.at("adam.step").item<int64_t>();
+      a.params = t.at("adam.params").to(dev);
+      a.exp_avg = t.at("adam.exp_avg").to(dev);
+      a.exp_avg_sq = t.at("adam.exp_avg_sq").to(dev);
+      a.max_exp_avg_sq = t.at("adam.max_exp_avg_sq").to(dev);
+      adam.SetState(a);
+      for (auto& b : net->named_buffers()) {
+        const auto& saved = t.at("buffer." + b.key());
+        if (saved.sizes() != b.value().sizes()) throw std::invalid_argument("BatchNorm buffer of another size");
+        b.value().copy_(saved);
+      }
+      BlockAssembler::State as;
+      as.count = t.at("assembly.count").item<int64_t>();
+      as.meta = t.at("assembly.meta");
+      as.kept = t.at("assembly.kept");
+      if (t.count("assembly.slots")) as.slots = t.at("assembly.slots");
+      assembler.SetState(as);
+      for (auto& [name, gen] : generators()) {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(t.at(name));
+      }
+    } catch (const CheckpointError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::string why = e.what();
+      throw CheckpointError(path + ": checkpoint does not fit this run (" + why.substr(0, why.find('\n')) + ")");
+    }
+    const double* sc = scalars.data_ptr<double>();
+    result.pool_size = static_cast<int64_t>(sc[0]);
+    result.best_psnr = sc[1];
+    fallback_psnr = sc[2];
+    best_key = sc[3];
+    if (sc[5] != 0) best_ncc = sc[4];
+    result.gamma = sc[6];
+    result.iterations = done;
+    if (t.count("loop.best_candidate")) best_candidate = t.at("loop.best_candidate").to(dev);
+    const int64_t threads = t.at("threads").item<int64_t>();
+    if (threads != at::get_num_threads()) {
+      std::fprintf(stderr,
+                   "dippas: warning: %s was saved with %lld threads, resumed with %d: the result may differ "
+                   "from an uninterrupted run in the last bits\n",
+                   path.c_str(), static_cast<long long>(threads), at::get_num_threads());
+    }
+    if (callbacks.on_resume) callbacks.on_resume(done, TensorString(t.at("caller")));
+    return done;
+  };
+  result.resumed_from = restore_state();
+  int64_t last_saved = result.resumed_from;
+  auto last_save_time = std::chrono::steady_clock::now();
+
+  for (int64_t it = result.resumed_from + 1; it <= o.max_iterations; ++it) {
+    const bool stop_requested = callbacks.stop_requested && callbacks.stop_requested();
+    bool save_due = false;
+    if (checkpointing && it - 1 > last_saved) {
+      const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time).count();
+      save_due = stop_requested || (o.checkpoint_every > 0 && (it - 1) % o.checkpoint_every == 0) ||
+                 (o.checkpoint_seconds > 0 && since >= o.checkpoint_seconds);
+    }
+    if (stop_requested || save_due) {
       // The iteration already computed still counts, as without the delay.
       const bool stop = pending && process(*pending);
       pending.reset();
-      result.stop_reason = stop ? "psnr_stop" : "interrupted";
-      break;
+      if (stop) {
+        result.stop_reason = "psnr_stop";
+        break;
+      }
+      if (save_due) {
+        save_state(it - 1);
+        last_saved = it - 1;
+        last_save_time = std::chrono::steady_clock::now();
+      }
+      if (stop_requested) {
+        result.stop_reason = "interrupted";
+        break;
+      }
     }
     timer.Reset();
     PerturbInput(z, o.reg_noise_std, z_t);
@@ -306,6 +445,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     pending = std::move(cur);
   }
   if (pending && process(*pending)) result.stop_reason = "psnr_stop";
+  // Stopped again before a new iteration: the checkpoint resumed from still stands.
+  if (checkpointing && result.checkpoint_iteration < 0 && last_saved > 0) result.checkpoint_iteration = last_saved;
   if (result.pool_size > 0) {
     result.image = assembler.Finish().image.to(torch::kCPU);
   } else if (best_candidate.defined()) {

@@ -39,13 +39,16 @@ void DipOptions::Check() const {
   Require(tile_size == 0 || (tile_size >= 32 && tile_size >= block_size), "tile_size",
           "must be 0 (never tile) or at least 32 and at least block_size");
   Require(tile_margin >= 0 && tile_margin <= 4096, "tile_margin", "must be in [0, 4096] pixels");
+  Require(checkpoint_every >= 0, "checkpoint_every", "must be ≥ 0 iterations (0 = not by count)");
+  Require(std::isfinite(checkpoint_seconds) && checkpoint_seconds >= 0, "checkpoint_seconds",
+          "must be ≥ 0 seconds (0 = not by time)");
 }
 
 const std::vector<std::string>& DipOptionKeys() {
   static const std::vector<std::string> keys = {
       "sigma",     "input_depth",     "filters",       "skips",     "alpha",          "lr",         "input_noise_std",
       "reg_noise_std", "psnr_stop", "psnr_min", "max_iterations", "block_size", "top",     "seed",
-      "tile_size", "tile_margin"};
+      "tile_size", "tile_margin", "checkpoint_every", "checkpoint_seconds"};
   return keys;
 }
 

@@ -195,8 +195,15 @@ void OutputSet::Adopt(const std::string& temporary, const std::string& path, int
 
 void TestSignalPoint(const char* point) noexcept {
   const char* at = std::getenv("DIPPAS_TEST_SIGNAL_AT");
+  if (at == nullptr || std::strcmp(at, point) != 0) return;
+  // DIPPAS_TEST_SIGNAL picks the signal: INT (default), TERM, USR1, or KILL (a crash).
+  const char* name = std::getenv("DIPPAS_TEST_SIGNAL");
+  int sig = SIGINT;
+  if (name != nullptr && std::strcmp(name, "TERM") == 0) sig = SIGTERM;
+  if (name != nullptr && std::strcmp(name, "USR1") == 0) sig = SIGUSR1;
+  if (name != nullptr && std::strcmp(name, "KILL") == 0) sig = SIGKILL;
   // raise(): delivered to this very thread before it returns, so the timing is exact.
-  if (at != nullptr && std::strcmp(at, point) == 0) raise(SIGINT);
+  raise(sig);
 }
 
 void OutputSet::Commit() {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -116,6 +117,11 @@ void AnonymizeOptions::Check() const {
     throw UsageError("--history, --history-ncc and --save-pool apply to --method dip only");
   }
   if (crop < 0) throw UsageError("--crop must be ≥ 0");
+  if (!checkpoint.empty() && method != "dip") throw UsageError("--checkpoint applies to --method dip only");
+  if (!checkpoint.empty() && !save_pool.empty()) {
+    throw UsageError("--save-pool cannot be resumed from a checkpoint: give one of --save-pool and --checkpoint");
+  }
+  if (restart && checkpoint.empty()) throw UsageError("--restart needs --checkpoint");
   try {
     dip.Check();
   } catch (const std::invalid_argument& e) {
@@ -135,7 +141,7 @@ std::string AnonymizeOptions::MetricsPath() const {
   return (o.parent_path() / (o.stem().string() + ".json")).string();
 }
 
-std::string AnonymizeOptions::WorkFolder() const { return OutputPath() + ".tiles"; }
+std::string AnonymizeOptions::WorkFolder() const { return checkpoint.empty() ? OutputPath() + ".tiles" : checkpoint; }
 
 AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks& callbacks) {
   opt.Check();
@@ -211,6 +217,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   std::unique_ptr<PoolWriter> pool;
   std::map<int64_t, std::string> history;  // per tile: CSV rows
   std::unique_ptr<TileWorkFolder> work;
+  std::string checkpoint_note;  // where an interrupted run's loop state was kept
   if (!is_dip) {
     if (opt.method == "subtract") {
       SubtractOptions so;
@@ -232,21 +239,34 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                          {"sigma", dip.sigma},
                          {"crop", opt.crop}});
     }
-    if (grid.tiled()) {
-      // What makes the tiles' pixels: the settings and the bytes of the inputs.
+    const bool checkpointing = !opt.checkpoint.empty();
+    std::string settings_hash;
+    if (grid.tiled() || checkpointing) {
+      // What makes the pixels: the settings (not when checkpoints are taken) and the inputs' bytes.
+      DipOptions method_settings = dip;
+      method_settings.checkpoint_every = DipOptions{}.checkpoint_every;
+      method_settings.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
       const nlohmann::json settings = {{"image", opt.image},          {"prnu", opt.prnu},
                                        {"mode", aware ? "aware" : "blind"}, {"crop", opt.crop},
-                                       {"config", DipOptionsToJson(dip)}, {"device", opt.device}};
-      work = std::make_unique<TileWorkFolder>(opt.WorkFolder(), HashInputs(settings.dump(), {opt.image, opt.prnu}),
-                                              settings);
+                                       {"config", DipOptionsToJson(method_settings)}, {"device", opt.device}};
+      settings_hash = HashInputs(settings.dump(), {opt.image, opt.prnu});
+      const auto other = !checkpointing ? TileWorkFolder::OtherRun::kDiscard
+                         : opt.restart  ? TileWorkFolder::OtherRun::kDiscardOurs
+                                        : TileWorkFolder::OtherRun::kRefuse;
+      work = std::make_unique<TileWorkFolder>(opt.WorkFolder(), settings_hash, settings, other);
       if (work->restarted()) say(work->dir() + ": made with other inputs or settings; starting over");
     }
     DipRunOptions run;
     run.dip = dip;
     run.device = opt.device;
     run.ncc_every_iteration = opt.history_ncc;
+    run.checkpoint_key = settings_hash;
     TiledDipCallbacks cb;
+    const bool hooked = std::getenv("DIPPAS_TEST_SIGNAL_AT") != nullptr;
+    int64_t iterations_run = 0;  // by this process, over all tiles: the test hook's count
     cb.on_iteration = [&](const Tile& tile, int64_t done, const IterationRecord& r, int64_t pool_size) {
+      ++iterations_run;
+      if (hooked) TestSignalPoint(("iteration-" + std::to_string(iterations_run)).c_str());
       if (!opt.history.empty()) history[tile.index] += (grid.tiled() ? std::to_string(tile.index) + "," : "") + HistoryRow(r);
       if (callbacks.on_iteration) {
         AnonymizeProgress p;
@@ -266,6 +286,21 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       };
     }
     cb.stop_requested = callbacks.stop_requested;
+    auto notice = [&](const std::string& m) {
+      if (callbacks.on_notice) callbacks.on_notice(m);
+    };
+    auto tile_name = [&](const Tile& tile) {
+      return grid.tiled() ? " of tile " + std::to_string(tile.index + 1) + "/" + std::to_string(grid.tiles.size())
+                          : std::string();
+    };
+    if (checkpointing) {
+      cb.checkpoint_file = [&](const Tile& tile) { return work->CheckpointPath(tile.index); };
+      cb.checkpoint_blob = [&](const Tile& tile) { return history[tile.index]; };
+      cb.on_resume = [&](const Tile& tile, int64_t n, const std::string& blob) {
+        history[tile.index] = blob;
+        notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " + work->dir() + ")");
+      };
+    }
     if (work) {
       int64_t reused = 0, finished = 0;
       cb.load_finished = [&](const Tile& tile) -> std::optional<std::pair<torch::Tensor, TileOutcome>> {
@@ -282,15 +317,22 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         const auto hwc = px.permute({1, 2, 0}).contiguous();
         std::vector<uint8_t> rgb(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
         work->Save(t.tile.index, t.tile.core, rgb, TileJson(t), history[t.tile.index]);
+        if (checkpointing) std::filesystem::remove(work->CheckpointPath(t.tile.index));  // the tile's result stands
         TestSignalPoint(("tiles-done-" + std::to_string(++finished)).c_str());
       };
       TestSignalPoint("before-loop");
       TiledDipResult r = RunTiledDip(chw, pattern, grid, run, cb);
-      if (reused > 0) say("resumed: " + std::to_string(reused) + " of " + std::to_string(grid.tiles.size()) +
-                          " tiles taken from " + work->dir());
+      if (reused > 0 && grid.tiled()) {
+        say("resumed: " + std::to_string(reused) + " of " + std::to_string(grid.tiles.size()) + " tiles taken from " +
+            work->dir());
+      }
       tiles = r.tiles;
       result_image = r.image;
       outcome.interrupted = r.interrupted;
+      if (r.checkpoint_iteration >= 0) {
+        checkpoint_note = "checkpoint saved at iteration " + std::to_string(r.checkpoint_iteration) +
+                          tile_name(grid.tiles.at(static_cast<size_t>(r.checkpoint_tile))) + " in " + work->dir();
+      }
     } else {
       TestSignalPoint("before-loop");
       TiledDipResult r = RunTiledDip(chw, pattern, grid, run, cb);
@@ -304,10 +346,14 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   if (!result_image.defined()) {
     // Nothing to write: interrupted before the first iteration, or between tiles.
     outcome.interrupted = true;
-    outcome.resumable = work != nullptr && !tiles.empty();
-    if (work) {
+    outcome.resumable = work != nullptr && (!tiles.empty() || !checkpoint_note.empty());
+    if (!checkpoint_note.empty()) {
+      outcome.summary = "interrupted: " + checkpoint_note + "; no image written (rerun the same command to resume)";
+    } else if (work && grid.tiled()) {
       outcome.summary = "interrupted: " + std::to_string(tiles.size()) + " of " + std::to_string(grid.tiles.size()) +
                         " tiles done, kept in " + work->dir() + "; no image written (rerun the same command to resume)";
+    } else if (work) {
+      outcome.summary = "interrupted before the first iteration: nothing written";
     } else {
       outcome.summary = "interrupted before the first iteration: nothing written";
     }

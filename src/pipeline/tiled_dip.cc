@@ -53,11 +53,23 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
       cb.on_candidate = [&](const torch::Tensor& c, const IterationRecord& r) { callbacks.on_candidate(tile, c, r); };
     }
     cb.stop_requested = callbacks.stop_requested;
+    if (callbacks.checkpoint_file) {
+      run.checkpoint = callbacks.checkpoint_file(tile);
+      run.checkpoint_key = options.checkpoint_key + "/tile " + std::to_string(tile.index);
+    }
+    if (callbacks.checkpoint_blob) cb.checkpoint_blob = [&] { return callbacks.checkpoint_blob(tile); };
+    if (callbacks.on_resume) {
+      cb.on_resume = [&](int64_t n, const std::string& blob) { callbacks.on_resume(tile, n, blob); };
+    }
+    if (callbacks.on_checkpoint) cb.on_checkpoint = [&](int64_t n) { callbacks.on_checkpoint(tile, n); };
     const DipResult r = RunDip(Crop(image, tile.context).contiguous(), Crop(pattern, tile.context).contiguous(), run, cb);
     if (r.stop_reason == "interrupted") {
       result.interrupted = true;
-      // Tiled: the interrupted tile is discarded. Untiled: its pool's assembly is the output.
-      if (grid.tiled() || !r.image.defined()) return result;
+      result.checkpoint_tile = r.checkpoint_iteration >= 0 ? tile.index : -1;
+      result.checkpoint_iteration = r.checkpoint_iteration;
+      // Tiled: the interrupted tile is discarded (and resumed from its checkpoint, if any).
+      // Untiled: its pool's assembly is the output, unless the run will resume instead.
+      if (grid.tiled() || !r.image.defined() || !run.checkpoint.empty()) return result;
     }
     const Box local{tile.core.y - tile.context.y, tile.core.x - tile.context.x, tile.core.h, tile.core.w};
     const auto core = Crop(r.image, local).to(torch::kFloat32);
@@ -71,6 +83,7 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     o.gamma = r.gamma;
     o.best_candidate_psnr = r.best_psnr;
     o.fallback = r.fallback;
+    o.resumed_from = r.resumed_from;
     o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.tiles.push_back(o);
     if (callbacks.on_tile_done) callbacks.on_tile_done(core.to(torch::kUInt8).contiguous(), o);

@@ -49,7 +49,8 @@ std::string HashInputs(const std::string& text, const std::vector<std::string>& 
   return hex;
 }
 
-TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash, const nlohmann::json& settings)
+TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash, const nlohmann::json& settings,
+                               OtherRun other)
     : dir_(std::move(dir)) {
   std::error_code ec;
   if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec)) {
@@ -58,12 +59,23 @@ TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash, const
   const fs::path settings_path = fs::path(dir_) / "settings.json";
   if (fs::is_directory(dir_, ec)) {
     std::string old_hash;
+    bool ours = false;
     try {
       old_hash = nlohmann::json::parse(ReadFileBytes(settings_path.string())).value("hash", "");
+      ours = !old_hash.empty();
     } catch (const std::exception&) {
       old_hash.clear();  // unreadable: treated as other settings
     }
-    if (old_hash != settings_hash) {
+    const bool empty = fs::is_empty(dir_, ec);
+    if (old_hash != settings_hash && !empty) {
+      if (!ours && other != OtherRun::kDiscard) {
+        throw IoError(dir_ + ": not empty and not a dippas checkpoint folder (no readable settings.json); "
+                              "give a new or empty folder");
+      }
+      if (other == OtherRun::kRefuse) {
+        throw IoError(dir_ + ": checkpoint of another run (other inputs or settings); rerun with --restart "
+                              "to discard it, or give another folder");
+      }
       restarted_ = true;
       for (const auto& e : fs::directory_iterator(dir_, ec)) fs::remove_all(e.path(), ec);
     }
@@ -76,6 +88,8 @@ TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash, const
   s["hash"] = settings_hash;
   WriteFileAtomic(settings_path.string(), s.dump(2) + "\n");
 }
+
+std::string TileWorkFolder::CheckpointPath(int64_t index) const { return Path(index, ".ckpt"); }
 
 std::string TileWorkFolder::Path(int64_t index, const char* suffix) const {
   char name[64];

@@ -62,6 +62,18 @@ class BlockAssembler {
   // Averages the kept blocks; throws std::logic_error when nothing was added.
   Result Finish() const;
 
+  // The online state, for a checkpoint of the loop: `meta` (blocks, L, 3) float64 holds each
+  // kept entry's key, iteration and ρ (rows past `kept` unused), `kept` (blocks) int64 counts
+  // them, `slots` holds their pixels (undefined until a block was won).
+  struct State {
+    int64_t count = 0;
+    torch::Tensor meta, kept, slots;
+  };
+  State GetState() const;
+  // Restores GetState() of an assembler of the same size and options; std::invalid_argument
+  // when the shapes do not match.
+  void SetState(const State& state);
+
  private:
   // One kept candidate block: its sort key, iteration and ρ; pixels live in slots_.
   struct Entry {

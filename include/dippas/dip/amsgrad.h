@@ -32,6 +32,17 @@ class FlatAmsGrad {
   void Step();
 
   int64_t steps() const { return step_; }
+
+  // Everything a step depends on besides the gradients, for a checkpoint of the loop: the
+  // parameters and the three moment buffers (flat, on the parameters' device), the step count.
+  struct State {
+    int64_t step = 0;
+    torch::Tensor params, exp_avg, exp_avg_sq, max_exp_avg_sq;
+  };
+  State GetState() const;
+  // Copies a State of an optimizer over the same parameters back into the buffers (the
+  // parameters' values included); std::invalid_argument when the sizes differ.
+  void SetState(const State& state);
   // The flat buffers (elements between parameters are padding for alignment, always 0).
   const torch::Tensor& flat_params() const { return params_; }
   const torch::Tensor& flat_grads() const { return grads_; }

@@ -37,6 +37,12 @@ struct LoopCallbacks {
   std::function<void(const torch::Tensor& z_t, const torch::Tensor& output,
                      const torch::Tensor& injected)>
       on_forward;
+  // With a checkpoint (DipRunOptions::checkpoint): the caller's own state to save with the
+  // loop's (its history rows, say), given back by on_resume when a run resumes from it;
+  // on_checkpoint after every save. `iterations` = iterations done when the state was saved.
+  std::function<std::string()> checkpoint_blob;
+  std::function<void(int64_t iterations, const std::string& blob)> on_resume;
+  std::function<void(int64_t iterations)> on_checkpoint;
 };
 
 // Where the time went, in seconds (the device is synchronised around each
@@ -55,6 +61,15 @@ struct DipRunOptions {
   // and results are the same, only an iteration past a psnr_stop is computed and discarded.
   // −1 = 1 on CUDA, 0 on the CPU; values above 1 act as 1.
   int readback_delay = -1;
+  // Checkpoint file of the loop state (φ with BatchNorm buffers, γ, AMSGrad moments, RNG
+  // states, iteration, the online top-L assembly, the caller's blob). When it exists the run
+  // resumes from it — and ends bit for bit as an uninterrupted run with the same seed and
+  // threads; it is saved every dip.checkpoint_every iterations / checkpoint_seconds and when
+  // a stop is requested. "" = none.
+  std::string checkpoint;
+  // What identifies the run (settings and inputs): a checkpoint saved under another key is
+  // refused with CheckpointError (dip/checkpoint.h), never resumed.
+  std::string checkpoint_key;
 };
 
 struct DipResult {
@@ -66,6 +81,8 @@ struct DipResult {
   int64_t pool_size = 0;          // M: admitted candidates
   double best_psnr = 0;           // highest candidate PSNR seen
   bool fallback = false;          // pool empty: Î is the best-PSNR candidate, not an assembly
+  int64_t resumed_from = 0;       // iterations taken from a checkpoint (0: a fresh start)
+  int64_t checkpoint_iteration = -1;  // iterations in the last checkpoint saved (−1: none)
   LoopProfile profile;
 };
 

@@ -27,6 +27,11 @@ struct DipOptions {
                               // a multiple of B); 0 = never tile
   int64_t tile_margin = 64;   // context around each tile that the network sees and that is cut
                               // away, pixels (rounded up to a multiple of B)
+  // With a checkpoint folder (--checkpoint), the loop state is also saved every this many
+  // iterations and seconds (0 = not on that count); always on a stop request (SIGTERM, SIGUSR1).
+  // Not settings of the method: they do not change a single output bit.
+  int64_t checkpoint_every = 0;
+  double checkpoint_seconds = 300;
 
   // Throws std::invalid_argument naming the key and the allowed range.
   void Check() const;

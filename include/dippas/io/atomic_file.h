@@ -55,9 +55,10 @@ bool BeginOutputCommit() noexcept;
 bool BeginAbort() noexcept;
 
 // Test hook: when the environment variable DIPPAS_TEST_SIGNAL_AT equals `point`, the calling
-// thread sends itself SIGINT (raise: handled before this returns, so the timing is exact).
-// Points: "before-loop", "tiles-done-N" (N tiles finished), "staged" (outputs written, before
-// the commit), "committing" (the commit begun). See README, test hooks.
+// thread sends itself SIGINT, or the signal DIPPAS_TEST_SIGNAL names (TERM, USR1, KILL) (raise:
+// handled before this returns, so the timing is exact). Points: "before-loop", "iteration-N"
+// (N iterations run by this process), "tiles-done-N" (N tiles finished), "staged" (outputs
+// written, before the commit), "committing" (the commit begun). See README, test hooks.
 void TestSignalPoint(const char* point) noexcept;
 
 // Outputs staged in temporaries beside their targets; nothing appears under a final name before

@@ -32,13 +32,16 @@ struct AnonymizeOptions {
   bool history_ncc = false;         // NCC of every candidate in the history (slower)
   std::string save_pool;            // folder keeping the admitted candidates; "" = none
   bool keep_tiles = false;          // keep the work folder <out>.tiles/ after success
+  std::string checkpoint;           // work folder saving the loop state too, for resuming
+                                    // ("" = <out>.tiles/ when tiled, no loop state)
+  bool restart = false;             // discard a checkpoint of other inputs or settings
   DipOptions dip;                   // the method's settings (the config file keys)
 
   // UsageError naming the option: missing image, mode, method-specific options.
   void Check() const;
   std::string OutputPath() const;   // `out` or its default
   std::string MetricsPath() const;  // `metrics` or its default
-  std::string WorkFolder() const;   // <output>.tiles
+  std::string WorkFolder() const;   // `checkpoint`, or <output>.tiles
 };
 
 // What the progress display gets after every iteration.
@@ -54,12 +57,13 @@ struct AnonymizeCallbacks {
   std::function<void(const AnonymizeProgress&)> on_iteration;  // progress display
   std::function<bool()> stop_requested;                        // polled every iteration
   std::function<void(const std::string&)> on_message;          // notes for the user (work folder…)
+  std::function<void(const std::string&)> on_notice;           // checkpoint saved / resumed: always shown
 };
 
 struct AnonymizeOutcome {
   bool written = false;      // the outputs were committed
   bool interrupted = false;  // stopped by a request (exit code 3)
-  bool resumable = false;    // interrupted with finished tiles kept in the work folder
+  bool resumable = false;    // interrupted with finished tiles or a checkpoint kept
   nlohmann::json metrics;    // the metrics JSON (written when `written`)
   std::string summary;       // one line for the user
   int ExitCode() const { return interrupted ? 3 : 0; }

@@ -28,6 +28,7 @@ struct TileOutcome {
   bool fallback = false;  // no candidate reached τ: the best one stands in
   double seconds = 0;
   bool reused = false;  // taken from the work folder of an earlier run
+  int64_t resumed_from = 0;  // iterations taken from a checkpoint of the tile's loop
 };
 
 struct TiledDipCallbacks {
@@ -41,6 +42,12 @@ struct TiledDipCallbacks {
   std::function<std::optional<std::pair<torch::Tensor, TileOutcome>>(const Tile&)> load_finished;
   // A tile just finished: its core pixels (3,h,w) uint8 CPU and outcome.
   std::function<void(const torch::Tensor&, const TileOutcome&)> on_tile_done;
+  // Checkpoints of a tile's loop (see DipRunOptions::checkpoint): the file ("" = none; the key
+  // is the options' key plus the tile index), the caller's blob to save with it, and notices.
+  std::function<std::string(const Tile&)> checkpoint_file;
+  std::function<std::string(const Tile&)> checkpoint_blob;
+  std::function<void(const Tile&, int64_t iterations, const std::string& blob)> on_resume;
+  std::function<void(const Tile&, int64_t iterations)> on_checkpoint;
 };
 
 struct TiledDipResult {
@@ -48,11 +55,13 @@ struct TiledDipResult {
   std::vector<TileOutcome> tiles;  // the finished ones, in grid order
   bool complete = false;           // every tile finished (an untiled run interrupted is complete)
   bool interrupted = false;        // the stop was requested
+  // Interrupted with checkpoints: the tile whose loop state was kept, and its iterations.
+  int64_t checkpoint_tile = -1, checkpoint_iteration = -1;
 };
 
 // image: I (3,H,W) on 0..255; pattern: P (H,W); grid: MakeTileGrid of the same size.
 // An untiled grid (one tile) is exactly RunDip on the image; interrupted, it returns the
-// assembly of what its pool holds. A tiled run interrupted returns complete = false and no
+// assembly of what its pool holds — unless it checkpoints: then, like a tiled run, no image. A tiled run interrupted returns complete = false and no
 // image: a half-anonymized photo must never look finished.
 TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& pattern, const TileGrid& grid,
                            const DipRunOptions& options, const TiledDipCallbacks& callbacks = {});

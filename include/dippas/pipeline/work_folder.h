@@ -23,9 +23,20 @@ struct SavedTile {
 
 class TileWorkFolder {
  public:
+  // What to do with a folder that holds the work of another run.
+  enum class OtherRun {
+    kDiscard,      // discard whatever it holds (<output>.tiles, a name dippas chose)
+    kRefuse,       // IoError (--checkpoint DIR: never resume or lose it silently)
+    kDiscardOurs,  // discard a dippas work folder, refuse anything else (--checkpoint with --restart)
+  };
   // Opens `dir`, creating it with mode 0700. When it holds tiles made with another
-  // `settings_hash` (or no readable settings.json), they are discarded: restarted() is then true.
-  TileWorkFolder(std::string dir, std::string settings_hash, const nlohmann::json& settings);
+  // `settings_hash` (or no readable settings.json), `other` decides; discarded, restarted() is
+  // then true. A folder that is not empty and holds no settings.json of dippas is never
+  // emptied unless `other` is kDiscard.
+  TileWorkFolder(std::string dir, std::string settings_hash, const nlohmann::json& settings,
+                 OtherRun other = OtherRun::kDiscard);
+  // The loop checkpoint file of tile `index` (see DipRunOptions::checkpoint).
+  std::string CheckpointPath(int64_t index) const;
 
   const std::string& dir() const { return dir_; }
   bool restarted() const { return restarted_; }

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Checkpoints (anonymize --checkpoint): a run stopped by SIGTERM, SIGUSR1 or a crash (SIGKILL)
+# resumes from its saved loop state and ends byte for byte as an uninterrupted run with the same
+# seed and threads — image and history — untiled and tiled; nothing final is written by the
+# interrupted run; a corrupt checkpoint, one of other settings, or a foreign folder is an error
+# (--restart discards a checkpoint of other settings, never a foreign folder); repeated SIGTERMs
+# do not abort; the folder is removed on success.
+# Usage: checkpoint_test.sh DIPPAS SOURCE_DIR
+set -uo pipefail
+DIPPAS=$1
+SRC=$2
+source "$(dirname "$0")/cli_lib.sh"
+
+NAT=$SRC/examples/natural/Nikon_D70s_1_22824.png
+mkdir -p "$T/in"
+expect_ok "fingerprint" "$DIPPAS" fingerprint --quiet --crop 128 "$SRC/examples/flatfield" --out "$T/in/K.npy"
+# A tiny network, the pool filling from the first iterations, no stop before max_iterations.
+TINY=(--set input_depth=4 --set filters=4,8 --set skips=4 --set lr=0.01 --psnr-min 5 --psnr-stop 99
+      --block-size 32 --top 2 --threads 1)
+B=("$DIPPAS" anonymize --image "$NAT" --prnu "$T/in/K.npy" --crop 64 "${TINY[@]}")
+U=("${B[@]}" --max-iterations 30)
+
+# --- untiled: SIGTERM at iteration 17, resume, compare with the uninterrupted run ----------
+expect_ok "uninterrupted run" "${U[@]}" --quiet --out "$T/a.png" --history "$T/a.csv"
+DIPPAS_TEST_SIGNAL_AT=iteration-17 DIPPAS_TEST_SIGNAL=TERM \
+  "${U[@]}" --quiet --out "$T/b.png" --history "$T/b.csv" --checkpoint "$T/ck" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 3 ] || bad "SIGTERM with a checkpoint: exit $rc, expected 3: $(tail -2 "$T/err")"
+grep -q "checkpoint saved at iteration 17 in $T/ck" "$T/err" && ok || bad "no 'checkpoint saved at iteration 17': $(cat "$T/err")"
+[ -e "$T/b.png" ] || [ -e "$T/b.json" ] || [ -e "$T/b.csv" ] && bad "interrupted run wrote final outputs" || ok
+[ "$(stat -c %a "$T/ck")" = 700 ] && ok || bad "checkpoint folder mode $(stat -c %a "$T/ck"), expected 700"
+[ -s "$T/ck/tile-00000.ckpt" ] && ok || bad "no loop state in the checkpoint folder: $(ls "$T/ck")"
+"${U[@]}" --quiet --out "$T/b.png" --history "$T/b.csv" --checkpoint "$T/ck" >"$T/out" 2>"$T/err" ||
+  bad "resumed run: exit $?: $(tail -2 "$T/err")"
+grep -q "resumed from iteration 17 (checkpoint $T/ck)" "$T/err" && ok || bad "no 'resumed from iteration 17': $(cat "$T/err")"
+cmp -s "$T/a.png" "$T/b.png" && ok || bad "SIGTERM + resume: image differs from the uninterrupted run"
+cmp -s "$T/a.csv" "$T/b.csv" && ok || bad "SIGTERM + resume: history differs from the uninterrupted run"
+[ -e "$T/ck" ] && bad "checkpoint folder left after success" || ok
+check "metrics of the resumed run: 30 iterations, max_iterations" "
+import json
+m = json.load(open('$T/b.json'))
+assert m['iterations'] == 30 and m['stop_reason'] == 'max_iterations', m
+assert m['tiles'][0]['iterations'] == 30
+"
+
+# --- a crash (SIGKILL) after periodic saves every 5 iterations: resumes from 10 -------------
+DIPPAS_TEST_SIGNAL_AT=iteration-13 DIPPAS_TEST_SIGNAL=KILL \
+  "${U[@]}" --quiet --out "$T/c.png" --history "$T/c.csv" --checkpoint "$T/ckk" --set checkpoint_every=5 \
+  >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 137 ] || [ $rc -eq 9 ] || bad "SIGKILL: exit $rc"
+"${U[@]}" --quiet --out "$T/c.png" --history "$T/c.csv" --checkpoint "$T/ckk" --set checkpoint_every=5 \
+  >"$T/out" 2>"$T/err" || bad "resume after a crash: exit $?: $(tail -2 "$T/err")"
+grep -q "resumed from iteration 10 " "$T/err" && ok || bad "crash: no 'resumed from iteration 10': $(cat "$T/err")"
+cmp -s "$T/a.png" "$T/c.png" && ok || bad "crash + resume: image differs from the uninterrupted run"
+cmp -s "$T/a.csv" "$T/c.csv" && ok || bad "crash + resume: history differs from the uninterrupted run"
+
+# --- tiled (128² in 2×2 tiles of 64): SIGUSR1 in tile 2, one tile reused, one resumed -------
+TI=("$DIPPAS" anonymize --image "$NAT" --prnu "$T/in/K.npy" --crop 128 "${TINY[@]}" --max-iterations 12
+    --tile-size 64)
+expect_ok "uninterrupted tiled run" "${TI[@]}" --quiet --out "$T/ta.png" --history "$T/ta.csv"
+DIPPAS_TEST_SIGNAL_AT=iteration-19 DIPPAS_TEST_SIGNAL=USR1 \
+  "${TI[@]}" --quiet --out "$T/tb.png" --history "$T/tb.csv" --checkpoint "$T/tck" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 3 ] || bad "SIGUSR1 tiled: exit $rc, expected 3: $(tail -2 "$T/err")"
+grep -q "checkpoint saved at iteration 7 of tile 2/4" "$T/err" && ok || bad "tiled: no 'checkpoint saved at iteration 7 of tile 2/4': $(cat "$T/err")"
+"${TI[@]}" --out "$T/tb.png" --history "$T/tb.csv" --checkpoint "$T/tck" >"$T/out" 2>"$T/err" ||
+  bad "tiled resume: exit $?: $(tail -2 "$T/err")"
+grep -q "resumed from iteration 7 of tile 2/4" "$T/err" && ok || bad "tiled: no 'resumed from iteration 7 of tile 2/4': $(cat "$T/err")"
+grep -q "resumed: 1 of 4 tiles" "$T/err" && ok || bad "tiled: tile 1 not reused: $(cat "$T/err")"
+cmp -s "$T/ta.png" "$T/tb.png" && ok || bad "tiled SIGUSR1 + resume: image differs from the uninterrupted run"
+cmp -s "$T/ta.csv" "$T/tb.csv" && ok || bad "tiled SIGUSR1 + resume: history differs from the uninterrupted run"
+
+# --- refusals: corrupt, other settings, foreign folder; --restart ----------------------------
+DIPPAS_TEST_SIGNAL_AT=iteration-5 DIPPAS_TEST_SIGNAL=TERM \
+  "${U[@]}" --quiet --out "$T/d.png" --checkpoint "$T/ckd" >/dev/null 2>&1
+printf 'garbage' | dd of="$T/ckd/tile-00000.ckpt" bs=1 seek=100 conv=notrunc status=none
+expect_error "corrupt checkpoint" "tile-00000.ckpt: not a readable checkpoint \(damaged" -- \
+  "${U[@]}" --quiet --out "$T/d.png" --checkpoint "$T/ckd"
+[ -e "$T/d.png" ] && bad "corrupt checkpoint: an image was written" || ok
+truncate -s 1000 "$T/ckd/tile-00000.ckpt"
+expect_error "truncated checkpoint" "tile-00000.ckpt: not a readable checkpoint" -- \
+  "${U[@]}" --quiet --out "$T/d.png" --checkpoint "$T/ckd"
+expect_error "checkpoint of other settings" "checkpoint of another run.*--restart" -- \
+  "${U[@]}" --quiet --out "$T/d.png" --checkpoint "$T/ckd" --seed 7
+expect_ok "--restart discards it" "${U[@]}" --quiet --out "$T/d.png" --checkpoint "$T/ckd" --seed 7 --restart
+mkdir -p "$T/mine" && echo precious >"$T/mine/notes.txt"
+expect_error "foreign folder" "not a dippas checkpoint folder" -- "${U[@]}" --quiet --out "$T/e.png" --checkpoint "$T/mine"
+expect_error "foreign folder, --restart" "not a dippas checkpoint folder" -- \
+  "${U[@]}" --quiet --out "$T/e.png" --checkpoint "$T/mine" --restart
+grep -qx precious "$T/mine/notes.txt" && ok || bad "a foreign folder's file was touched"
+expect_error "--checkpoint with a baseline" "applies to --method dip only" -- \
+  "${U[@]}" --method denoise --out "$T/e.png" --checkpoint "$T/cke"
+
+# --- SIGTERM twice (a cluster signals every process, and the job script too): no abort ------
+"${B[@]}" --quiet --max-iterations 100000 --out "$T/f.png" --checkpoint "$T/ckf" --set checkpoint_every=1 \
+  >"$T/out" 2>"$T/err" &
+pid=$!
+for _ in $(seq 600); do [ -s "$T/ckf/tile-00000.ckpt" ] && break; sleep 0.1; done
+kill -TERM $pid; kill -TERM $pid
+wait $pid
+rc=$?
+[ $rc -eq 3 ] || bad "two SIGTERMs with a checkpoint: exit $rc, expected 3 (saved, not aborted): $(tail -2 "$T/err")"
+grep -q "checkpoint saved at iteration" "$T/err" && ok || bad "two SIGTERMs: no checkpoint saved: $(cat "$T/err")"
+finish
