@@ -163,7 +163,7 @@ say "array submitted: $(head -1 "$T/submit.out")"
 A=$(sed -n 's/^array_job=//p' "$T/submit.out")
 COLLECT=$(sed -n 's/^collect_job=//p' "$T/submit.out")
 
-# Running items with a checkpoint on disk, by array task (the task's batch has --shard I/4).
+# Running items with a saved loop state (<checkpoint>/*.ckpt), by array task (the task's batch has --shard I/4).
 declare -A ITEM=() CKPT=()
 find_running() {
   local ppid args ck pargs
@@ -171,7 +171,7 @@ find_running() {
     [[ $args == *" anonymize "* && $args == *"$OUT"* && $args == *"--checkpoint "* ]] || continue
     ck=${args##*--checkpoint }
     ck=${ck%% *}
-    [ -d "$ck" ] && [ -n "$(ls -A "$ck" 2>/dev/null)" ] || continue
+    compgen -G "$ck/*.ckpt" >/dev/null || continue  # a saved loop state, not just the settings
     pargs=$(ps -o args= -p "$ppid" 2>/dev/null)
     [[ $pargs =~ --shard\ ([0-9]+)/4 ]] || continue
     [ -n "${ITEM[${BASH_REMATCH[1]}]:-}" ] && continue
