@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/mat.h"
 #include "dippas/io/npy.h"
 #include "dippas/util/runtime.h"
 
@@ -15,6 +16,13 @@ namespace fs = std::filesystem;
 void CommonOptions::Add(CLI::App& app) {
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_flag("-q,--quiet", quiet, "No progress display");
+}
+
+void AddMatVarOption(CLI::App& app) {
+  app.add_option_function<std::string>(
+      "--mat-var", [](const std::string& name) { SetMatVariable(name); },
+      "Variable holding the fingerprint in .mat files (MATLAB) that hold several; a .mat with one "
+      "variable needs none");
 }
 
 void CommonOptions::Apply() const { SetThreads(threads > 0 ? threads : DefaultThreads()); }

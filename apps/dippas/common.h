@@ -22,6 +22,9 @@ struct CommonOptions {
   void Apply() const;  // sets the thread count
 };
 
+// --mat-var NAME on a command that reads fingerprints: the variable of .mat fingerprints.
+void AddMatVarOption(CLI::App& app);
+
 // Expands files and folders (their image files, sorted) into a list of files.
 std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& paths);
 

@@ -9,6 +9,18 @@
 #include "commands.h"
 #include "dippas/util/runtime.h"
 
+#ifdef DIPPAS_JEMALLOC
+// jemalloc (linked in, see CMakeLists.txt), told to keep freed pages mapped for reuse: the DIP
+// loop frees and re-allocates the same image-sized tensors every iteration, and pages returned
+// to the kernel come back zero-filled at a cost near that of the convolutions. MALLOC_CONF in the
+// environment still overrides this.
+extern "C" {
+// NOLINTNEXTLINE: the name and linkage jemalloc reads its built-in options from.
+extern const char* malloc_conf;
+const char* malloc_conf = "retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1";
+}
+#endif
+
 namespace {
 
 struct Command {
@@ -40,11 +52,13 @@ void PrintUsage(std::ostream& os) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifndef DIPPAS_JEMALLOC
   // The DIP loop frees and re-allocates the same large tensors every
   // iteration; keeping them in the heap instead of returning them to the OS
   // saves a page fault storm (measured with `dippas bench --what dip`).
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
   if (argc < 2) {
     PrintUsage(std::cerr);
     return 2;

@@ -139,6 +139,7 @@ int RunAnonymize(int argc, char** argv) {
                "dippas anonymize"};
   AddOptions(app, opt, ov, device, describe);
   common.Add(app);
+  AddMatVarOption(app);
   CLI11_PARSE(app, argc, argv);
 
   return Guard("anonymize", [&]() -> int {

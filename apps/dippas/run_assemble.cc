@@ -52,6 +52,7 @@ int RunAssemble(int argc, char** argv) {
       "dippas assemble"};
   AddSweepOptions(app, opt);
   common.Add(app);
+  AddMatVarOption(app);
   CLI11_PARSE(app, argc, argv);
   opt.quiet = common.quiet;
   return Guard("assemble", [&] {

@@ -20,7 +20,8 @@ void AddEvaluateOptions(CLI::App& app, EvaluateOptions& opt) {
                      "(paths relative to the CSV's folder)");
   originals->excludes(manifest);
   manifest->excludes(originals);
-  app.add_option("--fingerprints", opt.fingerprints, "Folder of fingerprints FPS/<device>.npy");
+  app.add_option("--fingerprints", opt.fingerprints,
+                 "Folder of fingerprints FPS/<device>.npy (or .mat)");
   auto* anonymized = app.add_option(
       "--anonymized", opt.anonymized,
       "Anonymized tree ROOT2/<device>/[…/]: <stem>.anon.<ext> or <stem>.<ext> for each "
@@ -75,6 +76,7 @@ int RunEvaluate(int argc, char** argv) {
       "dippas evaluate"};
   AddEvaluateOptions(app, opt);
   common.Add(app);
+  AddMatVarOption(app);
   CLI11_PARSE(app, argc, argv);
   opt.quiet = common.quiet;
   return Guard("evaluate", [&] {

@@ -81,7 +81,8 @@ int RunDetect(int argc, char** argv) {
       "fingerprint",
       "dippas detect"};
   app.add_option("images", images, "Images, or folders of them")->required();
-  app.add_option("--prnu", opt.fingerprints, "Fingerprint K (.npy); repeat to test several cameras")
+  app.add_option("--prnu", opt.fingerprints,
+                 "Fingerprint K (.npy or MATLAB .mat); repeat to test several cameras")
       ->required()
       ->allow_extra_args(false);  // one value per --prnu, so images may follow it
   app.add_option("--json", opt.json, "Also write the results as JSON to this file");
@@ -93,6 +94,7 @@ int RunDetect(int argc, char** argv) {
       ->default_val(0)
       ->check(CLI::NonNegativeNumber);
   AddPrnuOptions(app, opt.prnu, common);
+  AddMatVarOption(app);
   CLI11_PARSE(app, argc, argv);
   return Guard("detect", [&] {
     common.Apply();

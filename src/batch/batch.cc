@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include <thread>
 
 #include "dippas/dip/config.h"
+#include "dippas/dip/settings_hash.h"
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/paths.h"
 #include "dippas/util/progress.h"
@@ -35,12 +37,35 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::atomic<int> g_batch_signals{0};
-std::atomic<int> g_batch_signal_number{SIGINT};
+// SIGINT (a terminal's Ctrl-C) apart from SIGTERM/SIGUSR1 (a scheduler's preemption or time
+// limit warning, which Slurm may deliver twice): only a second SIGINT kills the children.
+std::atomic<int> g_sigints{0};
+std::atomic<int> g_sigterms{0};
 
-void OnBatchSignal(int sig) {
-  g_batch_signal_number = sig;
-  g_batch_signals.fetch_add(1);
+void OnBatchSignal(int sig) { (sig == SIGINT ? g_sigints : g_sigterms).fetch_add(1); }
+
+void InstallBatchSignals() {
+  g_sigints = 0;
+  g_sigterms = 0;
+  struct sigaction sa {};
+  sa.sa_handler = OnBatchSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaction(sig, &sa, nullptr);
+}
+
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string ShardSuffix(const BatchOptions& opt) {
+  return opt.shards > 0
+             ? ".shard-" + std::to_string(opt.shard) + "-of-" + std::to_string(opt.shards)
+             : "";
 }
 
 // What the summary says about an item.
@@ -198,8 +223,8 @@ pid_t Spawn(const std::vector<std::string>& args, const fs::path& out, const fs:
 }
 
 // The config files (absolute, for the children run in OUT), checked once here rather than
-// failing every item.
-std::vector<std::string> CheckConfigs(const BatchOptions& opt) {
+// failing every item; `resolved` gets the settings the children will run with.
+std::vector<std::string> CheckConfigs(const BatchOptions& opt, DipOptions* resolved) {
   DipOptions dip;
   std::vector<std::string> configs;
   for (const auto& path : opt.config) {
@@ -217,6 +242,7 @@ std::vector<std::string> CheckConfigs(const BatchOptions& opt) {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("invalid option ") + e.what());
   }
+  if (resolved) *resolved = dip;
   return configs;
 }
 
@@ -249,7 +275,9 @@ void CheckNoOutputIsAnInput(const BatchOptions& opt, const std::vector<BatchItem
     const auto it = inputs.find(*id);
     if (it != inputs.end()) CheckOutputsNotInputs({{role, path.string()}}, {it->second});
   };
-  for (const char* name : {"summary.csv", ".failed.json", ".batch.lock"})
+  const std::string shard = ShardSuffix(opt);
+  for (const std::string& name : {opt.SummaryName(), ".failed" + shard + ".json",
+                                  std::string(".batch.lock"), ".batch" + shard + ".lock"})
     check("--output", out / name);
   for (const auto& item : items) {
     if (!item.plan_error.empty()) continue;  // never run: writes nothing
@@ -296,6 +324,7 @@ std::vector<std::string> ChildArgs(const BatchOptions& opt, const std::vector<st
   if (opt.crop > 0) a.insert(a.end(), {"--crop", std::to_string(opt.crop)});
   for (const auto& c : configs) a.insert(a.end(), {"--config", c});
   for (const auto& s : opt.set) a.insert(a.end(), {"--set", s});
+  if (!opt.mat_var.empty()) a.insert(a.end(), {"--mat-var", opt.mat_var});
   // Paths relative to OUT (the children's folder), so OUT can be moved between runs.
   const fs::path rel = fs::path(item.key);
   a.insert(a.end(), {"--out", rel.string() + ".anon.png", "--metrics", rel.string() + ".anon.json",
@@ -313,20 +342,23 @@ struct Child {
 class BatchRun {
  public:
   BatchRun(const BatchOptions& opt, std::vector<BatchItem> items, fs::path out,
-           std::vector<std::string> configs)
+           std::vector<std::string> configs, DipOptions dip, const BatchWarning& warn)
       : opt_(opt),
         items_(std::move(items)),
         out_(std::move(out)),
         configs_(std::move(configs)),
+        dip_(std::move(dip)),
+        warn_(warn),
         outcomes_(items_.size()),
-        failed_path_(out_ / ".failed.json"),
-        summary_path_(out_ / "summary.csv"),
+        failed_path_(out_ / (".failed" + ShardSuffix(opt) + ".json")),
+        summary_path_(out_ / opt.SummaryName()),
         progress_("batch", static_cast<int64_t>(items_.size()), !opt.quiet) {}
 
   BatchResult Run();
 
  private:
   void Resume();
+  bool SameSettings(const BatchItem& item, const nlohmann::json& metrics);
   void Report();
   void StartPending();
   void Reap(const Child& child, int wstatus);
@@ -339,6 +371,10 @@ class BatchRun {
   std::vector<BatchItem> items_;
   fs::path out_;
   std::vector<std::string> configs_;
+  DipOptions dip_;  // what the children run with: the expected settings_hash
+  const BatchWarning& warn_;
+  std::map<std::string, std::string> expected_hash_;  // fingerprint → settings_hash
+  int64_t redone_ = 0;
   std::vector<Outcome> outcomes_;
   fs::path failed_path_, summary_path_;
   nlohmann::json failed_;  // key → error of earlier runs: retried only on request
@@ -358,7 +394,8 @@ void BatchRun::Resume() {
     if (!item.plan_error.empty()) {
       o.status = "failed";
       o.error = item.plan_error;
-    } else if (auto m = CompleteMetrics(item, out_)) {
+    } else if (auto m = CompleteMetrics(item, out_);
+               m && (opt_.keep_different || SameSettings(item, *m))) {
       o.status = "skipped";
       o.seconds = SumTimings(*m);
       o.metrics = std::move(m);
@@ -367,9 +404,44 @@ void BatchRun::Resume() {
       o.status = "failed";
       o.error = failed_[item.key].value("error", "failed in an earlier run");
     } else {
+      if (m) ++redone_;  // finished with other settings: run again, replacing its outputs
       pending_.push_back(i);
     }
   }
+  if (redone_ > 0) {
+    warn_(std::to_string(redone_) +
+          " finished item(s) were made with other settings or another method: redoing them "
+          "(--keep-different keeps them)");
+  }
+}
+
+// The item's metrics name the settings the batch would run it with. Metrics without a
+// settings_hash (older versions) are compared on method, mode, crop and config.
+bool BatchRun::SameSettings(const BatchItem& item, const nlohmann::json& m) {
+  ResultSettings s;
+  s.method = opt_.method;
+  s.mode = opt_.aware ? "aware" : "blind";
+  s.crop = opt_.crop;
+  s.dip = dip_;
+  s.prnu = opt_.aware ? item.fingerprint : "";
+  s.mat_var = opt_.mat_var;
+  const auto hash = m.find("settings_hash");
+  if (hash == m.end() || !hash->is_string()) {
+    return m.value("method", "dip") == s.method && m.value("mode", "") == s.mode &&
+           m.value("crop", int64_t{-1}) == s.crop && m.contains("config") &&
+           m["config"] == DipOptionsToJson(s.dip);
+  }
+  auto it = expected_hash_.find(s.prnu);
+  if (it == expected_hash_.end()) {
+    std::string expected;
+    try {
+      expected = SettingsHash(s);
+    } catch (const std::exception&) {
+      expected = "";  // unreadable fingerprint: redo, and let the child say why it fails
+    }
+    it = expected_hash_.emplace(s.prnu, expected).first;
+  }
+  return !it->second.empty() && *hash == it->second;
 }
 
 void BatchRun::Report() {
@@ -417,6 +489,9 @@ void BatchRun::Reap(const Child& child, int wstatus) {
     o.status = "interrupted";
     o.metrics = ReadJsonFile(item.Json());  // the partial result, if it got written
     if (o.metrics && !o.metrics->is_object()) o.metrics.reset();
+    // Said in the summary: a child that stopped by itself (exit 3) kept its progress.
+    if (WIFSIGNALED(wstatus))
+      o.error = std::string("killed by signal ") + strsignal(WTERMSIG(wstatus));
   } else {
     o.status = "failed";
     o.error = LastLine(item.Log());
@@ -434,24 +509,22 @@ void BatchRun::Reap(const Child& child, int wstatus) {
 
 BatchResult BatchRun::Run() {
   Resume();
-  struct sigaction sa {};
-  sa.sa_handler = OnBatchSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  g_batch_signals = 0;
   WriteSummary(summary_path_, items_, outcomes_);
   Report();
-  int handled_signals = 0;
+  bool forwarded = false, killed = false;
   while (true) {
-    const int signals = g_batch_signals.load();
-    if (signals > handled_signals) {
-      // First: children stop at the end of their iteration and write "interrupted"
-      // outputs; no new items. Second: kill them.
+    const int sigints = g_sigints.load(), sigterms = g_sigterms.load();
+    if (!forwarded && sigints + sigterms > 0) {
+      // Children stop at the end of their iteration (saving their progress); no new items.
+      // SIGUSR1 reaches them as SIGTERM, which `dippas anonymize` treats the same way.
       stopping_ = true;
-      for (const auto& c : running_)
-        kill(c.pid, signals >= 2 ? SIGKILL : g_batch_signal_number.load());
-      handled_signals = signals >= 2 ? 2 : signals;
+      forwarded = true;
+      const int sig = sigints > 0 && sigterms == 0 ? SIGINT : SIGTERM;
+      for (const auto& c : running_) kill(c.pid, sig);
+    }
+    if (!killed && sigints >= 2) {  // a second Ctrl-C: the user wants out now
+      killed = true;
+      for (const auto& c : running_) kill(c.pid, SIGKILL);
     }
     StartPending();
     if (running_.empty()) break;
@@ -484,6 +557,7 @@ BatchResult BatchRun::Run() {
   r.skipped = Count("skipped");
   r.failed = Count("failed");
   r.interrupted = Count("interrupted");
+  r.redone = redone_;
   for (size_t i = 0; i < items_.size(); ++i) {
     if (outcomes_[i].status == "failed")
       r.failures.push_back(items_[i].label + ": " + outcomes_[i].error);
@@ -493,10 +567,125 @@ BatchResult BatchRun::Run() {
   return r;
 }
 
+// --collect: the plan of every item (as the shards made it) against what the shards wrote.
+BatchResult Collect(const BatchOptions& opt, std::vector<BatchItem> items, const fs::path& out) {
+  // The shards' rows, by image and device. Several summaries may name an item (shards rerun
+  // with another N): a finished row wins over a failed one, a failed one over an interruption.
+  struct Row {
+    std::string status, error;
+    double seconds = -1;
+  };
+  auto rank = [](const std::string& s) {
+    return s == "done" || s == "skipped" ? 3 : s == "failed" ? 2 : s == "interrupted" ? 1 : 0;
+  };
+  std::map<std::pair<std::string, std::string>, Row> rows;
+  std::vector<fs::path> summaries;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("summary.shard-", 0) == 0 && e.path().extension() == ".csv")
+      summaries.push_back(e.path());
+  }
+  std::sort(summaries.begin(), summaries.end());
+  for (const auto& path : summaries) {
+    std::ifstream in(path);
+    std::vector<std::string> f, header;
+    int64_t line = 0;
+    try {
+      if (!ReadCsvRecord(in, header, line)) continue;
+      auto col = [&](const char* name) {
+        return static_cast<size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+      };
+      const size_t c_image = col("image"), c_device = col("device"), c_status = col("status"),
+                   c_seconds = col("seconds"), c_error = col("error");
+      if (c_image >= header.size() || c_device >= header.size() || c_status >= header.size())
+        throw std::invalid_argument("not a batch summary (no image,device,status columns)");
+      while (ReadCsvRecord(in, f, line)) {
+        auto at = [&](size_t c) { return c < f.size() ? f[c] : std::string(); };
+        Row r{at(c_status), at(c_error), -1};
+        try {
+          if (!at(c_seconds).empty()) r.seconds = std::stod(at(c_seconds));
+        } catch (const std::exception&) {
+        }
+        Row& old = rows[{at(c_image), at(c_device)}];
+        if (rank(r.status) > rank(old.status)) old = r;
+      }
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(path.string() + ": " + e.what());
+    }
+  }
+  std::vector<Outcome> outcomes(items.size());
+  BatchResult r;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    Outcome& o = outcomes[i];
+    const auto it = rows.find({item.label, item.device});
+    if (auto m = CompleteMetrics(item, out)) {  // the outputs on disk decide "done"
+      o.status = "done";
+      o.seconds = it != rows.end() && it->second.seconds >= 0 ? it->second.seconds : SumTimings(*m);
+      o.metrics = std::move(m);
+    } else if (!item.plan_error.empty()) {
+      o.status = "failed";
+      o.error = item.plan_error;
+    } else if (it != rows.end() &&
+               (it->second.status == "failed" || it->second.status == "interrupted")) {
+      o.status = it->second.status;
+      o.error = it->second.error;
+      o.seconds = it->second.seconds;
+      o.metrics = ReadJsonFile(item.Json());
+      if (o.metrics && !o.metrics->is_object()) o.metrics.reset();
+    } else {
+      o.status = "missing";
+      o.error = it == rows.end()
+                    ? "no shard ran it"
+                    : "reported " + it->second.status + " but its outputs are incomplete";
+    }
+    if (o.status == "failed") r.failures.push_back(item.label + ": " + o.error);
+    if (o.status == "missing" || o.status == "interrupted")
+      r.missing_items.push_back(item.label + " (" + o.status + ")");
+  }
+  const fs::path summary = out / opt.SummaryName();
+  WriteSummary(summary, items, outcomes);
+  auto count = [&](const char* s) {
+    return std::count_if(outcomes.begin(), outcomes.end(),
+                         [&](const Outcome& o) { return o.status == s; });
+  };
+  r.done = count("done");
+  r.failed = count("failed");
+  r.interrupted = count("interrupted");
+  r.missing = count("missing");
+  r.summary = summary.string();
+  r.exit_code = r.done == static_cast<int64_t>(items.size()) ? 0 : 4;
+  return r;
+}
+
 }  // namespace
 
+std::pair<int, int> ParseShard(const std::string& text) {
+  const auto slash = text.find('/');
+  const auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() <= 6 &&
+           std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  };
+  const std::string i = text.substr(0, slash);
+  const std::string n = slash == std::string::npos ? "" : text.substr(slash + 1);
+  if (!digits(i) || !digits(n) || std::stoi(n) < 1 || std::stoi(i) >= std::stoi(n)) {
+    throw std::invalid_argument("--shard " + text + ": expected I/N with 0 <= I < N (e.g. 0/4)");
+  }
+  return {std::stoi(i), std::stoi(n)};
+}
+
+int ShardOf(const std::string& key, int shards) {
+  return shards > 0 ? static_cast<int>(Fnv1a(key) % static_cast<uint64_t>(shards)) : 0;
+}
+
+std::string BatchOptions::SummaryName() const { return "summary" + ShardSuffix(*this) + ".csv"; }
+
 void BatchOptions::Check() const {
-  if (!aware && !blind)
+  if (shards < 0 || (shards > 0 && (shard < 0 || shard >= shards)))
+    throw std::invalid_argument("--shard I/N: expected 0 <= I < N");
+  if (collect && shards > 0)
+    throw std::invalid_argument("--collect merges every shard: it takes no --shard");
+  if (!collect && !aware && !blind)
     throw std::invalid_argument("give --aware (device fingerprints) or --blind");
   if (input.empty() && manifest.empty()) throw std::invalid_argument("--input ROOT is required");
   if (manifest.empty() && aware && fingerprints.empty()) {
@@ -514,8 +703,11 @@ void BatchOptions::Check() const {
 
 BatchResult RunBatchJob(const BatchOptions& opt, const BatchWarning& warn) {
   opt.Check();
-  const std::vector<std::string> configs = CheckConfigs(opt);
-  if (opt.device == "cuda") ResolveDevice("cuda");  // absent CUDA: one error, not one per item
+  // From here on a scheduler's signal stops the batch cleanly, even before the first child.
+  if (!opt.collect) InstallBatchSignals();
+  DipOptions dip;
+  const std::vector<std::string> configs = opt.collect ? opt.config : CheckConfigs(opt, &dip);
+  if (opt.device == "cuda" && !opt.collect) ResolveDevice("cuda");  // one error, not one per item
 
   std::error_code ec;
   fs::create_directories(opt.output, ec);
@@ -525,19 +717,37 @@ BatchResult RunBatchJob(const BatchOptions& opt, const BatchWarning& warn) {
   if (!opt.input.empty() && SameFile(opt.input, out)) {
     throw std::invalid_argument(opt.output + ": the output folder must not be the input folder");
   }
-  // One batch per OUT at a time: two would run the same items into the same files.
+  // One batch per OUT at a time (two would run the same items into the same files), but the
+  // shards of a job array and a collect share it: each shard holds its own lock besides.
+  const bool shared = opt.shards > 0 || opt.collect;
   const int lock_fd = open((out / ".batch.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+  if (lock_fd < 0 || flock(lock_fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     throw std::invalid_argument(out.string() + ": another dippas batch is using this folder");
+  }
+  if (opt.shards > 0) {
+    const fs::path shard_lock = out / (".batch" + ShardSuffix(opt) + ".lock");
+    const int fd = open(shard_lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      throw std::invalid_argument(out.string() + ": shard " + std::to_string(opt.shard) + "/" +
+                                  std::to_string(opt.shards) + " is already running there");
+    }
   }
 
   std::vector<BatchItem> items =
       opt.manifest.empty() ? ScanBatchTree(fs::canonical(opt.input), out, opt.fingerprints, warn)
                            : ReadBatchManifest(opt.manifest, opt.input, out);
   if (items.empty()) throw std::invalid_argument("no images found (ROOT/<device>/<image files>)");
-  PlanItems(opt, items, out);
+  PlanItems(opt, items, out);  // on every item: duplicates are found whatever the shard
   CheckNoOutputIsAnInput(opt, items, out);
-  return BatchRun(opt, std::move(items), out, configs).Run();
+  if (opt.collect) return Collect(opt, std::move(items), out);
+  if (opt.shards > 0) {
+    items.erase(std::remove_if(items.begin(), items.end(),
+                               [&](const BatchItem& item) {
+                                 return ShardOf(item.key, opt.shards) != opt.shard;
+                               }),
+                items.end());
+  }
+  return BatchRun(opt, std::move(items), out, configs, dip, warn).Run();
 }
 
 }  // namespace dippas

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "dippas/batch/batch.h"
+#include "dippas/io/mat.h"
 
 namespace dippas {
 namespace {
@@ -89,7 +90,7 @@ std::vector<BatchItem> ScanBatchTree(const fs::path& root, const fs::path& out,
       item.stem = f.stem().string();
       const fs::path rel = f.parent_path().lexically_relative(dev_dir);
       item.out_dir = (out / device / (rel == "." ? fs::path() : rel)).lexically_normal();
-      if (!fps.empty()) item.fingerprint = (fs::path(fps) / (device + ".npy")).string();
+      if (!fps.empty()) item.fingerprint = DeviceFingerprintPath(fps, device);
       items.push_back(std::move(item));
     }
   }

@@ -12,6 +12,7 @@
 
 #include "dippas/eval/roc.h"
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/mat.h"
 
 namespace dippas {
 namespace {
@@ -205,7 +206,7 @@ Dataset ScanTrees(const std::string& originals, const std::string& fingerprints,
     const std::string device = dev_dir.filename().string();
     const auto images = ImagesUnder(dev_dir);
     if (images.empty()) continue;
-    const fs::path fp = fs::path(fingerprints) / (device + ".npy");
+    const fs::path fp = DeviceFingerprintPath(fingerprints, device);
     if (!fs::is_regular_file(fp, ec)) {
       throw std::runtime_error(fp.string() + ": no fingerprint for device folder " +
                                dev_dir.string());
@@ -268,7 +269,7 @@ Dataset ReadManifest(const std::string& path, const std::string& fingerprints_di
     std::string fp = cell(c_fp);
     if (fp.empty()) {
       if (fingerprints_dir.empty()) throw std::runtime_error(where + ": empty fingerprint");
-      fp = (fs::path(fingerprints_dir) / (item.device + ".npy")).string();
+      fp = DeviceFingerprintPath(fingerprints_dir, item.device);
     } else {
       fp = Resolve(base, fp);
     }

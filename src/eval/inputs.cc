@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "dippas/io/npy.h"
+#include "dippas/io/mat.h"
 
 namespace dippas::detail {
 
@@ -29,7 +29,7 @@ Image LoadImageChecked(const std::string& path, int64_t crop) {
 
 torch::Tensor LoadFingerprint(const std::string& path, int64_t crop, int64_t expected_h,
                               int64_t expected_w, const std::string& image_path) {
-  Array2D a = ReadNpy(path);
+  Array2D a = ReadFingerprintArray(path);
   auto t = torch::from_blob(a.data.data(), {a.rows, a.cols}, torch::kFloat32).clone();
   if (!torch::isfinite(t).all().item<bool>()) {
     throw std::invalid_argument(path + ": fingerprint contains NaN or Inf values");

@@ -16,9 +16,11 @@
 
 #include "dippas/baselines/baselines.h"
 #include "dippas/dip/config.h"
+#include "dippas/dip/settings_hash.h"
 #include "dippas/eval/psnr.h"
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/image.h"
+#include "dippas/io/mat.h"
 #include "dippas/io/paths.h"
 #include "dippas/io/pool.h"
 #include "dippas/pipeline/inputs.h"
@@ -391,6 +393,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["size"] = {h, w};
   m["crop"] = opt.crop;
   m["config"] = DipOptionsToJson(dip);
+  m["settings_hash"] = SettingsHash({opt.method, aware ? "aware" : "blind", opt.crop, dip, opt.prnu, MatVariable()});
   m["seed"] = dip.seed;
   m["device"] = opt.device;
   m["threads"] = at::get_num_threads();

@@ -9,6 +9,7 @@
 #include <functional>
 #include <istream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dippas {
@@ -28,13 +29,31 @@ struct BatchOptions {
   std::vector<std::string> config;  // config files for the children
   std::vector<std::string> set;     // key=value overrides for the children
   bool retry_failed = false;        // re-run items that failed before
+  bool keep_different = false;      // keep items finished with other settings (else redone)
+  std::string mat_var;              // variable of .mat fingerprints, for the children
   int threads = 0;                  // threads per child; 0 = all cores / jobs
   bool quiet = false;               // no progress display, no closing lines
+  // --shard I/N: run only the items with ShardOf(key, N) == I, so N machines (a job array)
+  // share one OUT; shards = 0: every item.
+  int shard = 0;
+  int shards = 0;
+  // --collect: run nothing; rebuild the plan (--input/--manifest/--fingerprints), merge the
+  // shards' summaries and the items' metrics into OUT/summary.csv, list what is missing.
+  bool collect = false;
 
   // std::invalid_argument naming the option for a missing or contradictory choice or a
   // missing folder. (The config files and --set keys are checked by RunBatchJob.)
   void Check() const;
+  // OUT/summary.csv, or OUT/summary.shard-I-of-N.csv for a shard.
+  std::string SummaryName() const;
 };
+
+// "I/N" with 0 ≤ I < N → {I, N}; std::invalid_argument naming --shard otherwise.
+std::pair<int, int> ParseShard(const std::string& text);
+
+// The shard of an item: FNV-1a 64 of its key (output path relative to OUT) modulo N, so the
+// split depends on neither the order of the scan or manifest nor the other items.
+int ShardOf(const std::string& key, int shards);
 
 // One input image and where its outputs go.
 struct BatchItem {
@@ -76,16 +95,21 @@ std::vector<BatchItem> ParseBatchManifest(std::istream& in, const std::string& p
 
 // How a batch ended.
 struct BatchResult {
-  int64_t done = 0, skipped = 0, failed = 0, interrupted = 0;
+  int64_t done = 0, skipped = 0, failed = 0, interrupted = 0, missing = 0, redone = 0;
   std::vector<std::string> failures;  // "label: error", one per failed item
-  std::string summary;                // OUT/summary.csv
-  int exit_code = 0;                  // 0 all done, 3 interrupted, 4 some items failed
+  std::vector<std::string> missing_items;  // --collect: labels no shard finished or reported
+  std::string summary;                     // OUT/summary.csv (or the shard's)
+  int exit_code = 0;  // 0 all done, 3 interrupted, 4 some items failed (or, collecting, missing)
 };
 
 // Runs the batch: checks that no output (summary.csv, the items' PNG/JSON/log…) is an input
-// (image, fingerprint, manifest, config) before any work, skips complete items, runs the others
-// `jobs` at a time (SIGINT/SIGTERM: forwarded once, then SIGKILL on the second), and keeps
-// OUT/summary.csv and OUT/.failed.json current. Errors before the first item throw.
+// (image, fingerprint, manifest, config) before any work, skips complete items finished with
+// the same settings (settings_hash in their metrics; others are redone unless keep_different),
+// runs the others `jobs` at a time, and keeps the summary and OUT/.failed.json current.
+// Signals: SIGINT is forwarded once, a second one SIGKILLs the children; SIGTERM and SIGUSR1
+// (a scheduler's warning, which may come twice) are forwarded once as SIGTERM and never
+// escalate; the batch then exits 3 once the children have. With options.collect, merges the
+// shards instead (see BatchOptions::collect). Errors before the first item throw.
 BatchResult RunBatchJob(const BatchOptions& options, const BatchWarning& warn);
 
 }  // namespace dippas
