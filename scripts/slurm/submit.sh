@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Submits `dippas batch` to Slurm as a job array of N tasks (task I runs shard I/N of the items,
 # see dippas-array.sbatch), then a job that starts once every task has ended (afterany): it
-# merges the shards' summaries into OUT/summary.csv (`dippas batch --collect`) and, when every
+# merges the shards' summaries into OUT/summary.csv (`dippas batch … --collect`) and, when every
 # item is done, runs the commands of --then FILE (the dataset scripts evaluate there).
 #
 # Usage: scripts/slurm/submit.sh [OPTIONS] -- BATCH_OPTIONS...
@@ -105,7 +105,8 @@ ARRAY=(sbatch --parsable --job-name=dippas --array="0-$((TASKS - 1))${MAXRUN:+%$
 ARRAY+=("${COMMON[@]}" "$HERE/dippas-array.sbatch" "$@")
 
 # The collect job: merge the shards; evaluate (--then) only when every item is done.
-COLLECT_CMD="$(printf '%q ' "$DIPPAS_EXE" batch --collect --output "$OUT")"
+# (--collect plans the items as the shards did: the same batch options.)
+COLLECT_CMD="$(printf '%q ' "$DIPPAS_EXE" batch "$@" --collect)"
 WRAP="echo dippas-collect: collecting $(printf '%q' "$OUT"); if $COLLECT_CMD; then echo 'dippas-collect: collect complete';"
 if [ -n "$THEN" ]; then
   WRAP+=" echo dippas-collect: running $(printf '%q' "$THEN"); bash $(printf '%q' "$THEN");"
