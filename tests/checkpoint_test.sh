@@ -102,4 +102,22 @@ wait $pid
 rc=$?
 [ $rc -eq 3 ] || bad "two SIGTERMs with a checkpoint: exit $rc, expected 3 (saved, not aborted): $(tail -2 "$T/err")"
 grep -q "checkpoint saved at iteration" "$T/err" && ok || bad "two SIGTERMs: no checkpoint saved: $(cat "$T/err")"
+# --- dippas batch: items always checkpoint; a stopped item resumes on the next batch run -----
+mkdir -p "$T/ds/cam"
+cp "$NAT" "$T/ds/cam/a.png"
+mkdir -p "$T/fps" && cp "$T/in/K.npy" "$T/fps/cam.npy"  # a 128² fingerprint: batch crops both to 64
+BA=("$DIPPAS" batch --input "$T/ds" --fingerprints "$T/fps" --aware --crop 64 --threads 1 --quiet
+    --set input_depth=4 --set filters=4,8 --set skips=4 --set lr=0.01 --set psnr_min=5 --set psnr_stop=99
+    --set block_size=32 --set top=2 --set max_iterations=30)
+expect_ok "batch, uninterrupted" "${BA[@]}" --output "$T/bo1"
+# The child stops itself with SIGTERM after its 12th iteration: the item is left for the next run.
+DIPPAS_TEST_SIGNAL_AT=iteration-12 DIPPAS_TEST_SIGNAL=TERM "${BA[@]}" --output "$T/bo2" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -ne 0 ] || bad "batch with a stopped item: exit 0"
+[ -s "$T/bo2/cam/a.ckpt/tile-00000.ckpt" ] && ok || bad "batch: no checkpoint kept for the stopped item: $(ls -R "$T/bo2")"
+expect_ok "batch, rerun" "${BA[@]}" --output "$T/bo2"
+grep -q "resumed from iteration 12 " "$T/bo2/cam/a.log" && ok || bad "batch: the item did not resume: $(cat "$T/bo2/cam/a.log")"
+cmp -s "$T/bo1/cam/a.anon.png" "$T/bo2/cam/a.anon.png" && ok ||
+  bad "batch: the resumed item's image differs from the uninterrupted batch's"
+[ -e "$T/bo2/cam/a.ckpt" ] && bad "batch: checkpoint left after success" || ok
 finish

@@ -329,6 +329,9 @@ std::vector<std::string> ChildArgs(const BatchOptions& opt, const std::vector<st
   const fs::path rel = fs::path(item.key);
   a.insert(a.end(), {"--out", rel.string() + ".anon.png", "--metrics", rel.string() + ".anon.json",
                      "--quiet"});
+  // Always a checkpoint: a stopped, preempted or killed item resumes where it was on the next
+  // run. --restart: one left by other settings is discarded (the item is redone with the new).
+  if (opt.method == "dip") a.insert(a.end(), {"--checkpoint", rel.string() + ".ckpt", "--restart"});
   return a;
 }
 

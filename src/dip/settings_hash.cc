@@ -44,11 +44,14 @@ std::string HashFileBytes(const std::string& path) {
 }
 
 std::string ResultSettingsJson(const ResultSettings& s) {
+  DipOptions method = s.dip;  // when checkpoints are saved changes no output bit
+  method.checkpoint_every = DipOptions{}.checkpoint_every;
+  method.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
   const nlohmann::json j = {
       {"method", s.method},
       {"mode", s.mode},
       {"crop", s.crop},
-      {"config", DipOptionsToJson(s.dip)},
+      {"config", DipOptionsToJson(method)},
       {"prnu", s.prnu.empty() ? nlohmann::json(nullptr) : nlohmann::json(HashFileBytes(s.prnu))},
       {"mat_var", s.prnu.empty() ? "" : s.mat_var}};
   return j.dump();  // nlohmann's object keys are sorted: canonical

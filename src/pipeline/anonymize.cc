@@ -250,7 +250,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       method_settings.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
       const nlohmann::json settings = {{"image", opt.image},          {"prnu", opt.prnu},
                                        {"mode", aware ? "aware" : "blind"}, {"crop", opt.crop},
-                                       {"config", DipOptionsToJson(method_settings)}, {"device", opt.device}};
+                                       {"config", DipOptionsToJson(method_settings)}, {"device", opt.device},
+                                       {"mat_var", MatVariable()}};
       settings_hash = HashInputs(settings.dump(), {opt.image, opt.prnu});
       const auto other = !checkpointing ? TileWorkFolder::OtherRun::kDiscard
                          : opt.restart  ? TileWorkFolder::OtherRun::kDiscardOurs
