@@ -13,6 +13,7 @@ PKGS+=(python3-pil)  # tests/limits_test.cc: CMYK JPEG and TIFF written with PIL
 PKGS+=(libjemalloc-dev)  # the allocator dippas links: ~2x faster DIP iterations than glibc's malloc
 PKGS+=(libmatio-dev)  # MATLAB .mat fingerprints (optional at build time)
 PKGS+=(python3-scipy)  # tests/mat_test.sh: .mat files written by scipy's savemat
+PKGS+=(slurm-wlm munge)  # tests/slurm_test.sh: a single-node Slurm cluster runs the job-array scripts
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
