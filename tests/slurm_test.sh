@@ -243,10 +243,14 @@ for k in $REQ $USR; do
   dev=$(basename "$(dirname "${ITEM[$k]}")")
   ILOG=$OUT/$dev/$(basename "${ITEM[$k]%.*}").log
   grep -q "restart 1" "$TLOG" || bad "task $k did not run again after its requeue"
-  # (The item's log is rewritten by the rerun: the resumed run's line is the one kept.)
+  # (The item's log is appended to by each run: the signal's save, then the resume.)
+  saved=$(grep -o "checkpoint saved at iteration [0-9]*" "$ILOG" | tail -1 | grep -o '[0-9]*$')
   resumed=$(grep -o "resumed from iteration [0-9]*" "$ILOG" "$TLOG" | tail -1 | grep -o '[0-9]*$')
-  grep -h "resumed from iteration" "$ILOG" "$TLOG" | sort -u | sed "s/^/slurm_test: task $k: /"
+  grep -h "checkpoint saved at iteration\|resumed from iteration" "$ILOG" "$TLOG" | sort -u |
+    sed "s/^/slurm_test: task $k: /"
   [ -n "$resumed" ] && [ "$resumed" -gt 0 ] || bad "task $k: no 'resumed from iteration K' (K > 0) in $ILOG or $TLOG"
+  [ -n "$saved" ] && [ "$saved" = "$resumed" ] ||
+    bad "task $k: resumed from iteration '$resumed', but the signal's checkpoint was saved at '$saved' ($ILOG)"
   grep -q "dippas batch exited with 3" "$TLOG" || bad "task $k: batch did not stop with exit 3 (interrupted)"
   [ ! -e "${CKPT[$k]}" ] || bad "the checkpoint ${CKPT[$k]} was not removed after success"
   mkdir -p "$LOC/root/$dev"

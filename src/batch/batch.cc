@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -124,12 +125,20 @@ void RemoveStaleTemporaries(const BatchItem& item) {
   }
 }
 
-// The child's error message: the last non-blank line of its stderr, without the prefix.
+// Each run of an item starts its (appended) log with this line and the time.
+constexpr char kRunMarker[] = "== dippas batch: item started";
+
+// The child's error message: the last non-blank line of its stderr in the latest run, without
+// the prefix.
 std::string LastLine(const fs::path& log) {
   std::ifstream in(log);
   std::string line, last;
   while (std::getline(in, line)) {
-    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+    if (line.rfind(kRunMarker, 0) == 0) {
+      last.clear();  // only the latest run's lines count
+    } else if (line.find_first_not_of(" \t\r") != std::string::npos) {
+      last = line;
+    }
   }
   const std::string prefix = "dippas anonymize: error: ";
   return last.rfind(prefix, 0) == 0 ? last.substr(prefix.size()) : last;
@@ -188,9 +197,17 @@ pid_t Spawn(const std::vector<std::string>& args, const fs::path& out, const fs:
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   const std::string out_dir = out.string();
-  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Appended to: a resumed item's log keeps what its earlier runs said (checkpoint saved at…).
+  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0)
     throw std::runtime_error(log.string() + ": cannot write: " + std::strerror(errno));
+  {
+    char stamp[64];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", std::gmtime(&now));
+    const std::string head = std::string(kRunMarker) + " " + stamp + "Z\n";
+    [[maybe_unused]] const ssize_t n = write(log_fd, head.data(), head.size());
+  }
   const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
   const pid_t parent = getpid();
   const pid_t pid = fork();
