@@ -134,7 +134,8 @@ TEST(FlatAmsGrad, StateRoundTripContinuesBitForBit) {
   FlatAmsGrad::State saved = fb.GetState();
   saved.params = saved.params.clone();  // as read back from a file
   auto c = Make(cpu);
-  for (const auto& buf : b.net->named_buffers()) c.net->named_buffers()[buf.key()].copy_(buf.value());  // BatchNorm
+  for (const auto& buf : b.net->named_buffers())
+    c.net->named_buffers()[buf.key()].copy_(buf.value());  // BatchNorm
   FlatAmsGrad fc(c.net->parameters(), o);
   fc.SetState(saved);
   EXPECT_EQ(fc.steps(), 3);

@@ -59,7 +59,9 @@ struct Overrides {
 
 void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string& device, bool& describe) {
   app.add_option("--image", opt.image, "Input image (PNG, JPEG, TIFF, BMP)");
-  auto* prnu = app.add_option("--prnu", opt.prnu, "Camera fingerprint K (.npy, or .mat with --mat-var): PRNU-aware mode, P = K");
+  auto* prnu =
+      app.add_option("--prnu", opt.prnu,
+                     "Camera fingerprint K (.npy, or .mat with --mat-var): PRNU-aware mode, P = K");
   auto* blind = app.add_flag("--blind", opt.blind, "PRNU-blind mode: P = the image's own noise residual");
   prnu->excludes(blind);
   app.add_option("--eval-prnu", opt.eval_prnu,
@@ -85,12 +87,15 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
   app.add_option("--tile-size", ov.tile_size,
                  "Tile side for large photos, rounded down to a multiple of B (default 512; 0 = never tile)");
   app.add_flag("--keep-tiles", opt.keep_tiles, "Keep the work folder <out>.tiles/ after a successful tiled run");
-  app.add_option("--checkpoint", opt.checkpoint,
-                 "Work folder for resuming: the loop state is saved there every checkpoint_every iterations / "
-                 "checkpoint_seconds (config keys) and on SIGTERM, SIGUSR1 or Ctrl-C; rerunning the same command "
-                 "resumes, bit for bit as an uninterrupted run with the same seed and threads. Removed on success");
+  app.add_option(
+      "--checkpoint", opt.checkpoint,
+      "Work folder for resuming: the loop state is saved there every checkpoint_every iterations / "
+      "checkpoint_seconds (config keys) and on SIGTERM, SIGUSR1 or Ctrl-C; rerunning the same "
+      "command resumes, bit for bit as an uninterrupted run with the same seed and threads. "
+      "Removed on success");
   app.add_flag("--restart", opt.restart,
-               "With --checkpoint: discard a checkpoint made with other inputs or settings instead of stopping");
+               "With --checkpoint: discard a checkpoint made with other inputs or settings instead "
+               "of stopping");
   app.add_option("--out", opt.out, "Anonymized PNG (default: <image>.anon.png beside the input)");
   app.add_option("--metrics", opt.metrics, "Metrics JSON (default: the output path with .json)");
   app.add_option("--history", opt.history, "Per-iteration CSV: [tile,] iteration, loss, PSNR, γ, admitted, NCC");
@@ -168,9 +173,7 @@ int RunAnonymize(int argc, char** argv) {
     cb.on_message = [&](const std::string& m) {
       if (!common.quiet) std::fprintf(stderr, "%s\n", m.c_str());
     };
-    cb.on_notice = [&](const std::string& m) {
-      std::fprintf(stderr, "%s\n", m.c_str());
-    };
+    cb.on_notice = [&](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
     cb.on_iteration = [&](const AnonymizeProgress& p) {
       if (p.tiles == 1) return progress.Update(p.record->iteration, ProgressStatus(p));
       // Tiles: the bar counts tiles, so its ETA is the whole photo's.

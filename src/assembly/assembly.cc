@@ -192,7 +192,9 @@ BlockAssembler::State BlockAssembler::GetState() const {
 
 void BlockAssembler::SetState(const State& st) {
   const int64_t nb = block_rows_ * block_cols_, top = options_.top, bs = options_.block_size;
-  auto shape_is = [](const torch::Tensor& t, std::vector<int64_t> s) { return t.defined() && t.sizes().vec() == s; };
+  auto shape_is = [](const torch::Tensor& t, std::vector<int64_t> s) {
+    return t.defined() && t.sizes().vec() == s;
+  };
   if (st.count < 0 || !shape_is(st.meta, {nb, top, 3}) || !shape_is(st.kept, {nb}) ||
       (st.slots.defined() && !shape_is(st.slots, {top, nb, 3, bs, bs}))) {
     throw std::invalid_argument("assembly state of another size or block settings");
@@ -202,7 +204,8 @@ void BlockAssembler::SetState(const State& st) {
   auto meta = meta_t.accessor<double, 3>();
   auto kept = kept_t.accessor<int64_t, 1>();
   for (int64_t b = 0; b < nb; ++b) {
-    if (kept[b] < 0 || kept[b] > top) throw std::invalid_argument("assembly state: bad entry count");
+    if (kept[b] < 0 || kept[b] > top)
+      throw std::invalid_argument("assembly state: bad entry count");
     auto& entries = entries_[static_cast<size_t>(b)];
     entries.clear();
     for (int64_t j = 0; j < kept[b]; ++j) {
@@ -210,7 +213,8 @@ void BlockAssembler::SetState(const State& st) {
     }
   }
   count_ = st.count;
-  slots_ = st.slots.defined() ? st.slots.to(pattern_.device(), torch::kFloat32).contiguous() : torch::Tensor();
+  slots_ = st.slots.defined() ? st.slots.to(pattern_.device(), torch::kFloat32).contiguous()
+                              : torch::Tensor();
 }
 
 BlockAssembler::Result BlockAssembler::Finish() const {

@@ -33,7 +33,8 @@ std::string Digest(const char* data, size_t n) {
 
 void SaveTensorMap(const std::string& path, const TensorMap& tensors) {
   torch::serialize::OutputArchive archive;
-  for (const auto& [name, t] : tensors) archive.write(name, t.detach().to(torch::kCPU).contiguous());
+  for (const auto& [name, t] : tensors)
+    archive.write(name, t.detach().to(torch::kCPU).contiguous());
   std::ostringstream bytes;
   archive.save_to(bytes);
   const std::string body = bytes.str();
@@ -50,7 +51,8 @@ TensorMap LoadTensorMap(const std::string& path, const std::vector<std::string>&
     throw CheckpointError(path + ": not a readable checkpoint (not a dippas checkpoint file)");
   }
   if (bytes.compare(magic, 16, Digest(bytes.data() + head, bytes.size() - head)) != 0) {
-    throw CheckpointError(path + ": not a readable checkpoint (damaged: its checksum does not match)");
+    throw CheckpointError(path +
+                          ": not a readable checkpoint (damaged: its checksum does not match)");
   }
   try {
     std::istringstream in(bytes.substr(head));
@@ -63,7 +65,8 @@ TensorMap LoadTensorMap(const std::string& path, const std::vector<std::string>&
   TensorMap out;
   for (const auto& name : required) {
     torch::Tensor t;
-    if (!archive.try_read(name, t)) throw CheckpointError(path + ": not a checkpoint of this kind (no '" + name + "')");
+    if (!archive.try_read(name, t))
+      throw CheckpointError(path + ": not a checkpoint of this kind (no '" + name + "')");
     out[name] = t;
   }
   for (const auto& name : optional) {
@@ -81,7 +84,8 @@ torch::Tensor StringTensor(const std::string& text) {
 
 std::string TensorString(const torch::Tensor& t) {
   const auto c = t.to(torch::kCPU, torch::kUInt8).contiguous();
-  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()),
+                     static_cast<size_t>(c.numel()));
 }
 
 }  // namespace dippas

@@ -1,18 +1,17 @@
 #include "dippas/dip/loop.h"
 
+#include <ATen/Parallel.h>
 #include <c10/core/Event.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include <ATen/Parallel.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -286,11 +285,13 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     t["assembly.meta"] = as.meta;
     t["assembly.kept"] = as.kept;
     if (as.slots.defined()) t["assembly.slots"] = as.slots;
-    t["loop.scalars"] = torch::tensor({static_cast<double>(result.pool_size), result.best_psnr, fallback_psnr, best_key,
-                                       best_ncc ? *best_ncc : 0.0, best_ncc ? 1.0 : 0.0, result.gamma},
-                                      torch::kFloat64);
+    t["loop.scalars"] =
+        torch::tensor({static_cast<double>(result.pool_size), result.best_psnr, fallback_psnr,
+                       best_key, best_ncc ? *best_ncc : 0.0, best_ncc ? 1.0 : 0.0, result.gamma},
+                      torch::kFloat64);
     if (best_candidate.defined()) t["loop.best_candidate"] = best_candidate;
-    t["caller"] = StringTensor(callbacks.checkpoint_blob ? callbacks.checkpoint_blob() : std::string());
+    t["caller"] =
+        StringTensor(callbacks.checkpoint_blob ? callbacks.checkpoint_blob() : std::string());
     SaveTensorMap(options.checkpoint, t);
     result.checkpoint_iteration = done;
     if (callbacks.on_checkpoint) callbacks.on_checkpoint(done);
@@ -300,9 +301,19 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     std::error_code ec;
     if (!checkpointing || !std::filesystem::exists(options.checkpoint, ec)) return 0;
     const std::string& path = options.checkpoint;
-    std::vector<std::string> required = {"version", "key", "iteration", "threads", "adam.step", "adam.params",
-                                         "adam.exp_avg", "adam.exp_avg_sq", "adam.max_exp_avg_sq",
-                                         "assembly.count", "assembly.meta", "assembly.kept", "loop.scalars",
+    std::vector<std::string> required = {"version",
+                                         "key",
+                                         "iteration",
+                                         "threads",
+                                         "adam.step",
+                                         "adam.params",
+                                         "adam.exp_avg",
+                                         "adam.exp_avg_sq",
+                                         "adam.max_exp_avg_sq",
+                                         "assembly.count",
+                                         "assembly.meta",
+                                         "assembly.kept",
+                                         "loop.scalars",
                                          "caller"};
     for (const auto& b : net->named_buffers()) required.push_back("buffer." + b.key());
     for (const auto& g : generators()) required.push_back(g.first);
@@ -314,7 +325,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
       throw CheckpointError(path + ": checkpoint of another run (other inputs or settings)");
     }
     const int64_t done = t.at("iteration").item<int64_t>();
-    if (done < 0 || done >= o.max_iterations) throw CheckpointError(path + ": iteration count out of range");
+    if (done < 0 || done >= o.max_iterations)
+      throw CheckpointError(path + ": iteration count out of range");
     const auto scalars = t.at("loop.scalars").to(torch::kFloat64).contiguous();
     if (scalars.numel() != 7) throw CheckpointError(path + ": corrupt loop state");
     try {
@@ -328,7 +340,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
       adam.SetState(a);
       for (auto& b : net->named_buffers()) {
         const auto& saved = t.at("buffer." + b.key());
-        if (saved.sizes() != b.value().sizes()) throw std::invalid_argument("BatchNorm buffer of another size");
+        if (saved.sizes() != b.value().sizes())
+          throw std::invalid_argument("BatchNorm buffer of another size");
         b.value().copy_(saved);
       }
       BlockAssembler::State as;
@@ -345,7 +358,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
       throw;
     } catch (const std::exception& e) {
       std::string why = e.what();
-      throw CheckpointError(path + ": checkpoint does not fit this run (" + why.substr(0, why.find('\n')) + ")");
+      throw CheckpointError(path + ": checkpoint does not fit this run (" +
+                            why.substr(0, why.find('\n')) + ")");
     }
     const double* sc = scalars.data_ptr<double>();
     result.pool_size = static_cast<int64_t>(sc[0]);
@@ -358,10 +372,11 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     if (t.count("loop.best_candidate")) best_candidate = t.at("loop.best_candidate").to(dev);
     const int64_t threads = t.at("threads").item<int64_t>();
     if (threads != at::get_num_threads()) {
-      std::fprintf(stderr,
-                   "dippas: warning: %s was saved with %lld threads, resumed with %d: the result may differ "
-                   "from an uninterrupted run in the last bits\n",
-                   path.c_str(), static_cast<long long>(threads), at::get_num_threads());
+      std::fprintf(
+          stderr,
+          "dippas: warning: %s was saved with %lld threads, resumed with %d: the result may differ "
+          "from an uninterrupted run in the last bits\n",
+          path.c_str(), static_cast<long long>(threads), at::get_num_threads());
     }
     if (callbacks.on_resume) callbacks.on_resume(done, TensorString(t.at("caller")));
     return done;
@@ -374,7 +389,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     const bool stop_requested = callbacks.stop_requested && callbacks.stop_requested();
     bool save_due = false;
     if (checkpointing && it - 1 > last_saved) {
-      const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time).count();
+      const double since =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_time).count();
       save_due = stop_requested || (o.checkpoint_every > 0 && (it - 1) % o.checkpoint_every == 0) ||
                  (o.checkpoint_seconds > 0 && since >= o.checkpoint_seconds);
     }
@@ -446,7 +462,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   }
   if (pending && process(*pending)) result.stop_reason = "psnr_stop";
   // Stopped again before a new iteration: the checkpoint resumed from still stands.
-  if (checkpointing && result.checkpoint_iteration < 0 && last_saved > 0) result.checkpoint_iteration = last_saved;
+  if (checkpointing && result.checkpoint_iteration < 0 && last_saved > 0)
+    result.checkpoint_iteration = last_saved;
   if (result.pool_size > 0) {
     result.image = assembler.Finish().image.to(torch::kCPU);
   } else if (best_candidate.defined()) {

@@ -45,10 +45,24 @@ void DipOptions::Check() const {
 }
 
 const std::vector<std::string>& DipOptionKeys() {
-  static const std::vector<std::string> keys = {
-      "sigma",     "input_depth",     "filters",       "skips",     "alpha",          "lr",         "input_noise_std",
-      "reg_noise_std", "psnr_stop", "psnr_min", "max_iterations", "block_size", "top",     "seed",
-      "tile_size", "tile_margin", "checkpoint_every", "checkpoint_seconds"};
+  static const std::vector<std::string> keys = {"sigma",
+                                                "input_depth",
+                                                "filters",
+                                                "skips",
+                                                "alpha",
+                                                "lr",
+                                                "input_noise_std",
+                                                "reg_noise_std",
+                                                "psnr_stop",
+                                                "psnr_min",
+                                                "max_iterations",
+                                                "block_size",
+                                                "top",
+                                                "seed",
+                                                "tile_size",
+                                                "tile_margin",
+                                                "checkpoint_every",
+                                                "checkpoint_seconds"};
   return keys;
 }
 

@@ -3,8 +3,8 @@
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -119,9 +119,12 @@ void AnonymizeOptions::Check() const {
     throw UsageError("--history, --history-ncc and --save-pool apply to --method dip only");
   }
   if (crop < 0) throw UsageError("--crop must be ≥ 0");
-  if (!checkpoint.empty() && method != "dip") throw UsageError("--checkpoint applies to --method dip only");
+  if (!checkpoint.empty() && method != "dip")
+    throw UsageError("--checkpoint applies to --method dip only");
   if (!checkpoint.empty() && !save_pool.empty()) {
-    throw UsageError("--save-pool cannot be resumed from a checkpoint: give one of --save-pool and --checkpoint");
+    throw UsageError(
+        "--save-pool cannot be resumed from a checkpoint: give one of --save-pool and "
+        "--checkpoint");
   }
   if (restart && checkpoint.empty()) throw UsageError("--restart needs --checkpoint");
   try {
@@ -143,7 +146,9 @@ std::string AnonymizeOptions::MetricsPath() const {
   return (o.parent_path() / (o.stem().string() + ".json")).string();
 }
 
-std::string AnonymizeOptions::WorkFolder() const { return checkpoint.empty() ? OutputPath() + ".tiles" : checkpoint; }
+std::string AnonymizeOptions::WorkFolder() const {
+  return checkpoint.empty() ? OutputPath() + ".tiles" : checkpoint;
+}
 
 AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks& callbacks) {
   opt.Check();
@@ -248,9 +253,12 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       DipOptions method_settings = dip;
       method_settings.checkpoint_every = DipOptions{}.checkpoint_every;
       method_settings.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
-      const nlohmann::json settings = {{"image", opt.image},          {"prnu", opt.prnu},
-                                       {"mode", aware ? "aware" : "blind"}, {"crop", opt.crop},
-                                       {"config", DipOptionsToJson(method_settings)}, {"device", opt.device},
+      const nlohmann::json settings = {{"image", opt.image},
+                                       {"prnu", opt.prnu},
+                                       {"mode", aware ? "aware" : "blind"},
+                                       {"crop", opt.crop},
+                                       {"config", DipOptionsToJson(method_settings)},
+                                       {"device", opt.device},
                                        {"mat_var", MatVariable()}};
       settings_hash = HashInputs(settings.dump(), {opt.image, opt.prnu});
       const auto other = !checkpointing ? TileWorkFolder::OtherRun::kDiscard
@@ -267,10 +275,13 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     TiledDipCallbacks cb;
     const bool hooked = std::getenv("DIPPAS_TEST_SIGNAL_AT") != nullptr;
     int64_t iterations_run = 0;  // by this process, over all tiles: the test hook's count
-    cb.on_iteration = [&](const Tile& tile, int64_t done, const IterationRecord& r, int64_t pool_size) {
+    cb.on_iteration = [&](const Tile& tile, int64_t done, const IterationRecord& r,
+                          int64_t pool_size) {
       ++iterations_run;
       if (hooked) TestSignalPoint(("iteration-" + std::to_string(iterations_run)).c_str());
-      if (!opt.history.empty()) history[tile.index] += (grid.tiled() ? std::to_string(tile.index) + "," : "") + HistoryRow(r);
+      if (!opt.history.empty())
+        history[tile.index] +=
+            (grid.tiled() ? std::to_string(tile.index) + "," : "") + HistoryRow(r);
       if (callbacks.on_iteration) {
         AnonymizeProgress p;
         p.tile = &tile;
@@ -293,7 +304,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       if (callbacks.on_notice) callbacks.on_notice(m);
     };
     auto tile_name = [&](const Tile& tile) {
-      return grid.tiled() ? " of tile " + std::to_string(tile.index + 1) + "/" + std::to_string(grid.tiles.size())
+      return grid.tiled() ? " of tile " + std::to_string(tile.index + 1) + "/" +
+                                std::to_string(grid.tiles.size())
                           : std::string();
     };
     if (checkpointing) {
@@ -301,7 +313,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       cb.checkpoint_blob = [&](const Tile& tile) { return history[tile.index]; };
       cb.on_resume = [&](const Tile& tile, int64_t n, const std::string& blob) {
         history[tile.index] = blob;
-        notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " + work->dir() + ")");
+        notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " +
+               work->dir() + ")");
       };
     }
     if (work) {
@@ -320,21 +333,23 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         const auto hwc = px.permute({1, 2, 0}).contiguous();
         std::vector<uint8_t> rgb(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
         work->Save(t.tile.index, t.tile.core, rgb, TileJson(t), history[t.tile.index]);
-        if (checkpointing) std::filesystem::remove(work->CheckpointPath(t.tile.index));  // the tile's result stands
+        if (checkpointing)
+          std::filesystem::remove(work->CheckpointPath(t.tile.index));  // the tile's result stands
         TestSignalPoint(("tiles-done-" + std::to_string(++finished)).c_str());
       };
       TestSignalPoint("before-loop");
       TiledDipResult r = RunTiledDip(chw, pattern, grid, run, cb);
       if (reused > 0 && grid.tiled()) {
-        say("resumed: " + std::to_string(reused) + " of " + std::to_string(grid.tiles.size()) + " tiles taken from " +
-            work->dir());
+        say("resumed: " + std::to_string(reused) + " of " + std::to_string(grid.tiles.size()) +
+            " tiles taken from " + work->dir());
       }
       tiles = r.tiles;
       result_image = r.image;
       outcome.interrupted = r.interrupted;
       if (r.checkpoint_iteration >= 0) {
-        checkpoint_note = "checkpoint saved at iteration " + std::to_string(r.checkpoint_iteration) +
-                          tile_name(grid.tiles.at(static_cast<size_t>(r.checkpoint_tile))) + " in " + work->dir();
+        checkpoint_note =
+            "checkpoint saved at iteration " + std::to_string(r.checkpoint_iteration) +
+            tile_name(grid.tiles.at(static_cast<size_t>(r.checkpoint_tile))) + " in " + work->dir();
       }
     } else {
       TestSignalPoint("before-loop");
@@ -351,7 +366,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     outcome.interrupted = true;
     outcome.resumable = work != nullptr && (!tiles.empty() || !checkpoint_note.empty());
     if (!checkpoint_note.empty()) {
-      outcome.summary = "interrupted: " + checkpoint_note + "; no image written (rerun the same command to resume)";
+      outcome.summary = "interrupted: " + checkpoint_note +
+                        "; no image written (rerun the same command to resume)";
     } else if (work && grid.tiled()) {
       outcome.summary = "interrupted: " + std::to_string(tiles.size()) + " of " + std::to_string(grid.tiles.size()) +
                         " tiles done, kept in " + work->dir() + "; no image written (rerun the same command to resume)";
@@ -394,7 +410,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["size"] = {h, w};
   m["crop"] = opt.crop;
   m["config"] = DipOptionsToJson(dip);
-  m["settings_hash"] = SettingsHash({opt.method, aware ? "aware" : "blind", opt.crop, dip, opt.prnu, MatVariable()});
+  m["settings_hash"] =
+      SettingsHash({opt.method, aware ? "aware" : "blind", opt.crop, dip, opt.prnu, MatVariable()});
   m["seed"] = dip.seed;
   m["device"] = opt.device;
   m["threads"] = at::get_num_threads();

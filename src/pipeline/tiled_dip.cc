@@ -57,11 +57,15 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
       run.checkpoint = callbacks.checkpoint_file(tile);
       run.checkpoint_key = options.checkpoint_key + "/tile " + std::to_string(tile.index);
     }
-    if (callbacks.checkpoint_blob) cb.checkpoint_blob = [&] { return callbacks.checkpoint_blob(tile); };
+    if (callbacks.checkpoint_blob)
+      cb.checkpoint_blob = [&] { return callbacks.checkpoint_blob(tile); };
     if (callbacks.on_resume) {
-      cb.on_resume = [&](int64_t n, const std::string& blob) { callbacks.on_resume(tile, n, blob); };
+      cb.on_resume = [&](int64_t n, const std::string& blob) {
+        callbacks.on_resume(tile, n, blob);
+      };
     }
-    if (callbacks.on_checkpoint) cb.on_checkpoint = [&](int64_t n) { callbacks.on_checkpoint(tile, n); };
+    if (callbacks.on_checkpoint)
+      cb.on_checkpoint = [&](int64_t n) { callbacks.on_checkpoint(tile, n); };
     const DipResult r = RunDip(Crop(image, tile.context).contiguous(), Crop(pattern, tile.context).contiguous(), run, cb);
     if (r.stop_reason == "interrupted") {
       result.interrupted = true;

@@ -49,8 +49,8 @@ std::string HashInputs(const std::string& text, const std::vector<std::string>& 
   return hex;
 }
 
-TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash, const nlohmann::json& settings,
-                               OtherRun other)
+TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash,
+                               const nlohmann::json& settings, OtherRun other)
     : dir_(std::move(dir)) {
   std::error_code ec;
   if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec)) {
@@ -69,12 +69,15 @@ TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash, const
     const bool empty = fs::is_empty(dir_, ec);
     if (old_hash != settings_hash && !empty) {
       if (!ours && other != OtherRun::kDiscard) {
-        throw IoError(dir_ + ": not empty and not a dippas checkpoint folder (no readable settings.json); "
-                              "give a new or empty folder");
+        throw IoError(dir_ +
+                      ": not empty and not a dippas checkpoint folder (no readable settings.json); "
+                      "give a new or empty folder");
       }
       if (other == OtherRun::kRefuse) {
-        throw IoError(dir_ + ": checkpoint of another run (other inputs or settings); rerun with --restart "
-                              "to discard it, or give another folder");
+        throw IoError(
+            dir_ +
+            ": checkpoint of another run (other inputs or settings); rerun with --restart "
+            "to discard it, or give another folder");
       }
       restarted_ = true;
       for (const auto& e : fs::directory_iterator(dir_, ec)) fs::remove_all(e.path(), ec);

@@ -57,7 +57,7 @@ struct AnonymizeCallbacks {
   std::function<void(const AnonymizeProgress&)> on_iteration;  // progress display
   std::function<bool()> stop_requested;                        // polled every iteration
   std::function<void(const std::string&)> on_message;          // notes for the user (work folder…)
-  std::function<void(const std::string&)> on_notice;           // checkpoint saved / resumed: always shown
+  std::function<void(const std::string&)> on_notice;  // checkpoint saved / resumed: always shown
 };
 
 struct AnonymizeOutcome {

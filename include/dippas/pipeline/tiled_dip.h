@@ -61,8 +61,9 @@ struct TiledDipResult {
 
 // image: I (3,H,W) on 0..255; pattern: P (H,W); grid: MakeTileGrid of the same size.
 // An untiled grid (one tile) is exactly RunDip on the image; interrupted, it returns the
-// assembly of what its pool holds — unless it checkpoints: then, like a tiled run, no image. A tiled run interrupted returns complete = false and no
-// image: a half-anonymized photo must never look finished.
+// assembly of what its pool holds — unless it checkpoints: then, like a tiled run, no image. A
+// tiled run interrupted returns complete = false and no image: a half-anonymized photo must never
+// look finished.
 TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& pattern, const TileGrid& grid,
                            const DipRunOptions& options, const TiledDipCallbacks& callbacks = {});
 

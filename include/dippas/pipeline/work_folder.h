@@ -27,7 +27,8 @@ class TileWorkFolder {
   enum class OtherRun {
     kDiscard,      // discard whatever it holds (<output>.tiles, a name dippas chose)
     kRefuse,       // IoError (--checkpoint DIR: never resume or lose it silently)
-    kDiscardOurs,  // discard a dippas work folder, refuse anything else (--checkpoint with --restart)
+    kDiscardOurs,  // discard a dippas work folder, refuse anything else (--checkpoint with
+                   // --restart)
   };
   // Opens `dir`, creating it with mode 0700. When it holds tiles made with another
   // `settings_hash` (or no readable settings.json), `other` decides; discarded, restarted() is
