@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs dippas's dependencies from Debian 12's archive and builds it in ./build.
-# Usage: scripts/setup.sh            (needs root or sudo for apt-get)
+# Usage: scripts/setup.sh [--test-deps]   (needs root or sudo for apt-get)
+#   --test-deps  also what only the tests need: a Slurm cluster (slurm-wlm, munge) for
+#                tests/slurm_test.sh, scipy for the .mat tests (scripts/test.sh passes it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TEST_DEPS=0
+[ "${1:-}" = --test-deps ] && TEST_DEPS=1
 
 PKGS=(build-essential cmake ninja-build pkg-config
       libtorch-dev libopencv-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
@@ -12,8 +16,10 @@ PKGS+=(libimage-exiftool-perl)  # tests/hardening_test.sh: metadata planted in i
 PKGS+=(python3-pil)  # tests/limits_test.cc: CMYK JPEG and TIFF written with PIL
 PKGS+=(libjemalloc-dev)  # the allocator dippas links: ~2x faster DIP iterations than glibc's malloc
 PKGS+=(libmatio-dev)  # MATLAB .mat fingerprints (optional at build time)
-PKGS+=(python3-scipy)  # tests/mat_test.sh: .mat files written by scipy's savemat
-PKGS+=(slurm-wlm munge)  # tests/slurm_test.sh: a single-node Slurm cluster runs the job-array scripts
+if [ $TEST_DEPS -eq 1 ]; then
+  PKGS+=(python3-scipy)  # tests/mat_test.cc: .mat files written by scipy's savemat
+  PKGS+=(slurm-wlm munge)  # tests/slurm_test.sh: a single-node Slurm cluster runs the job-array scripts
+fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -2,6 +2,6 @@
 # Builds (if needed) and runs the whole test suite with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x build/dippas ] || scripts/setup.sh
-cmake --build build -j "$(nproc)"
+# Installs what is missing (the tests' own dependencies too: a Slurm cluster, scipy), builds.
+scripts/setup.sh --test-deps
 ctest --test-dir build --output-on-failure -j 2
