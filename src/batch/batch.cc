@@ -30,6 +30,7 @@
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/paths.h"
 #include "dippas/util/progress.h"
+#include "dippas/util/fnv.h"
 #include "dippas/util/runtime.h"
 
 namespace dippas {
@@ -52,15 +53,6 @@ void InstallBatchSignals() {
   sa.sa_handler = OnBatchSignal;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaction(sig, &sa, nullptr);
-}
-
-uint64_t Fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
 }
 
 std::string ShardSuffix(const BatchOptions& opt) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "dippas/io/atomic_file.h"
+#include "dippas/util/fnv.h"
 
 namespace dippas {
 
@@ -18,16 +19,7 @@ namespace {
 // damaged checkpoint must never resume as a silently different run.
 constexpr char kMagic[] = "dippas-checkpoint 1\n";
 
-std::string Digest(const char* data, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(data[i]);
-    h *= 1099511628211ULL;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
-  return hex;
-}
+std::string Digest(const char* data, size_t n) { return FnvHex(Fnv1a(kFnvOffset, data, n)); }
 
 }  // namespace
 

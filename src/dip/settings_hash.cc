@@ -7,29 +7,9 @@
 #include <vector>
 
 #include "dippas/dip/config.h"
+#include "dippas/util/fnv.h"
 
 namespace dippas {
-namespace {
-
-constexpr uint64_t kFnvOffset = 1469598103934665603ULL;
-constexpr uint64_t kFnvPrime = 1099511628211ULL;
-
-uint64_t Fnv(uint64_t h, const char* data, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(data[i]);
-    h *= kFnvPrime;
-  }
-  return h;
-}
-
-std::string Hex(uint64_t h) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-}  // namespace
-
 std::string HashFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open the fingerprint");
@@ -37,10 +17,10 @@ std::string HashFileBytes(const std::string& path) {
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h = Fnv(h, buf.data(), static_cast<size_t>(in.gcount()));
+    h = Fnv1a(h, buf.data(), static_cast<size_t>(in.gcount()));
   }
   if (in.bad()) throw std::runtime_error(path + ": read error");
-  return Hex(h);
+  return FnvHex(h);
 }
 
 std::string ResultSettingsJson(const ResultSettings& s) {
@@ -59,7 +39,7 @@ std::string ResultSettingsJson(const ResultSettings& s) {
 
 std::string SettingsHash(const ResultSettings& s) {
   const std::string text = ResultSettingsJson(s);
-  return "fnv1a64:" + Hex(Fnv(kFnvOffset, text.data(), text.size()));
+  return "fnv1a64:" + FnvHex(Fnv1a(text));
 }
 
 }  // namespace dippas

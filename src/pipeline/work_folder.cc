@@ -9,28 +9,14 @@
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/image.h"
 #include "dippas/io/npy.h"
+#include "dippas/util/fnv.h"
 
 namespace dippas {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-constexpr uint64_t kFnvOffset = 1469598103934665603ULL;
-constexpr uint64_t kFnvPrime = 1099511628211ULL;
-
-uint64_t Fnv(uint64_t h, const char* data, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(data[i]);
-    h *= kFnvPrime;
-  }
-  return h;
-}
-
-}  // namespace
-
 std::string HashInputs(const std::string& text, const std::vector<std::string>& files) {
-  uint64_t h = Fnv(kFnvOffset, text.data(), text.size());
+  uint64_t h = Fnv1a(text);
   for (const auto& f : files) {
     if (f.empty()) continue;
     std::ifstream in(f, std::ios::binary);
@@ -38,15 +24,13 @@ std::string HashInputs(const std::string& text, const std::vector<std::string>& 
     std::vector<char> buf(1 << 20);
     uint64_t size = 0;
     while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
-      h = Fnv(h, buf.data(), static_cast<size_t>(in.gcount()));
+      h = Fnv1a(h, buf.data(), static_cast<size_t>(in.gcount()));
       size += static_cast<uint64_t>(in.gcount());
     }
     const std::string tail = f + ":" + std::to_string(size);
-    h = Fnv(h, tail.data(), tail.size());
+    h = Fnv1a(h, tail.data(), tail.size());
   }
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
-  return hex;
+  return FnvHex(h);
 }
 
 TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash,
