@@ -47,7 +47,7 @@ declare -A sources=(
   [config]="src/dip/config.cc src/dip/options.cc -lyaml-cpp"
   [image]="src/io/image.cc src/io/npy.cc src/io/atomic_file.cc ${opencv[*]}"
   [pool]="src/io/pool.cc src/io/npy.cc src/io/atomic_file.cc"
-  [manifest]="src/eval/dataset.cc src/eval/roc.cc src/io/image.cc src/io/npy.cc src/io/atomic_file.cc ${opencv[*]}"
+  [manifest]="src/eval/dataset.cc src/eval/roc.cc src/io/image.cc src/io/npy.cc src/io/mat.cc src/io/atomic_file.cc ${opencv[*]} -lmatio"
 )
 # Two compilers at a time (the CI machine has 2 cores).
 build() {
