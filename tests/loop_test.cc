@@ -126,6 +126,92 @@ TEST(Loop, StopRulesAndAdmission) {
   EXPECT_EQ(r.image.sizes(), img.sizes());
 }
 
+TEST(Loop, PoolFullStopsOnceThePoolHoldsM) {
+  auto opt = Tiny();  // τ = 0.5 dB: every candidate joins the pool
+  opt.dip.max_iterations = 20;
+  opt.dip.pool_max = 4;
+  const auto r = RunDip(TestImage(32, 32), TestPattern(32, 32), opt);
+  EXPECT_EQ(r.stop_reason, "pool_full");
+  EXPECT_EQ(r.iterations, 4);
+  EXPECT_EQ(r.pool_size, 4);
+}
+
+// The plateau rule as documented, on a recorded run: at every multiple of W from 2W, stop when
+// max(last window) + rate·(iterations left) < target, rate = Δ(window means) / W, target τ
+// while the pool is empty and psnr_stop after.
+int64_t PlateauStop(const std::vector<double>& psnr, const std::vector<int64_t>& pool,
+                    const DipOptions& o) {
+  const int64_t w = o.plateau_window;
+  for (int64_t it = 2 * w; it <= static_cast<int64_t>(psnr.size()); it += w) {
+    double last = 0, before = 0, best = -INFINITY;
+    for (int64_t i = it - w; i < it; ++i) {
+      last += psnr[static_cast<size_t>(i)];
+      best = std::max(best, psnr[static_cast<size_t>(i)]);
+    }
+    for (int64_t i = it - 2 * w; i < it - w; ++i) before += psnr[static_cast<size_t>(i)];
+    const double rate = (last - before) / static_cast<double>(w * w);
+    const double target = pool[static_cast<size_t>(it - 1)] > 0 ? o.psnr_stop : o.psnr_min;
+    if (it < o.max_iterations &&
+        (rate <= 0 || best + rate * static_cast<double>(o.max_iterations - it) < target))
+      return it;
+  }
+  return -1;
+}
+
+TEST(Loop, PlateauStopsOnlyRunsThatCannotReachTheTarget) {
+  const auto img = TestImage(32, 32);
+  const auto p = TestPattern(32, 32);
+  auto opt = Tiny();
+  opt.dip.max_iterations = 60;
+  opt.dip.plateau_window = 6;
+  opt.dip.psnr_min = 90;  // out of reach
+  std::vector<double> psnr;
+  std::vector<int64_t> pool;
+  LoopCallbacks cb;
+  cb.on_iteration = [&](const IterationRecord& r, int64_t m, std::optional<double>) {
+    psnr.push_back(r.psnr);
+    pool.push_back(m);
+  };
+  auto r = RunDip(img, p, opt, cb);
+  EXPECT_EQ(r.stop_reason, "plateau");
+  EXPECT_EQ(r.iterations, 12);  // the first check
+  ASSERT_EQ(psnr.size(), 12u);
+  EXPECT_EQ(PlateauStop(psnr, pool, opt.dip), 12);
+
+  // τ just within the projection at 12: the run goes on (same seed, same PSNRs: τ only decides
+  // admission), and stops where the rule says, if at all.
+  double last = 0, before = 0, best = -INFINITY;
+  for (int i = 6; i < 12; ++i) last += psnr[i], best = std::max(best, psnr[i]);
+  for (int i = 0; i < 6; ++i) before += psnr[i];
+  const double rate = (last - before) / 36.0;
+  ASSERT_GT(rate, 0) << "the tiny network should still be learning at iteration 12";
+  opt.dip.psnr_min = best + rate * 48 - 0.01;
+  psnr.clear();
+  pool.clear();
+  r = RunDip(img, p, opt, cb);
+  EXPECT_GT(r.iterations, 12);
+  const int64_t expected = PlateauStop(psnr, pool, opt.dip);
+  if (expected < 0) {
+    EXPECT_EQ(r.stop_reason, "max_iterations");
+    EXPECT_EQ(r.iterations, 60);
+  } else {
+    EXPECT_EQ(r.stop_reason, "plateau");
+    EXPECT_EQ(r.iterations, expected);
+  }
+
+  // A network that cannot learn (lr ≈ 0) stops at the first check even with a reachable-looking
+  // τ; with plateau_window = 0 it runs the whole budget.
+  opt.dip.lr = 1e-9;
+  opt.dip.psnr_min = 20;
+  r = RunDip(img, p, opt);
+  EXPECT_EQ(r.stop_reason, "plateau");
+  EXPECT_EQ(r.iterations, 12);
+  opt.dip.plateau_window = 0;
+  r = RunDip(img, p, opt);
+  EXPECT_EQ(r.stop_reason, "max_iterations");
+  EXPECT_EQ(r.iterations, 60);
+}
+
 TEST(Loop, InterruptStopsAtTheNextIteration) {
   auto opt = Tiny();
   LoopCallbacks cb;
@@ -259,6 +345,42 @@ TEST(Loop, NetworkInputGetsFreshNoiseEveryIteration) {
   RunDip(TestImage(32, 32), TestPattern(32, 32), opt, cb);
   ASSERT_EQ(inputs.size(), 6u);
   EXPECT_TRUE(torch::equal(inputs[0], inputs[5]));
+}
+
+// The CPU perturbation draws from parallel streams: standard normal (moments, and no two slices
+// alike), fixed by the default generator's state alone (thread count and reruns give the same
+// numbers), and fresh at every call.
+TEST(Loop, ParallelInputNoiseIsNormalAndThreadIndependent) {
+  const auto z = torch::full({1, 16, 64, 64}, 0.25);
+  auto draw = [&](int threads) {
+    const int before = at::get_num_threads();
+    at::set_num_threads(threads);
+    torch::manual_seed(11);
+    auto out = torch::empty_like(z);
+    PerturbInput(z, 0.5, out);
+    auto second = torch::empty_like(z);
+    PerturbInput(z, 0.5, second);
+    at::set_num_threads(before);
+    return std::make_pair(out, second);
+  };
+  const auto [one, one_next] = draw(1);
+  const auto [two, two_next] = draw(2);
+  EXPECT_TRUE(torch::equal(one, two));
+  EXPECT_TRUE(torch::equal(one_next, two_next));
+  const auto n = ((one - 0.25) / 0.5).to(torch::kFloat64).view(-1);  // 65,536 draws
+  EXPECT_NEAR(n.mean().item<double>(), 0.0, 0.02);
+  EXPECT_NEAR(n.std().item<double>(), 1.0, 0.02);
+  EXPECT_NEAR(n.pow(3).mean().item<double>(), 0.0, 0.05);        // skewness
+  EXPECT_NEAR(n.pow(4).mean().item<double>(), 3.0, 0.1);         // kurtosis
+  EXPECT_NEAR((n.abs() < 1).to(torch::kFloat64).mean().item<double>(), 0.6827, 0.01);
+  // The 64 slices are different streams: neighbouring slices are uncorrelated.
+  const auto slices = n.view({64, -1});
+  for (int64_t c = 0; c + 1 < 64; c += 7) {
+    const double r = (slices[c] * slices[c + 1]).mean().item<double>();
+    EXPECT_LT(std::abs(r), 0.1) << "slices " << c << " and " << c + 1;
+  }
+  // The next call draws anew.
+  EXPECT_NEAR(((one_next - one) / 0.5).std().item<double>(), std::sqrt(2.0), 0.03);
 }
 
 // The loop learns: the candidates approach the image (PSNR rises).

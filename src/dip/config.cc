@@ -40,6 +40,8 @@ const std::vector<Field>& Fields() {
       {"psnr_stop", &DipOptions::psnr_stop},
       {"psnr_min", &DipOptions::psnr_min},
       {"max_iterations", nullptr, &DipOptions::max_iterations},
+      {"plateau_window", nullptr, &DipOptions::plateau_window},
+      {"pool_max", nullptr, &DipOptions::pool_max},
       {"block_size", nullptr, &DipOptions::block_size},
       {"top", nullptr, &DipOptions::top},
       {"seed", nullptr, &DipOptions::seed},

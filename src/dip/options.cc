@@ -39,6 +39,8 @@ void DipOptions::Check() const {
   Require(tile_size == 0 || (tile_size >= 32 && tile_size >= block_size), "tile_size",
           "must be 0 (never tile) or at least 32 and at least block_size");
   Require(tile_margin >= 0 && tile_margin <= 4096, "tile_margin", "must be in [0, 4096] pixels");
+  Require(plateau_window >= 0, "plateau_window", "must be ≥ 0 iterations (0 = no plateau stop)");
+  Require(pool_max >= 0, "pool_max", "must be ≥ 0 candidates (0 = no limit)");
   Require(checkpoint_every >= 0, "checkpoint_every", "must be ≥ 0 iterations (0 = not by count)");
   Require(std::isfinite(checkpoint_seconds) && checkpoint_seconds >= 0, "checkpoint_seconds",
           "must be ≥ 0 seconds (0 = not by time)");
@@ -56,6 +58,8 @@ const std::vector<std::string>& DipOptionKeys() {
                                                 "psnr_stop",
                                                 "psnr_min",
                                                 "max_iterations",
+                                                "plateau_window",
+                                                "pool_max",
                                                 "block_size",
                                                 "top",
                                                 "seed",

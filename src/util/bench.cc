@@ -146,6 +146,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   std::printf("  iterations/s              %9.3f\n", static_cast<double>(iterations) / prof.total);
   std::printf("  time per iteration        %9.2f ms\n", 1e3 * prof.total / static_cast<double>(iterations));
   std::printf("  forward                   %8.1f %%\n", 100 * prof.forward / loop);
+  std::printf("    of which z + std·n      %8.1f %%\n", 100 * prof.perturb / loop);
   std::printf("  backward                  %8.1f %%\n", 100 * prof.backward / loop);
   std::printf("  optimizer                 %8.1f %%\n", 100 * prof.optimizer / loop);
   std::printf("  pool (residual, NCC, top-L) %6.1f %%\n", 100 * prof.pool / loop);

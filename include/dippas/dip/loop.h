@@ -49,7 +49,8 @@ struct LoopCallbacks {
 // stage only when `profile` is set, since that costs speed on a GPU).
 struct LoopProfile {
   bool profile = false;
-  double forward = 0, backward = 0, optimizer = 0, pool = 0, total = 0;
+  // Seconds; `perturb` (z + std·n) is part of `forward`, also shown on its own.
+  double forward = 0, backward = 0, optimizer = 0, pool = 0, total = 0, perturb = 0;
 };
 
 struct DipRunOptions {
@@ -76,7 +77,7 @@ struct DipResult {
   torch::Tensor image;            // Î (3,H,W) float, integer values 0..255, CPU; undefined
                                   // when interrupted before the first iteration
   int64_t iterations = 0;         // iterations run
-  std::string stop_reason;        // psnr_stop | max_iterations | interrupted
+  std::string stop_reason;        // psnr_stop | plateau | pool_full | max_iterations | interrupted
   double gamma = 0;               // final γ
   int64_t pool_size = 0;          // M: admitted candidates
   double best_psnr = 0;           // highest candidate PSNR seen
@@ -96,8 +97,9 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
 std::string DescribeNetwork(const DipOptions& options);
 
 // out ← z + std·n with n ~ N(0,1) drawn into `out` itself (same shape as z): the DIP's input
-// perturbation without z-sized temporaries, bit for bit z + std·randn_like(z) from the same
-// generator state.
+// perturbation without z-sized temporaries. On the CPU the draws come from 64 generators seeded
+// from the default one and run in parallel (the same numbers whatever the thread count); on
+// other devices it is bit for bit z + std·randn_like(z) from the same generator state.
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out);
 
 // Parameter count of the U-Net for these options (γ excluded).

@@ -20,6 +20,14 @@ struct DipOptions {
   double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
   double psnr_min = 38.0;                              // τ: pool admission (dB)
   int64_t max_iterations = 10000;                      // iteration budget
+  // Stop rules for runs that cannot reach psnr_stop. plateau_window W: every W iterations from
+  // the second window on, the run stops ("plateau") when the best PSNR of the last window plus
+  // the rate of the mean PSNR between the last two windows, carried over the iterations left,
+  // stays below its target (τ while the pool is empty, then psnr_stop); 0 = never. The rate of
+  // a slowing curve only overestimates what is to come, so no run that would have got there
+  // stops. pool_max M: stop ("pool_full") once the pool holds M candidates; 0 = no limit.
+  int64_t plateau_window = 500;
+  int64_t pool_max = 2500;
   int64_t block_size = 64;                             // B: assembly block side
   int64_t top = 10;                                    // L: candidates averaged per block
   int64_t seed = 0;                                    // every random draw

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Seconds per DIP iteration, dippas against the same network in PyTorch, side by side in one run.
+# For each size: `dippas bench --what dip` and scripts/bench_python.py (Debian's python3-torch, the
+# same MultiRes U-Net, loss and AMSGrad step, the same thread count), each after its own warm-up
+# iterations, then the ratio dippas / PyTorch (below 1 = dippas faster). Both run as shipped: no
+# allocator or threading variable is set for either.
+# Usage: scripts/bench_dip.sh [--threads N] [--sizes "128 256 512"] [--iterations "20 8 3"]
+#   needs build/dippas and /usr/bin/python3 with torch (apt-get install python3-torch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=$(nproc)
+sizes=(128 256 512)
+iters=(20 8 3)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads=$2; shift 2 ;;
+    --sizes) read -r -a sizes <<<"$2"; shift 2 ;;
+    --iterations) read -r -a iters <<<"$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench_dip.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ ${#iters[@]} -eq ${#sizes[@]} ] || { echo "bench_dip.sh: one --iterations value per size" >&2; exit 2; }
+[ -x build/dippas ] || { echo "bench_dip.sh: build/dippas not found; build first" >&2; exit 1; }
+/usr/bin/python3 -c 'import torch' 2>/dev/null ||
+  { echo "bench_dip.sh: /usr/bin/python3 has no torch (apt-get install python3-torch)" >&2; exit 1; }
+
+printf '%-6s %-6s %14s %14s %8s %16s %16s\n' size iters "dippas s/it" "PyTorch s/it" ratio \
+  "dippas peak MB" "PyTorch peak MB"
+for i in "${!sizes[@]}"; do
+  n=${sizes[$i]} k=${iters[$i]}
+  d_log=$(mktemp) p_log=$(mktemp)
+  /usr/bin/time -f 'peak %M' build/dippas bench --what dip --size "$n" --iterations "$k" \
+    --threads "$threads" --quiet >"$d_log" 2>&1
+  /usr/bin/time -f 'peak %M' /usr/bin/python3 scripts/bench_python.py --size "$n" --iters "$k" \
+    --threads "$threads" >"$p_log" 2>&1
+  d_ms=$(awk '/time per iteration/ {print $4}' "$d_log")
+  p_its=$(awk '/python it\/s:/ {print $3}' "$p_log")
+  d_peak=$(awk '/^peak/ {print $2}' "$d_log")
+  p_peak=$(awk '/^peak/ {print $2}' "$p_log")
+  if [ -z "$d_ms" ] || [ -z "$p_its" ]; then
+    echo "bench_dip.sh: a benchmark failed at size $n:" >&2
+    cat "$d_log" "$p_log" >&2
+    exit 1
+  fi
+  awk -v n="$n" -v k="$k" -v d="$d_ms" -v p="$p_its" -v dm="$d_peak" -v pm="$p_peak" 'BEGIN {
+    ds = d / 1000; ps = 1 / p
+    printf "%-6s %-6s %14.3f %14.3f %8.3f %16.0f %16.0f\n", n, k, ds, ps, ds / ps, dm / 1024, pm / 1024 }'
+  rm -f "$d_log" "$p_log"
+done
+echo "threads: $threads; dippas $(build/dippas --version 2>/dev/null | head -1);" \
+  "$(/usr/bin/python3 -c 'import torch; print("torch", torch.__version__)')"
