@@ -370,8 +370,8 @@ TEST(Loop, ParallelInputNoiseIsNormalAndThreadIndependent) {
   const auto n = ((one - 0.25) / 0.5).to(torch::kFloat64).view(-1);  // 65,536 draws
   EXPECT_NEAR(n.mean().item<double>(), 0.0, 0.02);
   EXPECT_NEAR(n.std().item<double>(), 1.0, 0.02);
-  EXPECT_NEAR(n.pow(3).mean().item<double>(), 0.0, 0.05);        // skewness
-  EXPECT_NEAR(n.pow(4).mean().item<double>(), 3.0, 0.1);         // kurtosis
+  EXPECT_NEAR(n.pow(3).mean().item<double>(), 0.0, 0.05);  // skewness
+  EXPECT_NEAR(n.pow(4).mean().item<double>(), 3.0, 0.1);   // kurtosis
   EXPECT_NEAR((n.abs() < 1).to(torch::kFloat64).mean().item<double>(), 0.6827, 0.01);
   // The 64 slices are different streams: neighbouring slices are uncorrelated.
   const auto slices = n.view({64, -1});

@@ -283,7 +283,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
         best_key = key;
         best_ncc = rec.ncc;
       }
-      if (callbacks.on_candidate) callbacks.on_candidate(candidate.to(torch::kCPU).to(torch::kUInt8), rec);
+      if (callbacks.on_candidate)
+        callbacks.on_candidate(candidate.to(torch::kCPU).to(torch::kUInt8), rec);
     } else if (options.ncc_every_iteration) {
       rec.ncc = assembler.ImageNcc(candidate, Residual(candidate, ro));
     }
