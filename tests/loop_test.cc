@@ -347,42 +347,6 @@ TEST(Loop, NetworkInputGetsFreshNoiseEveryIteration) {
   EXPECT_TRUE(torch::equal(inputs[0], inputs[5]));
 }
 
-// The CPU perturbation draws from parallel streams: standard normal (moments, and no two slices
-// alike), fixed by the default generator's state alone (thread count and reruns give the same
-// numbers), and fresh at every call.
-TEST(Loop, ParallelInputNoiseIsNormalAndThreadIndependent) {
-  const auto z = torch::full({1, 16, 64, 64}, 0.25);
-  auto draw = [&](int threads) {
-    const int before = at::get_num_threads();
-    at::set_num_threads(threads);
-    torch::manual_seed(11);
-    auto out = torch::empty_like(z);
-    PerturbInput(z, 0.5, out);
-    auto second = torch::empty_like(z);
-    PerturbInput(z, 0.5, second);
-    at::set_num_threads(before);
-    return std::make_pair(out, second);
-  };
-  const auto [one, one_next] = draw(1);
-  const auto [two, two_next] = draw(2);
-  EXPECT_TRUE(torch::equal(one, two));
-  EXPECT_TRUE(torch::equal(one_next, two_next));
-  const auto n = ((one - 0.25) / 0.5).to(torch::kFloat64).view(-1);  // 65,536 draws
-  EXPECT_NEAR(n.mean().item<double>(), 0.0, 0.02);
-  EXPECT_NEAR(n.std().item<double>(), 1.0, 0.02);
-  EXPECT_NEAR(n.pow(3).mean().item<double>(), 0.0, 0.05);  // skewness
-  EXPECT_NEAR(n.pow(4).mean().item<double>(), 3.0, 0.1);   // kurtosis
-  EXPECT_NEAR((n.abs() < 1).to(torch::kFloat64).mean().item<double>(), 0.6827, 0.01);
-  // The 64 slices are different streams: neighbouring slices are uncorrelated.
-  const auto slices = n.view({64, -1});
-  for (int64_t c = 0; c + 1 < 64; c += 7) {
-    const double r = (slices[c] * slices[c + 1]).mean().item<double>();
-    EXPECT_LT(std::abs(r), 0.1) << "slices " << c << " and " << c + 1;
-  }
-  // The next call draws anew.
-  EXPECT_NEAR(((one_next - one) / 0.5).std().item<double>(), std::sqrt(2.0), 0.03);
-}
-
 // The loop learns: the candidates approach the image (PSNR rises).
 TEST(Loop, PsnrRisesWithIterations) {
   auto opt = Tiny();

@@ -1,13 +1,11 @@
 #include "dippas/dip/loop.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/Event.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -102,45 +100,17 @@ class Timer {
 
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out) {
   torch::NoGradGuard no_grad;
-  // z and out share one dense layout (NCHW or channels-last): walked as flat storage.
-  if (!out.is_cpu() || !z.is_cpu() || out.sizes() != z.sizes() || out.strides() != z.strides() ||
-      !out.is_non_overlapping_and_dense()) {
-    // randn_like is empty_like + normal_(0, 1); then std·n and z + (std·n), the same roundings.
-    // GCC's -O1 (the sanitizer build) misreads c10::optional<Generator>'s copy as uninitialised.
+  // randn_like is empty_like + normal_(0, 1); then std·n and z + (std·n), the same two roundings.
+  // normal_ runs on one thread (~0.4 s of a 2.6 s iteration at 512²). Tried: 64 generators seeded
+  // from the default one filling slices in parallel: slower on the 2-core development machine
+  // (0.18 vs 0.12 s at 256²), and a different stream per seed; not kept.
+  // GCC's -O1 (the sanitizer build) misreads c10::optional<Generator>'s copy as uninitialised.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-    out.normal_();
+  out.normal_();
 #pragma GCC diagnostic pop
-    out.mul_(std);
-    out.add_(z);
-    return;
-  }
-  // On the CPU, normal_ runs on one thread: 134 M draws per iteration at 512² took ~0.5 s, a
-  // fifth of the iteration. The draws come instead from kInputNoiseStreams generators seeded
-  // from the default one, each filling a fixed slice, in parallel: the result depends on the
-  // seed only (not on the thread count), and the default generator's state still captures it
-  // (checkpoints). Each slice is also scaled and added to z while it is in cache.
-  constexpr int64_t kInputNoiseStreams = 64;
-  std::array<uint64_t, kInputNoiseStreams> seeds{};
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    auto* impl = gen.get<at::CPUGeneratorImpl>();
-    for (auto& s : seeds) s = impl->random64();
-  }
-  const int64_t n = out.numel();
-  auto flat_out = out.as_strided({n}, {1});
-  const auto flat_z = z.as_strided({n}, {1});
-  at::parallel_for(0, kInputNoiseStreams, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      const int64_t lo = n * c / kInputNoiseStreams, hi = n * (c + 1) / kInputNoiseStreams;
-      if (lo == hi) continue;
-      auto slice = flat_out.slice(0, lo, hi);
-      slice.normal_(0.0, 1.0, at::make_generator<at::CPUGeneratorImpl>(seeds[c]));
-      slice.mul_(std);
-      slice.add_(flat_z.slice(0, lo, hi));
-    }
-  });
+  out.mul_(std);
+  out.add_(z);
 }
 
 int64_t NetworkParameterCount(const DipOptions& options) {
@@ -196,7 +166,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   // z is drawn on the CPU so that the same seed gives the same z on any device.
   // (mul_ in place: the same rounding as `* std`, one z-sized array fewer at the start.)
   const auto z = torch::randn({1, o.input_depth, hp, wp}).mul_(o.input_noise_std).to(dev);
-  // z + s·n, n ~ N(0,1) fresh each iteration, built in one persistent buffer (z is 512 channels).
+  // z + s·n, n ~ N(0,1) fresh each iteration, built in one persistent buffer: the same draws and
+  // roundings as z + s·randn_like(z), without z-sized temporaries (z is 512 channels).
   // Tried: z channels-last (oneDNN without reorders): no faster here at 256², so left NCHW.
   auto z_t = torch::empty_like(z);
 
@@ -317,7 +288,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
 
   // --- Checkpoints: everything the next iteration depends on, saved between two iterations.
   const bool checkpointing = !options.checkpoint.empty();
-  const int64_t kCheckpointVersion = 2;  // 2: plateau state; parallel input-noise streams
+  const int64_t kCheckpointVersion = 2;  // 2: the plateau rule's state
   auto generators = [&]() {
     std::vector<std::pair<std::string, at::Generator>> g = {
         {"rng.cpu", at::globalContext().defaultGenerator(c10::DeviceType::CPU)}};

@@ -97,9 +97,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
 std::string DescribeNetwork(const DipOptions& options);
 
 // out ← z + std·n with n ~ N(0,1) drawn into `out` itself (same shape as z): the DIP's input
-// perturbation without z-sized temporaries. On the CPU the draws come from 64 generators seeded
-// from the default one and run in parallel (the same numbers whatever the thread count); on
-// other devices it is bit for bit z + std·randn_like(z) from the same generator state.
+// perturbation without z-sized temporaries, bit for bit z + std·randn_like(z) from the same
+// generator state.
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out);
 
 // Parameter count of the U-Net for these options (γ excluded).
