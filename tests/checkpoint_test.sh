@@ -55,6 +55,24 @@ grep -q "resumed from iteration 10 " "$T/err" && ok || bad "crash: no 'resumed f
 cmp -s "$T/a.png" "$T/c.png" && ok || bad "crash + resume: image differs from the uninterrupted run"
 cmp -s "$T/a.csv" "$T/c.csv" && ok || bad "crash + resume: history differs from the uninterrupted run"
 
+# --- the plateau rule's window state survives a resume mid-window --------------------------
+# psnr_stop 99 is out of reach: the rule stops the run at the first check (2W = 12); a resume
+# at 9 that lost the first window's mean would not stop there.
+P=("${B[@]}" --max-iterations 60 --set plateau_window=6)
+expect_ok "plateau run" "${P[@]}" --quiet --out "$T/p1.png" --history "$T/p1.csv"
+check "uninterrupted plateau run stops at 12" "
+import json
+m = json.load(open('$T/p1.json'))
+assert m['iterations'] == 12 and m['stop_reason'] == 'plateau', (m['iterations'], m['stop_reason'])
+"
+DIPPAS_TEST_SIGNAL_AT=iteration-9 DIPPAS_TEST_SIGNAL=TERM \
+  "${P[@]}" --quiet --out "$T/p2.png" --history "$T/p2.csv" --checkpoint "$T/ckp" >"$T/out" 2>"$T/err"
+[ $? -eq 3 ] || bad "plateau run: SIGTERM at 9 did not checkpoint: $(tail -2 "$T/err")"
+"${P[@]}" --quiet --out "$T/p2.png" --history "$T/p2.csv" --checkpoint "$T/ckp" >"$T/out" 2>"$T/err" ||
+  bad "plateau run resumed: exit $?: $(tail -2 "$T/err")"
+cmp -s "$T/p1.png" "$T/p2.png" && ok || bad "plateau + resume: image differs from the uninterrupted run"
+cmp -s "$T/p1.csv" "$T/p2.csv" && ok || bad "plateau + resume: history differs (stopped elsewhere?)"
+
 # --- tiled (128² in 2×2 tiles of 64): SIGUSR1 in tile 2, one tile reused, one resumed -------
 TI=("$DIPPAS" anonymize --image "$NAT" --prnu "$T/in/K.npy" --crop 128 "${TINY[@]}" --max-iterations 12
     --tile-size 64)
