@@ -128,6 +128,8 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   run.dip.max_iterations = iterations;
   run.dip.psnr_min = 1e-6;  // every candidate joins the pool
   run.dip.psnr_stop = 100.0;
+  run.dip.pool_max = 0;        // no stop rule ends the timed iterations early
+  run.dip.plateau_window = 0;
   run.dip.block_size = std::min<int64_t>(run.dip.block_size, size);
   run.device = device;
   // Warm-up (allocator, kernels), not counted.
