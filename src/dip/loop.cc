@@ -6,6 +6,8 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -94,6 +96,41 @@ class Timer {
  private:
   bool on_, cuda_;
   std::chrono::steady_clock::time_point t_;
+};
+
+// The plateau stop rule (DipOptions::plateau_window W): every W iterations from the second
+// window on, stop when the best PSNR of the last window plus the rise of the window means,
+// carried over the iterations left, stays below the target.
+class PlateauRule {
+ public:
+  explicit PlateauRule(const DipOptions& o) : o_(o) {}
+  // Feeds one iteration's PSNR; true when the run should stop there.
+  bool Observe(int64_t iteration, double psnr, double target) {
+    if (o_.plateau_window <= 0) return false;
+    sum_ += psnr;
+    max_ = std::max(max_, psnr);
+    if (iteration % o_.plateau_window != 0) return false;
+    const double w = static_cast<double>(o_.plateau_window);
+    const double mean = sum_ / w;
+    const double rate = (mean - previous_mean_) / w;  // NaN after the first window: no stop
+    const double left = static_cast<double>(o_.max_iterations - iteration);
+    const bool hopeless = rate <= 0 || max_ + rate * left < target;
+    previous_mean_ = mean;
+    sum_ = 0;
+    max_ = -INFINITY;
+    return hopeless && left > 0;
+  }
+  // For checkpoints: {window sum, window max, previous mean}.
+  std::array<double, 3> State() const { return {sum_, max_, previous_mean_}; }
+  void SetState(const std::array<double, 3>& s) {
+    sum_ = s[0];
+    max_ = s[1];
+    previous_mean_ = s[2];
+  }
+
+ private:
+  const DipOptions& o_;
+  double sum_ = 0, max_ = -INFINITY, previous_mean_ = NAN;
 };
 
 }  // namespace
@@ -224,9 +261,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     }
   }
 
-  // Plateau rule (plateau_window W): the current window's PSNR sum and maximum, and the mean
-  // of the window before (NaN before the first one closes).
-  double window_sum = 0, window_max = -INFINITY, previous_mean = NAN;
+  PlateauRule plateau(o);
   // The host side of one iteration; the stop reason, or nullptr to go on.
   auto process = [&](const Pending& p) -> const char* {
     if (!ready.empty()) {
@@ -267,22 +302,9 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     if (callbacks.on_iteration) callbacks.on_iteration(rec, result.pool_size, best_ncc);
     if (rec.psnr > o.psnr_stop) return "psnr_stop";
     if (o.pool_max > 0 && result.pool_size >= o.pool_max) return "pool_full";
-    if (o.plateau_window > 0) {
-      window_sum += rec.psnr;
-      window_max = std::max(window_max, rec.psnr);
-      if (p.iteration % o.plateau_window == 0) {
-        const double mean = window_sum / static_cast<double>(o.plateau_window);
-        const double rate = (mean - previous_mean) / static_cast<double>(o.plateau_window);
-        const double target = result.pool_size > 0 ? o.psnr_stop : o.psnr_min;
-        const double left = static_cast<double>(o.max_iterations - p.iteration);
-        // NaN (first window) compares false: never a stop.
-        const bool hopeless = rate <= 0 || window_max + rate * left < target;
-        previous_mean = mean;
-        window_sum = 0;
-        window_max = -INFINITY;
-        if (hopeless && left > 0) return "plateau";
-      }
-    }
+    // Target: τ while the pool is empty, then the stop PSNR.
+    if (plateau.Observe(p.iteration, rec.psnr, result.pool_size > 0 ? o.psnr_stop : o.psnr_min))
+      return "plateau";
     return nullptr;
   };
 
@@ -320,7 +342,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     t["loop.scalars"] =
         torch::tensor({static_cast<double>(result.pool_size), result.best_psnr, fallback_psnr,
                        best_key, best_ncc ? *best_ncc : 0.0, best_ncc ? 1.0 : 0.0, result.gamma,
-                       window_sum, window_max, previous_mean},
+                       plateau.State()[0], plateau.State()[1], plateau.State()[2]},
                       torch::kFloat64);
     if (best_candidate.defined()) t["loop.best_candidate"] = best_candidate;
     t["caller"] =
@@ -401,9 +423,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     best_key = sc[3];
     if (sc[5] != 0) best_ncc = sc[4];
     result.gamma = sc[6];
-    window_sum = sc[7];
-    window_max = sc[8];
-    previous_mean = sc[9];
+    plateau.SetState({sc[7], sc[8], sc[9]});
     result.iterations = done;
     if (t.count("loop.best_candidate")) best_candidate = t.at("loop.best_candidate").to(dev);
     const int64_t threads = t.at("threads").item<int64_t>();
