@@ -1,9 +1,11 @@
 // The DIP loop (SPEC §5): injection alignment, γ ≥ 0, stop rules, pool
 // admission, odd sizes, determinism.
+#include "dippas/dip/loop.h"
+
 #include <ATen/Parallel.h>
 
 #include "dippas/dip/injection.h"
-#include "dippas/dip/loop.h"
+#include "dippas/dip/prnu_loss.h"
 #include "dippas/prnu/detection.h"
 #include "test_util.h"
 
@@ -281,6 +283,57 @@ TEST(Loop, GammaIsTrainedWithTheNetwork) {
   EXPECT_GT(gammas[4], 0.01);
   EXPECT_NEAR(gammas[9], 0.03, 0.01);
   EXPECT_NEAR(r.gamma, 0.03, 0.01);
+}
+
+// gamma_lr is γ's own learning rate: AMSGrad's first step is ±lr on the trained g, so γ after
+// one iteration is lr with the paper's parametrization and gamma_lr with its own.
+TEST(Loop, GammaLrIsGammasOwnStepSize) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(11);
+  const auto k = torch::randn({32, 32}, gen) * 0.03;
+  auto first_gamma = [&](double gamma_lr) {
+    auto opt = Tiny();
+    opt.dip.max_iterations = 1;
+    opt.dip.gamma_lr = gamma_lr;
+    return RunDip(CameraImage(k), k, opt, {}).gamma;
+  };
+  EXPECT_NEAR(first_gamma(0), 0.01, 1e-4);  // lr of Tiny()
+  EXPECT_NEAR(first_gamma(0.01), 0.01, 1e-4);
+  EXPECT_NEAR(first_gamma(0.002), 0.002, 2e-5);
+  EXPECT_NEAR(first_gamma(0.05), 0.05, 5e-4);
+}
+
+// With prnu_weight λ the loss is MSE(Iφ·(1+γP̃), I) + λ·ρ², ρ² of the candidate Iφ (0..255)
+// against P, whole image or per block: recomputed here from the iteration's own forward pass.
+TEST(Loop, PrnuTermIsAddedToTheLoss) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(11);
+  const auto k = torch::randn({32, 32}, gen) * 0.03;
+  const auto image = CameraImage(k);
+  for (int64_t block : {0, 16}) {
+    SCOPED_TRACE("block " + std::to_string(block));
+    auto opt = Tiny();
+    opt.dip.max_iterations = 5;
+    opt.dip.gamma_lr = 0.05;  // γ well away from 0, so that Iφ and the injected output differ
+    opt.dip.prnu_weight = 3;
+    opt.dip.prnu_block = block;
+    std::vector<double> expected, reported;
+    double max_gamma = 0;
+    LoopCallbacks cb;
+    cb.on_forward = [&](const torch::Tensor&, const torch::Tensor& out,
+                        const torch::Tensor& injected) {
+      const double mse = torch::mse_loss(injected, image.unsqueeze(0) / 255.0).item<double>();
+      const double rho2 = PrnuCorrelationLoss(out[0] * 255.0, k, block, {}).item<double>();
+      EXPECT_GT(rho2, 0);
+      expected.push_back(mse + 3 * rho2);
+    };
+    cb.on_iteration = [&](const IterationRecord& r, int64_t, std::optional<double>) {
+      reported.push_back(r.loss);
+      max_gamma = std::max(max_gamma, r.gamma);
+    };
+    RunDip(image, k, opt, cb);
+    EXPECT_GT(max_gamma, 0.02);
+    ASSERT_EQ(reported.size(), 5u);
+    for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(reported[i], expected[i], 1e-5 * expected[i]) << i;
+  }
 }
 
 // The candidate is Iφ, the network output, quantized: never the injected output Iφ·(1+γP̃),

@@ -23,12 +23,16 @@
 #include "dippas/dip/checkpoint.h"
 #include "dippas/dip/injection.h"
 #include "dippas/dip/network.h"
+#include "dippas/dip/prnu_loss.h"
 #include "dippas/prnu/residual.h"
 #include "dippas/util/math_mode.h"
 
 namespace dippas {
 
-PrnuInjectionImpl::PrnuInjectionImpl(const torch::Tensor& p) {
+PrnuInjectionImpl::PrnuInjectionImpl(const torch::Tensor& p, double gamma_scale)
+    : scale(gamma_scale) {
+  if (!(scale > 0) || !std::isfinite(scale))
+    throw std::invalid_argument("γ scale must be positive");
   TORCH_CHECK(p.dim() == 2, "PRNU pattern must be (H,W)");
   auto pf = p.to(torch::kFloat32);
   const double sd = pf.std().item<double>();
@@ -37,7 +41,14 @@ PrnuInjectionImpl::PrnuInjectionImpl(const torch::Tensor& p) {
   gamma = register_parameter("gamma", torch::zeros({}, pf.options()));
 }
 
-torch::Tensor PrnuInjectionImpl::forward(const torch::Tensor& x) { return x * (1 + gamma * pattern); }
+torch::Tensor PrnuInjectionImpl::forward(const torch::Tensor& x) {
+  // scale 1 keeps the paper's arithmetic bit for bit.
+  return x * (1 + (scale == 1.0 ? gamma : gamma * scale) * pattern);
+}
+
+torch::Tensor PrnuInjectionImpl::Gamma() const {
+  return scale == 1.0 ? gamma.detach() : gamma.detach() * scale;
+}
 
 void PrnuInjectionImpl::ClampGamma() {
   torch::NoGradGuard no_grad;
@@ -169,6 +180,12 @@ std::string DescribeNetwork(const DipOptions& options) {
     os << "\n";
   }
   os << "  head: 1×1 conv " << widths[0] << "→3, sigmoid; injection Iφ·(1+γ·P/std P)\n";
+  if (options.prnu_weight > 0) {
+    os << "  loss: MSE + " << options.prnu_weight << "·ρ²(W(Iφ), gray(Iφ)·P)"
+       << (options.prnu_block > 0 ? ", mean over " + std::to_string(options.prnu_block) + "² blocks"
+                                  : std::string(", whole image"))
+       << "\n";
+  }
   return os.str();
 }
 
@@ -211,7 +228,8 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   // cuDNN autotuning for the network's fixed shapes (the residual's convolutions are tiny).
   const CudnnBenchmarkGuard cudnn_benchmark(true, /*engage=*/cuda);
   MultiResUNet net(ToNetworkOptions(o));
-  PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple));
+  PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple),
+                          o.gamma_lr > 0 ? o.gamma_lr / o.lr : 1.0);
   net->to(dev);
   injection->to(dev);
   net->train();  // BatchNorm on batch statistics throughout, as in the paper's code
@@ -473,7 +491,14 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     if (profiling) prof.perturb += timer.Elapsed();
     const auto out = net->forward(z_t);
     const auto injected = injection->forward(out);
-    const auto loss = torch::mse_loss(injected, target);
+    auto loss = torch::mse_loss(injected, target);
+    if (o.prnu_weight > 0) {
+      // λ·ρ² on the candidate Iφ (0..255, unpadded), against the assembly's P.
+      const auto image = out.slice(2, 0, h).slice(3, 0, w)[0] * 255.0;
+      loss = loss +
+             o.prnu_weight *
+                 PrnuCorrelationLoss(image, pattern_dev, o.prnu_block, ro).to(loss.scalar_type());
+    }
     if (callbacks.on_forward) callbacks.on_forward(z_t.detach(), out.detach(), injected.detach());
     prof.forward += timer.Lap();
     adam.ZeroGrad();
@@ -489,7 +514,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
     cur.candidate = (out.detach().slice(2, 0, h).slice(3, 0, w)[0] * 255.0).round().clamp(0, 255);
     const auto mse8 = (cur.candidate - target8).square().mean();
     // The three scalars travel together: one device-to-host copy per iteration.
-    const auto scalars = torch::stack({loss.detach(), mse8, injection->gamma.detach()});
+    const auto scalars = torch::stack({loss.detach(), mse8, injection->Gamma()});
     if (delay == 0) {
       cur.scalars = scalars.to(torch::kCPU, torch::kFloat64);
       if (const char* stop = process(cur)) {

@@ -41,6 +41,11 @@ void DipOptions::Check() const {
   Require(tile_margin >= 0 && tile_margin <= 4096, "tile_margin", "must be in [0, 4096] pixels");
   Require(plateau_window >= 0, "plateau_window", "must be ≥ 0 iterations (0 = no plateau stop)");
   Require(pool_max >= 0, "pool_max", "must be ≥ 0 candidates (0 = no limit)");
+  Require(std::isfinite(prnu_weight) && prnu_weight >= 0, "prnu_weight",
+          "must be ≥ 0 (0 = no PRNU term)");
+  Require(prnu_block >= 0, "prnu_block", "must be ≥ 0 pixels (0 = whole image)");
+  Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
+          "must be in [0, 1) (0 = lr)");
   Require(checkpoint_every >= 0, "checkpoint_every", "must be ≥ 0 iterations (0 = not by count)");
   Require(std::isfinite(checkpoint_seconds) && checkpoint_seconds >= 0, "checkpoint_seconds",
           "must be ≥ 0 seconds (0 = not by time)");
@@ -60,6 +65,9 @@ const std::vector<std::string>& DipOptionKeys() {
                                                 "max_iterations",
                                                 "plateau_window",
                                                 "pool_max",
+                                                "prnu_weight",
+                                                "prnu_block",
+                                                "gamma_lr",
                                                 "block_size",
                                                 "top",
                                                 "seed",

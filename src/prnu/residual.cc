@@ -141,4 +141,43 @@ torch::Tensor Residual(const torch::Tensor& image, const ResidualOptions& option
   return WienerDft(w);
 }
 
+namespace {
+
+// ZeroMeanTotal without writes into views, which autograd cannot follow: the four 2×2
+// sub-lattices as one (…, 2, 2, H/2, W/2) tensor (zero-padded to even sides, the padding kept
+// at zero by a mask and left out of every mean's count).
+torch::Tensor ZeroMeanTotalFunctional(const torch::Tensor& x) {
+  const int64_t h = x.size(-2), w = x.size(-1), hh = (h + 1) / 2, wh = (w + 1) / 2;
+  const auto lead = x.sizes().slice(0, x.dim() - 2).vec();
+  auto s = torch::constant_pad_nd(x, {0, 2 * wh - w, 0, 2 * hh - h});
+  auto shape = lead;
+  for (int64_t d : {hh, int64_t{2}, wh, int64_t{2}}) shape.push_back(d);
+  const int64_t n = static_cast<int64_t>(lead.size());
+  s = s.reshape(shape).movedim(n + 1, n).movedim(n + 3, n + 1);  // (…, r0, c0, H/2, W/2)
+  auto opts = x.options().requires_grad(false);
+  // Rows of sub-lattice r0: ⌈(h − r0)/2⌉; columns of c0: ⌈(w − c0)/2⌉.
+  auto row_ok = torch::arange(hh, opts).unsqueeze(0) * 2 + torch::arange(2, opts).unsqueeze(1) < h;
+  auto col_ok = torch::arange(wh, opts).unsqueeze(0) * 2 + torch::arange(2, opts).unsqueeze(1) < w;
+  auto mask = (row_ok.view({2, 1, hh, 1}) * col_ok.view({1, 2, 1, wh})).to(x.scalar_type());
+  auto rows = row_ok.sum(-1).to(x.scalar_type()).view({2, 1, 1, 1});
+  auto cols = col_ok.sum(-1).to(x.scalar_type()).view({1, 2, 1, 1});
+  auto z = (s - s.sum({-2, -1}, true) / (rows * cols)) * mask;
+  z = (z - z.sum(-1, true) / cols) * mask;  // row means
+  z = (z - z.sum(-2, true) / rows) * mask;  // column means
+  z = z.movedim(n + 1, n + 3).movedim(n, n + 1);
+  auto back = lead;
+  back.push_back(2 * hh);
+  back.push_back(2 * wh);
+  return z.reshape(back).slice(-2, 0, h).slice(-1, 0, w);
+}
+
+}  // namespace
+
+torch::Tensor ResidualTensor(const torch::Tensor& image, const ResidualOptions& options) {
+  TORCH_CHECK(image.dim() == 3 || image.dim() == 4, "ResidualTensor expects (C,H,W) or (N,C,H,W)");
+  const NoTf32Guard fp32(!image.is_cpu());
+  auto x = image.scalar_type() == torch::kFloat64 ? image : image.to(torch::kFloat32);
+  return WienerDftTensor(ZeroMeanTotalFunctional(ToGray(WaveletNoiseTensor(x, options))));
+}
+
 }  // namespace dippas

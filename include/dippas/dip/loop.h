@@ -17,7 +17,7 @@ namespace dippas {
 // One iteration, as reported to callbacks and the history.
 struct IterationRecord {
   int64_t iteration = 0;       // 1-based
-  double loss = 0;             // MSE of the injected output against I (0..1 scale)
+  double loss = 0;             // MSE of the injected output against I (0..1 scale), + λ·ρ²
   double psnr = 0;             // PSNR(8-bit candidate, I) in dB
   double gamma = 0;            // γ after the step
   bool admitted = false;       // PSNR ≥ τ: joined the pool

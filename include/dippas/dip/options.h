@@ -28,6 +28,15 @@ struct DipOptions {
   // stops. pool_max M: stop ("pool_full") once the pool holds M candidates; 0 = no limit.
   int64_t plateau_window = 500;
   int64_t pool_max = 2500;
+  // Beyond the paper (0 / 0 / 0 = the paper's loop). prnu_weight λ adds λ·ρ² to the loss, ρ the
+  // NCC of the output's residual W(Iφ) with gray(Iφ)·P: the network is pulled away from the
+  // fingerprint while it fits the image. prnu_block: ρ² averaged over blocks of this side
+  // instead of one ρ over the image (the assembly then finds clean blocks everywhere); 0 = whole
+  // image. gamma_lr: γ's own learning rate (γ = (gamma_lr/lr)·g, g trained by AMSGrad with lr);
+  // 0 = lr, as in the paper, where γ barely leaves 0.
+  double prnu_weight = 0;
+  int64_t prnu_block = 0;
+  double gamma_lr = 0;
   int64_t block_size = 64;                             // B: assembly block side
   int64_t top = 10;                                    // L: candidates averaged per block
   int64_t seed = 0;                                    // every random draw

@@ -46,4 +46,8 @@ torch::Tensor WienerDftTensor(const torch::Tensor& x);
 // The whole pipeline: (C,H,W) → (H,W) or (N,C,H,W) → (N,H,W), float32.
 torch::Tensor Residual(const torch::Tensor& image, const ResidualOptions& options = {});
 
+// The same pipeline in tensor operations only, differentiable (for a loss on W): float32 or
+// float64 as given, any device. Agrees with Residual() to float32 rounding.
+torch::Tensor ResidualTensor(const torch::Tensor& image, const ResidualOptions& options = {});
+
 }  // namespace dippas
