@@ -233,6 +233,7 @@ anonymize() {
 PLAN=$RUN/.plan.$$
 : >"$PLAN"
 n_run=0 n_reused=0 running=0
+declare -A REDONE=()
 for i in "${!VNAMES[@]}"; do
   v=${VNAMES[$i]}
   mkdir -p "$RUN/$v"
@@ -257,6 +258,7 @@ for i in "${!VNAMES[@]}"; do
       fi
       echo "$PROG: $v: ${stem}"
       anonymize "$v" "$c" "$img" "$base" &
+      REDONE[$v]=1
       running=$((running + 1))
       n_run=$((n_run + 1))
     done <<<"${NATS[$c]}"
@@ -266,7 +268,7 @@ wait
 echo "$PROG: $n_run anonymization(s) run, $n_reused reused"
 
 # 3. Evaluation of each variant with K_judge (the photos whose anonymization succeeded); the
-#    "before" numbers are the originals'.
+#    "before" numbers are the originals'. Kept when nothing of the variant changed.
 for v in "${VNAMES[@]}"; do
   man=$RUN/$v/evaluate.csv
   {
@@ -276,6 +278,10 @@ for v in "${VNAMES[@]}"; do
       echo "$(ds_csv "$img"),$(ds_csv "$c"),$(ds_csv "$FPS/$c.judge.npy"),$(ds_csv "$base.png")"
     done <"$PLAN"
   } >"$man.tmp"
+  if [ -z "${REDONE[$v]:-}" ] && [ -s "$RUN/$v/evaluation/summary.json" ] && cmp -s "$man.tmp" "$man"; then
+    rm -f "$man.tmp"
+    continue
+  fi
   mv "$man.tmp" "$man"
   rm -rf "$RUN/$v/evaluation"
   if [ "$(wc -l <"$man")" -gt 1 ]; then
