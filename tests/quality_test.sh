@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# End-to-end checks of scripts/quality.sh on two Dresden cameras, one 64×64 crop each: the tables'
+# rows and columns, numbers in range, the AUC and C equal to `dippas evaluate` on a manifest built
+# here with fingerprints estimated here (K_judge from flat-fields 6-10), the per-photo NCC ratio
+# taken with K_judge, a failing variant recorded without stopping the others, a rerun reusing
+# every anonymization, changed arguments redone; bad input failing cleanly.
+# Usage: quality_test.sh DIPPAS SOURCE_DIR SHARED_DIR
+set -uo pipefail
+DIPPAS=$1
+SRC=$2
+SHARED=${3:-}
+source "$(dirname "$0")/cli_lib.sh"
+Q=$SRC/scripts/quality.sh
+DATA=$SHARED/data/dresden512
+[ -d "$DATA/natural" ] || skip_all "reference data absent ($DATA)"
+SMOKE=$SRC/configs/smoke.yaml
+CAMS=(Nikon_D200_0 Nikon_D70_0)
+q() { "$Q" "$@" --dippas "$DIPPAS"; }
+
+# --- interface and bad input -------------------------------------------------
+expect_ok "--help" "$Q" --help
+grep -q -- "--variant NAME=ARGS" "$T/out" && grep -q "K_judge" "$T/out" || bad "--help lacks the options"
+grep -qi "shared\|SPEC" "$T/out" && bad "--help mentions internal paths"
+expect_error "no arguments" "Usage" -- "$Q"
+expect_error "missing DATA_DIR" "no such folder: $T/nothing" -- q "$T/nothing" --out "$T/o"
+expect_error "no --out" "--out DIR is required" -- q "$DATA"
+expect_error "unknown camera" "camera Foo_1: no natural photo" -- q "$DATA" --out "$T/o" --camera Foo_1
+expect_error "bad variant name" "bad name 'a/b'" -- q "$DATA" --out "$T/o" --variant "a/b=--blind"
+expect_error "variant sets --crop" "'--crop' is set by" -- q "$DATA" --out "$T/o" --variant "x=--crop 32"
+expect_error "variant twice" "'x' given twice" -- q "$DATA" --out "$T/o" --variant x=--blind --variant x=--blind
+mkdir -p "$T/few/flatfield" "$T/few/natural"
+ln -s "$DATA/natural/${CAMS[0]}"_*.png "$T/few/natural/"
+for f in $(ls "$DATA/flatfield/${CAMS[0]}"_*.png | head -9); do ln -s "$f" "$T/few/flatfield/"; done
+expect_error "9 flat-fields" "camera ${CAMS[0]} has 9 flat-field photo\(s\).*needs 10" -- q "$T/few" --out "$T/o"
+[ ! -e "$T/o" ] || bad "bad input created the output folder"
+
+# --- a run: smoke DIP, a failing variant, blind, the baselines ---------------
+O=$T/run
+common=("$DATA" --out "$O" --crop 64 --images-per-camera 1 --jobs 2 --threads 1
+  --camera "${CAMS[0]}" --camera "${CAMS[1]}")
+q "${common[@]}" --variant "smoke=--config $SMOKE --set max_iterations=20" \
+  --variant "bad=--config $SMOKE --set nonexistent_key=1" --variant "blind=--method denoise --blind" \
+  --baselines >"$T/run1.out" 2>&1
+rc=$?
+[ $rc -eq 4 ] || bad "run with a failing variant: exit $rc, expected 4: $(tail -3 "$T/run1.out")"
+grep -q "10 anonymization(s) run, 0 reused" "$T/run1.out" || bad "run 1: $(grep reused "$T/run1.out")"
+
+# Fingerprints and the evaluation, independently: K_anon from flat-fields 1-5, K_judge from 6-10.
+mkdir -p "$T/ind"
+for c in "${CAMS[@]}"; do
+  mapfile -t fl < <(ls "$DATA/flatfield/${c}"_* | sort)
+  "$DIPPAS" fingerprint --quiet --threads 1 --crop 64 --out "$T/ind/$c.anon.npy" "${fl[@]:0:5}"
+  "$DIPPAS" fingerprint --quiet --threads 1 --crop 64 --out "$T/ind/$c.judge.npy" "${fl[@]:5:5}"
+done
+# (two variants: each evaluate costs seconds; the others are checked against their metrics)
+for v in smoke subtract; do
+  {
+    echo "image,device,fingerprint,anonymized"
+    for c in "${CAMS[@]}"; do
+      img=$(ls "$DATA/natural/${c}"_* | sort | head -1)
+      s=$(basename "$img")
+      echo "$img,$c,$T/ind/$c.judge.npy,$O/crop64/$v/${s%.*}.png"
+    done
+  } >"$T/ind/$v.csv"
+  "$DIPPAS" evaluate --quiet --threads 1 --no-plots --manifest "$T/ind/$v.csv" --crop 64 \
+    --out "$T/ind/$v" >/dev/null 2>&1 || bad "evaluate of $v"
+done
+
+check "tables" "
+import csv, json, math, os, statistics
+O, I = '$O', '$T/ind'
+cols = ['variant', 'crop', 'n_images', 'psnr_mean', 'psnr_min', 'auc_ncc', 'auc_pce', 'C',
+        'ratio_median', 'ratio_max', 'n_ratio_le_0.1', 'iterations_mean', 'wall_s_mean', 'failures',
+        'args', 'run']
+r = csv.reader(open(O + '/quality.csv'))
+assert next(r) == cols, 'quality.csv columns'
+q = {row['variant']: row for row in csv.DictReader(open(O + '/quality.csv'))}
+assert list(q) == ['smoke', 'bad', 'blind', 'denoise', 'subtract'], list(q)
+assert all(row['crop'] == '64' for row in q.values())
+per = list(csv.DictReader(open(O + '/per_image.csv')))
+assert len(per) == 10, len(per)
+bad = [p for p in per if p['variant'] == 'bad']
+assert q['bad']['n_images'] == '0' and q['bad']['failures'] == '2' and q['bad']['auc_ncc'] == '', q['bad']
+assert all(p['status'] == 'failed' and 'nonexistent_key' in p['error'] for p in bad), bad
+md = open(O + '/quality.md').read()
+assert '| bad | 64 | 0 |' in md and 'nonexistent_key' in md and 'scripts/quality.sh' in md, md
+for v in ['smoke', 'blind', 'denoise', 'subtract']:
+    row, mine = q[v], [p for p in per if p['variant'] == v]
+    assert row['n_images'] == '2' and row['failures'] == '0', row
+    assert [p['status'] for p in mine] == ['ok', 'ok'], mine
+    for k in ['auc_ncc', 'auc_pce', 'C']:
+        assert 0 <= float(row[k]) <= (1 if k != 'C' else 100), (v, k, row[k])
+    psnr = [float(p['psnr']) for p in mine]
+    assert all(5 < x < 100 for x in psnr), psnr
+    assert abs(float(row['psnr_mean']) - statistics.mean(psnr)) < 2e-3, (row['psnr_mean'], psnr)
+    assert abs(float(row['psnr_min']) - min(psnr)) < 2e-3
+    auc = abs(float(row['auc_ncc']) - 0.5)
+    assert abs(float(row['C']) - float(row['psnr_mean']) * (1 - 2 * auc)) < 0.02, row
+    if v in ['smoke', 'subtract']:
+        # Pooled AUC and C as dippas evaluate gives them with K_judge.
+        ev = json.load(open('%s/%s/summary.json' % (I, v)))
+        for k, e in [('auc_ncc', 'auc_ncc'), ('auc_pce', 'auc_pce'), ('C', 'c_metric'), ('psnr_mean', 'psnr_mean')]:
+            assert abs(float(row[k]) - ev[e]) < 1e-3, (v, k, row[k], ev[e])
+        before = ev['before']
+        # NCC before/after of each photo with K_judge: evaluate's scores against its own camera.
+        sc = {(os.path.basename(s['image']), s['fingerprint']): float(s['ncc'])
+              for s in csv.DictReader(open('%s/%s/scores.csv' % (I, v)))}
+        sb = {(os.path.basename(s['image']), s['fingerprint']): float(s['ncc'])
+              for s in csv.DictReader(open('%s/%s/scores_before.csv' % (I, v)))}
+    ratios = []
+    for p in mine:
+        stem = p['image'].rsplit('.', 1)[0]
+        m = json.load(open('%s/crop64/%s/%s.json' % (O, v, stem)))
+        nb, na = m['ncc_before'], m['ncc_after']
+        if v in ['smoke', 'subtract']:
+            nb, na = sb[(p['image'], p['camera'])], sc[(stem + '.png', p['camera'])]
+        assert abs(float(p['ncc_before']) - nb) < 2e-6 and abs(float(p['ncc_after']) - na) < 2e-6, (v, p, nb, na)
+        ratios.append(abs(na) / abs(nb))
+        assert abs(float(p['ratio']) - ratios[-1]) < 1e-3, (p['ratio'], ratios[-1])
+        judge = open('%s/%s.judge.npy' % (I, p['camera']), 'rb').read()
+        assert open(m['eval_prnu'], 'rb').read() == judge, 'scored with another fingerprint than K_judge'
+        if v == 'blind':
+            assert m['mode'] == 'blind' and not m.get('prnu'), m.get('prnu')
+        else:
+            assert open(m['prnu'], 'rb').read() == open('%s/%s.anon.npy' % (I, p['camera']), 'rb').read(), \
+                'anonymized with another fingerprint than K_anon'
+    assert abs(float(row['ratio_median']) - statistics.median(ratios)) < 1e-3
+    assert abs(float(row['ratio_max']) - max(ratios)) < 1e-3
+    assert int(row['n_ratio_le_0.1']) == sum(x <= 0.1 for x in ratios)
+    assert float(row['wall_s_mean']) > 0
+assert 0 < float(q['smoke']['iterations_mean']) <= 20, q['smoke']['iterations_mean']
+assert ('Originals at 64² (not anonymized, 2 photos): AUC NCC %.4f' % before['auc_ncc']) in md, md
+"
+
+# --- rerun: every anonymization reused, untouched; the failing variant's row kept -----
+stamps() { stat -c '%n %y' "$O"/crop64/{smoke,denoise,subtract}/*.{png,json} | sort; }
+stamps >"$T/stamps1"
+cp "$O/quality.csv" "$T/quality1.csv"
+q "${common[@]}" --variant "smoke=--config $SMOKE --set max_iterations=20" --baselines >"$T/run2.out" 2>&1 ||
+  bad "rerun: exit $?: $(tail -3 "$T/run2.out")"
+grep -q "0 anonymization(s) run, 6 reused" "$T/run2.out" || bad "rerun: $(grep reused "$T/run2.out")"
+stamps | diff "$T/stamps1" - >/dev/null || bad "rerun touched anonymized photos or metrics"
+check "rerun tables" "
+import csv
+a = {r['variant']: r for r in csv.DictReader(open('$T/quality1.csv'))}
+b = {r['variant']: r for r in csv.DictReader(open('$O/quality.csv'))}
+assert sorted(b) == sorted(a), (sorted(a), sorted(b))
+for v in a:
+    for k in ['n_images', 'psnr_mean', 'auc_ncc', 'auc_pce', 'C', 'ratio_median', 'failures', 'args']:
+        assert a[v][k] == b[v][k], (v, k, a[v][k], b[v][k])
+"
+
+# --- changed arguments: that variant is redone, the others reused -------------
+q "${common[@]}" --variant "denoise=--method denoise --sigma 2" >"$T/run3.out" 2>&1 ||
+  bad "changed arguments: exit $?: $(tail -3 "$T/run3.out")"
+grep -q "2 anonymization(s) run, 0 reused" "$T/run3.out" || bad "changed arguments: $(grep reused "$T/run3.out")"
+grep -q "denoise,64,2,.*,--method denoise --sigma 2," "$O/quality.csv" || bad "denoise row not updated: $(cat "$O/quality.csv")"
+[ "$(grep -c . "$O/quality.csv")" -eq 6 ] || bad "rows of other variants lost: $(cat "$O/quality.csv")"
+
+finish
