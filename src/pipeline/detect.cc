@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 #include "dippas/io/atomic_file.h"
@@ -52,22 +53,10 @@ std::vector<DetectRow> ScoreImage(const std::string& file, const Image& img,
   return rows;
 }
 
-}  // namespace
-
-void PrnuCommandOptions::Check() const {
-  if (!(sigma > 0)) throw std::invalid_argument("--sigma must be positive");
-  if (crop < 0) throw std::invalid_argument("--crop must not be negative");
-}
-
-std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files, const DetectOptions& opt,
-                                   const std::function<void(const DetectRow&)>& on_row) {
-  opt.prnu.Check();
-  std::vector<NamedPath> inputs;
-  for (const auto& f : files) inputs.push_back({"image", f});
-  for (const auto& f : opt.fingerprints) inputs.push_back({"--prnu", f});
-  CheckOutputsNotInputs({{"--json", opt.json}}, inputs);
-  std::vector<DetectRow> rows;
-  if (files.empty()) return rows;
+// Scores `files` in order (see DetectFiles), handing each row to `on_row`.
+void ScoreFiles(const std::vector<std::string>& files, const DetectOptions& opt,
+                const std::function<void(const DetectRow&)>& on_row) {
+  if (files.empty()) return;
   // The first image sets the size every fingerprint must have (errors name both files).
   std::optional<Image> first = detail::LoadImageChecked(files[0], opt.prnu.crop);
   std::vector<Array2D> ks;
@@ -77,10 +66,7 @@ std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files, const 
   }
 
   auto emit = [&](const std::vector<DetectRow>& image_rows) {
-    for (const auto& row : image_rows) {
-      on_row(row);
-      rows.push_back(row);
-    }
+    for (const auto& row : image_rows) on_row(row);
   };
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const size_t n_workers = std::min(
@@ -121,7 +107,14 @@ std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files, const 
       }
     };
     std::vector<std::thread> workers;
-    for (size_t t = 0; t < n_workers; ++t) workers.emplace_back(work);
+    for (size_t t = 0; t < n_workers; ++t) {
+      try {
+        workers.emplace_back(work);
+      } catch (const std::system_error&) {
+        if (workers.empty()) throw;  // none started: nothing to join
+        break;                       // fewer threads than asked: the others share the work
+      }
+    }
     std::exception_ptr error;
     for (size_t i = 0; i < files.size() && !error; ++i) {
       ImageResult r;
@@ -142,6 +135,27 @@ std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files, const 
     for (auto& t : workers) t.join();
     if (error) std::rethrow_exception(error);
   }
+}
+
+}  // namespace
+
+void PrnuCommandOptions::Check() const {
+  if (!(sigma > 0)) throw std::invalid_argument("--sigma must be positive");
+  if (crop < 0) throw std::invalid_argument("--crop must not be negative");
+}
+
+std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files, const DetectOptions& opt,
+                                   const std::function<void(const DetectRow&)>& on_row) {
+  opt.prnu.Check();
+  std::vector<NamedPath> inputs;
+  for (const auto& f : files) inputs.push_back({"image", f});
+  for (const auto& f : opt.fingerprints) inputs.push_back({"--prnu", f});
+  CheckOutputsNotInputs({{"--json", opt.json}}, inputs);
+  std::vector<DetectRow> rows;
+  ScoreFiles(files, opt, [&](const DetectRow& row) {
+    on_row(row);
+    rows.push_back(row);
+  });
 
   if (!opt.json.empty()) {
     nlohmann::json results_json = nlohmann::json::array();

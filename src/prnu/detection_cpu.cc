@@ -11,39 +11,42 @@
 namespace dippas {
 namespace {
 
-// Grayscale weights of SPEC §1 (as residual.h's kGrayWeights, which brings LibTorch with it).
-constexpr float kGray[3] = {0.29893602f, 0.58704307f, 0.11402090f};
+// Grayscale weights of SPEC §1: residual.h's kGrayWeights (whose header brings LibTorch), rounded
+// to float as LibTorch does when it multiplies a float tensor by them.
+constexpr float kGray[3] = {static_cast<float>(0.29893602), static_cast<float>(0.58704307),
+                            static_cast<float>(0.11402090)};
 
 void CheckSameSize(const Array2D& a, const Array2D& b, const char* what) {
   if (a.rows != b.rows || a.cols != b.cols)
     throw std::invalid_argument(std::string(what) + ": sizes differ");
 }
 
-// Stage 3: on each 2×2 sub-lattice subtract the mean, then the row means, then the column means
-// (sums in double).
-void ZeroMeanTotal(float* x, int64_t h, int64_t w) {
+// Stage 3: on each 2×2 sub-lattice subtract the mean, then the row means, then the column means;
+// in double, rounded to float once, as residual.h's ZeroMeanTotal.
+void ZeroMeanTotal(std::vector<double>& x, int64_t h, int64_t w) {
   std::vector<double> col;
   for (int64_t r0 = 0; r0 < 2; ++r0) {
     for (int64_t c0 = 0; c0 < 2; ++c0) {
       const int64_t nr = (h - r0 + 1) / 2, nc = (w - c0 + 1) / 2;
       if (nr <= 0 || nc <= 0) continue;
-      auto at = [&](int64_t i, int64_t j) -> float& { return x[(r0 + 2 * i) * w + c0 + 2 * j]; };
+      auto at = [&](int64_t i, int64_t j) -> double& {
+        return x[static_cast<size_t>((r0 + 2 * i) * w + c0 + 2 * j)];
+      };
       double total = 0;
       for (int64_t i = 0; i < nr; ++i)
         for (int64_t j = 0; j < nc; ++j) total += at(i, j);
-      const float mean = static_cast<float>(total / static_cast<double>(nr * nc));
+      const double mean = total / static_cast<double>(nr * nc);
       for (int64_t i = 0; i < nr; ++i) {
         double row = 0;
         for (int64_t j = 0; j < nc; ++j) row += (at(i, j) -= mean);
-        const float row_mean = static_cast<float>(row / static_cast<double>(nc));
+        const double row_mean = row / static_cast<double>(nc);
         for (int64_t j = 0; j < nc; ++j) at(i, j) -= row_mean;
       }
       col.assign(static_cast<size_t>(nc), 0.0);
       for (int64_t i = 0; i < nr; ++i)
         for (int64_t j = 0; j < nc; ++j) col[static_cast<size_t>(j)] += at(i, j);
       for (int64_t j = 0; j < nc; ++j) {
-        const float col_mean =
-            static_cast<float>(col[static_cast<size_t>(j)] / static_cast<double>(nr));
+        const double col_mean = col[static_cast<size_t>(j)] / static_cast<double>(nr);
         for (int64_t i = 0; i < nr; ++i) at(i, j) -= col_mean;
       }
     }
@@ -51,42 +54,48 @@ void ZeroMeanTotal(float* x, int64_t h, int64_t w) {
 }
 
 // Stage 4: F·σ²/(v+σ²) in the DFT domain, σ = sample std of x, v the adaptive Wiener variance of
-// |F|/√(HW); single precision, as the tensor CPU path (well inside the 1e-4 tolerance).
-void WienerDft(float* x, int64_t h, int64_t w) {
+// |F|/√(HW) (in single precision); the DFTs in double, as residual.h's CPU path, so that both
+// give the same float32 values whatever their FFT library.
+void WienerDft(const std::vector<float>& x, int64_t h, int64_t w, float* out) {
   const int64_t n = h * w;
   double sum = 0, sum2 = 0;
-  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  for (int64_t i = 0; i < n; ++i) sum += x[static_cast<size_t>(i)];
   const double mean = sum / static_cast<double>(n);
-  for (int64_t i = 0; i < n; ++i) sum2 += (x[i] - mean) * (x[i] - mean);
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = x[static_cast<size_t>(i)] - mean;
+    sum2 += d * d;
+  }
   const double var = n > 1 ? sum2 / static_cast<double>(n - 1) : 0.0;
   const int ih = static_cast<int>(h), iw = static_cast<int>(w);
-  cv::Mat in(ih, iw, CV_32F, x), f;
+  cv::Mat in(ih, iw, CV_64F), f;
+  for (int64_t i = 0; i < n; ++i) in.ptr<double>()[i] = x[static_cast<size_t>(i)];
   cv::dft(in, f, cv::DFT_COMPLEX_OUTPUT);
   std::vector<float> gain(static_cast<size_t>(n));
-  const float inv_sqrt_n = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+  const double sqrt_n = std::sqrt(static_cast<double>(n));
   for (int64_t r = 0; r < h; ++r) {
-    const float* fr = f.ptr<float>(static_cast<int>(r));
-    for (int64_t c = 0; c < w; ++c)
-      gain[static_cast<size_t>(r * w + c)] = std::hypot(fr[2 * c], fr[2 * c + 1]) * inv_sqrt_n;
+    const double* fr = f.ptr<double>(static_cast<int>(r));
+    for (int64_t c = 0; c < w; ++c) {
+      gain[static_cast<size_t>(r * w + c)] =
+          static_cast<float>(std::hypot(fr[2 * c], fr[2 * c + 1]) / sqrt_n);
+    }
   }
   cpu::WienerGainPlane(gain.data(), h, w, var);
   // real(ifft2(F·g)) = ifft2(F·g_h) with g_h(k) = (g(k) + g(−k))/2, whose product with F is
-  // Hermitian: a real inverse transform does, at half the cost of a complex one.
+  // Hermitian: its inverse is real.
   for (int64_t r = 0; r < h; ++r) {
-    float* fr = f.ptr<float>(static_cast<int>(r));
-    const int64_t nr = (h - r) % h;
+    double* fr = f.ptr<double>(static_cast<int>(r));
+    const int64_t nr = r == 0 ? 0 : h - r;  // −r mod h
     for (int64_t c = 0; c < w; ++c) {
-      const int64_t nc = (w - c) % w;
-      const float g =
-          0.5f * (gain[static_cast<size_t>(r * w + c)] + gain[static_cast<size_t>(nr * w + nc)]);
+      const int64_t nc = c == 0 ? 0 : w - c;
+      const double g = 0.5 * (static_cast<double>(gain[static_cast<size_t>(r * w + c)]) +
+                              static_cast<double>(gain[static_cast<size_t>(nr * w + nc)]));
       fr[2 * c] *= g;
       fr[2 * c + 1] *= g;
     }
   }
-  cv::Mat out(ih, iw, CV_32F, x);
-  cv::dft(f, out, cv::DFT_INVERSE | cv::DFT_SCALE | cv::DFT_REAL_OUTPUT);
-  if (out.data != reinterpret_cast<uchar*>(x))
-    throw std::logic_error("WienerDft: output reallocated");
+  cv::Mat res;
+  cv::dft(f, res, cv::DFT_INVERSE | cv::DFT_SCALE | cv::DFT_REAL_OUTPUT);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(res.ptr<double>()[i]);
 }
 
 double Mean(const Array2D& a) {
@@ -117,19 +126,21 @@ Array2D ResidualCpu(const Image& image, double sigma, int levels) {
       plane[static_cast<size_t>(i)] = image.data[static_cast<size_t>(i * ch + c)];
     cpu::WaveletNoisePlane(plane.data(), h, w, sigma * sigma, levels, noise.data() + c * n);
   }
+  std::vector<double> gray(static_cast<size_t>(n));
+  if (ch == 1) {
+    std::copy(noise.begin(), noise.end(), gray.begin());
+  } else {
+    const float *r = noise.data(), *g = r + n, *b = g + n;
+    for (int64_t i = 0; i < n; ++i)
+      gray[static_cast<size_t>(i)] = r[i] * kGray[0] + g[i] * kGray[1] + b[i] * kGray[2];  // float
+  }
+  ZeroMeanTotal(gray, h, w);
+  std::vector<float> zm(gray.begin(), gray.end());
   Array2D out;
   out.rows = h;
   out.cols = w;
   out.data.resize(static_cast<size_t>(n));
-  if (ch == 1) {
-    std::copy(noise.begin(), noise.end(), out.data.begin());
-  } else {
-    const float *r = noise.data(), *g = r + n, *b = g + n;
-    for (int64_t i = 0; i < n; ++i)
-      out.data[static_cast<size_t>(i)] = r[i] * kGray[0] + g[i] * kGray[1] + b[i] * kGray[2];
-  }
-  ZeroMeanTotal(out.data.data(), h, w);
-  WienerDft(out.data.data(), h, w);
+  WienerDft(zm, h, w, out.data.data());
   return out;
 }
 
