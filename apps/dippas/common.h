@@ -2,8 +2,6 @@
 // command needs, and the options every command has.
 #pragma once
 
-#include <torch/types.h>
-
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -11,8 +9,8 @@
 #include <vector>
 
 #include "dippas/io/image.h"
-#include "dippas/pipeline/inputs.h"
 #include "dippas/pipeline/prnu_commands.h"
+#include "dippas/pipeline/usage_error.h"
 
 namespace dippas {
 
@@ -21,7 +19,7 @@ struct CommonOptions {
   int threads = 0;     // LibTorch intra-op threads (detect: images at once); 0 = all cores
   bool quiet = false;  // no progress display
   void Add(CLI::App& app);
-  void Apply() const;  // sets LibTorch's thread count (common_torch.cc, not in light dippas)
+  void Apply() const;  // sets LibTorch's thread count (common_torch.cc: in the module only)
 };
 
 // --sigma, --crop and the common options of residual, fingerprint and detect.

@@ -1,4 +1,5 @@
-// The part of common.h that needs LibTorch, kept out of the light executable (main.cc).
+// The part of common.h that needs LibTorch: in the module libdippas-torch.so only, never in the
+// dippas executable (main.cc).
 #include "common.h"
 #include "dippas/util/runtime.h"
 

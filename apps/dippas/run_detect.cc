@@ -1,6 +1,6 @@
 // dippas detect: NCC and PCE of images against fingerprints (SPEC §4); the library's
-// DetectFiles (dippas/pipeline/prnu_commands.h) does the work. No LibTorch here: the light
-// dippas executable runs this command in-process (see main.cc).
+// DetectFiles (dippas/pipeline/prnu_commands.h) does the work. No LibTorch here: the dippas
+// executable runs this command itself, without loading the LibTorch module (see main.cc).
 #include <cstdio>
 #include <filesystem>
 
