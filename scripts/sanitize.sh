@@ -39,10 +39,10 @@ for t in "${tests[@]}"; do
   fi
 done
 # Opt-in (6 to 12 more minutes on 2 cores): the dippas executable under the sanitizers, through the
-# end-to-end scripts that need no DIP run of minutes.
+# end-to-end scripts that need no DIP run of minutes (module_test: the LibTorch module dlopen()ed).
 if [ "${SANITIZE_E2E:-0}" = 1 ]; then
   cmake --build "$out" -j "$(nproc)" --target dippas
-  for script in cli_test hardening_test assemble_test; do
+  for script in cli_test module_test hardening_test assemble_test; do
     t0=$(date +%s)
     if tests/$script.sh "$PWD/$out/dippas" "$PWD" "${DIPPAS_SHARED:-$PWD/../shared}" >"$out/sanitize_$script.log" 2>&1; then
       echo "sanitize: $script ok ($(tail -1 "$out/sanitize_$script.log"), $(($(date +%s) - t0)) s)"

@@ -7,14 +7,14 @@
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/mat.h"
 #include "dippas/io/npy.h"
-#include "dippas/util/runtime.h"
 
 namespace dippas {
 
 namespace fs = std::filesystem;
 
 void CommonOptions::Add(CLI::App& app) {
-  app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("-q,--quiet", quiet, "No progress display");
 }
 
@@ -25,7 +25,16 @@ void AddMatVarOption(CLI::App& app) {
       "variable needs none");
 }
 
-void CommonOptions::Apply() const { SetThreads(threads > 0 ? threads : DefaultThreads()); }
+void AddPrnuOptions(CLI::App& app, PrnuCommandOptions& prnu, CommonOptions& common) {
+  app.add_option("--sigma", prnu.sigma, "Wavelet noise σ of the residual (default 3)")
+      ->default_val(3.0)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--crop", prnu.crop,
+                 "Use the centre N×N crop of every image (and fingerprint); 0 = whole image")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
+  common.Add(app);
+}
 
 std::vector<std::string> ExpandImagePaths(const std::vector<std::string>& paths) {
   std::vector<std::string> out;

@@ -6,21 +6,24 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <torch/types.h>
 #include <vector>
 
 #include "dippas/io/image.h"
-#include "dippas/pipeline/inputs.h"
+#include "dippas/pipeline/prnu_commands.h"
+#include "dippas/pipeline/usage_error.h"
 
 namespace dippas {
 
 // Options present on every subcommand.
 struct CommonOptions {
-  int threads = 0;     // LibTorch intra-op threads; 0 = all cores
+  int threads = 0;     // LibTorch intra-op threads (detect: images at once); 0 = all cores
   bool quiet = false;  // no progress display
   void Add(CLI::App& app);
-  void Apply() const;  // sets the thread count
+  void Apply() const;  // sets LibTorch's thread count (common_torch.cc: in the module only)
 };
+
+// --sigma, --crop and the common options of residual, fingerprint and detect.
+void AddPrnuOptions(CLI::App& app, PrnuCommandOptions& prnu, CommonOptions& common);
 
 // --mat-var NAME on a command that reads fingerprints: the variable of .mat fingerprints.
 void AddMatVarOption(CLI::App& app);

@@ -1,33 +1,23 @@
 // Loading images and fingerprints as tensors with the checks every command needs (private to the
-// library). Local equivalents of apps/dippas/common.h's LoadImage, LoadPattern and NumberOrNull,
-// kept with the same messages until both live in one library module.
+// library; eval/inputs_plain.h holds the checks themselves, without LibTorch). Local equivalents of
+// apps/dippas/common.h's LoadImage, LoadPattern and NumberOrNull, kept with the same messages until
+// both live in one library module.
 #pragma once
 
 #include <torch/types.h>
 
-#include <nlohmann/json.hpp>
 #include <string>
 
-#include "dippas/io/image.h"
+#include "eval/inputs_plain.h"
 
 namespace dippas::detail {
 
 // (C,H,W) float32 copy of an image on 0..255.
 torch::Tensor ImageChw(const Image& image);
 
-// Reads an image, applies the centre crop (0 = none) and refuses one under 3×3 pixels (no noise
-// residual): std::invalid_argument naming the file.
-Image LoadImageChecked(const std::string& path, int64_t crop);
-
 // Reads a fingerprint (H,W), centre-cropped with crop > 0; refuses NaN/Inf, all zeros and (when
 // expected_h > 0) a size other than expected_h×expected_w, naming both files.
 torch::Tensor LoadFingerprint(const std::string& path, int64_t crop, int64_t expected_h = 0,
                               int64_t expected_w = 0, const std::string& image_path = "");
-
-// JSON number, or null for NaN/Inf (JSON has no NaN).
-nlohmann::json NumberOrNull(double v);
-
-// "HxW".
-std::string SizeText(int64_t h, int64_t w);
 
 }  // namespace dippas::detail

@@ -1,17 +1,13 @@
 #include "dippas/pipeline/prnu_commands.h"
 
-#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 
-#include "dippas/io/atomic_file.h"
 #include "dippas/io/npy.h"
 #include "dippas/io/paths.h"
-#include "dippas/prnu/detection.h"
 #include "dippas/prnu/fingerprint.h"
 #include "dippas/prnu/residual.h"
 #include "dippas/util/progress.h"
-#include "dippas/util/runtime.h"
 #include "eval/inputs.h"
 
 namespace dippas {
@@ -37,11 +33,6 @@ std::string Shape(const Image& im) {
 }
 
 }  // namespace
-
-void PrnuCommandOptions::Check() const {
-  if (!(sigma > 0)) throw std::invalid_argument("--sigma must be positive");
-  if (crop < 0) throw std::invalid_argument("--crop must not be negative");
-}
 
 std::pair<int64_t, int64_t> WriteResidualFile(const std::string& image, const std::string& out,
                                               const PrnuCommandOptions& options) {
@@ -77,66 +68,6 @@ void WriteFingerprintFile(const std::vector<std::string>& files, const std::stri
   }
   progress.Finish();
   WriteNpy(out, ToArray(acc.Finish()));
-}
-
-std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files, const DetectOptions& opt,
-                                   const std::function<void(const DetectRow&)>& on_row) {
-  opt.prnu.Check();
-  std::vector<NamedPath> inputs;
-  for (const auto& f : files) inputs.push_back({"image", f});
-  for (const auto& f : opt.fingerprints) inputs.push_back({"--prnu", f});
-  CheckOutputsNotInputs({{"--json", opt.json}}, inputs);
-  const ResidualOptions ro = ToResidualOptions(opt.prnu);
-  PceOptions po;
-  po.search_radius = opt.search;
-  std::vector<DetectRow> rows;
-  std::vector<torch::Tensor> ks(opt.fingerprints.size());
-  for (const auto& file : files) {
-    const Image img = detail::LoadImageChecked(file, opt.prnu.crop);
-    const auto chw = detail::ImageChw(img);
-    auto w = Residual(chw, ro);  // one residual serves every fingerprint
-    auto gray = ToGray(chw);
-    auto w_spec = PceSpectrum(w);
-    for (size_t f = 0; f < opt.fingerprints.size(); ++f) {
-      if (!ks[f].defined()) {
-        ks[f] = detail::LoadFingerprint(opt.fingerprints[f], opt.prnu.crop, img.height, img.width,
-                                        file);
-      } else if (ks[f].size(0) != img.height || ks[f].size(1) != img.width) {
-        throw std::invalid_argument(file + ": image is " + detail::SizeText(img.height, img.width) +
-                                    " but fingerprint " + opt.fingerprints[f] + " is " +
-                                    detail::SizeText(ks[f].size(0), ks[f].size(1)));
-      }
-      DetectRow row;
-      row.image = file;
-      row.fingerprint = opt.fingerprints[f];
-      row.ncc = Ncc(w, gray, ks[f]).item<double>();
-      const auto pce = PceFromSpectrum(w_spec, gray * ks[f], po);
-      row.pce = pce.pce;
-      row.peak_row = pce.peak_row;
-      row.peak_col = pce.peak_col;
-      row.attributed = std::isfinite(pce.pce) && pce.pce >= opt.threshold;
-      on_row(row);
-      rows.push_back(row);
-    }
-  }
-  if (!opt.json.empty()) {
-    nlohmann::json results = nlohmann::json::array();
-    for (const auto& r : rows) {
-      results.push_back({{"image", r.image},
-                         {"fingerprint", r.fingerprint},
-                         {"ncc", detail::NumberOrNull(r.ncc)},
-                         {"pce", detail::NumberOrNull(r.pce)},
-                         {"peak_shift", {r.peak_row, r.peak_col}},
-                         {"attributed", r.attributed}});
-    }
-    const nlohmann::json j = {{"threshold", opt.threshold},
-                              {"sigma", opt.prnu.sigma},
-                              {"crop", opt.prnu.crop},
-                              {"dippas", Version()},
-                              {"results", results}};
-    WriteFileAtomic(opt.json, j.dump(2) + "\n");
-  }
-  return rows;
 }
 
 }  // namespace dippas

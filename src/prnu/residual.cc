@@ -83,7 +83,9 @@ torch::Tensor ToGray(const torch::Tensor& x) {
 }
 
 torch::Tensor ZeroMeanTotal(const torch::Tensor& x) {
-  auto out = x.clone();
+  // In double, rounded once: the result no longer depends on how a library sums floats, so the
+  // LibTorch-free detect (prnu/detection_cpu.h) gets the same values.
+  auto out = x.to(torch::kFloat64, /*non_blocking=*/false, /*copy=*/true);
   for (int64_t r0 = 0; r0 < 2; ++r0) {
     for (int64_t c0 = 0; c0 < 2; ++c0) {
       auto sub = out.slice(-2, r0, torch::indexing::None, 2).slice(-1, c0, torch::indexing::None, 2);
@@ -94,7 +96,7 @@ torch::Tensor ZeroMeanTotal(const torch::Tensor& x) {
       sub.copy_(z);
     }
   }
-  return out;
+  return out.to(x.scalar_type());
 }
 
 torch::Tensor WienerDft(const torch::Tensor& x) {
@@ -102,10 +104,11 @@ torch::Tensor WienerDft(const torch::Tensor& x) {
   const auto h = x.size(-2), w = x.size(-1);
   auto sigma = x.to(torch::kFloat64).flatten(-2).std(-1, /*unbiased=*/true);
   {
-    // F·M'/M = F·σ²/(v+σ²): compute that gain directly (where M = 0, F = 0 too).
-    // Single precision keeps well inside the 1e-4 tolerance and halves the FFT cost.
-    auto f = torch::fft::fft2(x.to(torch::kFloat32));
-    auto gain = (f.abs() / std::sqrt(static_cast<double>(h * w))).contiguous();
+    // F·M'/M = F·σ²/(v+σ²): compute that gain directly (where M = 0, F = 0 too), in single
+    // precision; the DFTs in double (as numpy's), so that any FFT library gives the same
+    // float32 result (the LibTorch-free detect uses OpenCV's: prnu/detection_cpu.h).
+    auto f = torch::fft::fft2(x.to(torch::kFloat64));
+    auto gain = (f.abs() / std::sqrt(static_cast<double>(h * w))).to(torch::kFloat32).contiguous();
     auto planes = gain.view({-1, h, w});
     auto var = sigma.square().flatten().contiguous();
     at::parallel_for(0, planes.size(0), 1, [&](int64_t begin, int64_t end) {
@@ -113,7 +116,7 @@ torch::Tensor WienerDft(const torch::Tensor& x) {
         cpu::WienerGainPlane(gain.data_ptr<float>() + p * h * w, h, w, var[p].item<double>());
       }
     });
-    return torch::real(torch::fft::ifft2(f * gain)).to(x.scalar_type());
+    return torch::real(torch::fft::ifft2(f * gain.to(torch::kFloat64))).to(x.scalar_type());
   }
 }
 

@@ -8,14 +8,9 @@
 #include <string>
 
 #include "dippas/io/image.h"
+#include "dippas/pipeline/usage_error.h"
 
 namespace dippas {
-
-// Error in what the user asked for (bad option, size mismatch…): exit code 1.
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 // A decoded image as a (C,H,W) float tensor on 0..255, plus what was read.
 struct LoadedImage {

@@ -44,10 +44,13 @@ struct DetectOptions {
   std::string json;                       // JSON report; empty: none
   double threshold = 60;                  // PCE decision threshold
   int64_t search = 0;                     // PCE peak search radius (0: zero shift)
+  int threads = 0;                        // images scored at once; 0: all cores
 };
 
-// Scores every image against every fingerprint; `on_row` sees each row as soon as it is known.
-// Writes options.json (which must be no input) at the end.
+// Scores every image against every fingerprint; `on_row` sees each row, in image order, as soon
+// as it and those before it are known. Writes options.json (which must be no input) at the end.
+// Plain C++ and OpenCV (prnu/detection_cpu.h), no LibTorch: src/pipeline/detect.cc; images are
+// scored on `threads` threads, one image per thread.
 std::vector<DetectRow> DetectFiles(const std::vector<std::string>& files,
                                    const DetectOptions& options,
                                    const std::function<void(const DetectRow&)>& on_row);

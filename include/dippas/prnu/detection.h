@@ -5,24 +5,14 @@
 
 #include <optional>
 
+#include "dippas/prnu/pce.h"
+
 namespace dippas {
 
 // NCC(W, G·K) = Σ W·G·K / (‖W‖·‖G·K‖) over the last two dims, no mean removal.
 // Shapes broadcast: e.g. W (N,1,H,W), G (N,1,H,W), K (1,D,H,W) → (N,D).
 // NaN where a norm is 0 (undefined).
 torch::Tensor Ncc(const torch::Tensor& w, const torch::Tensor& gray, const torch::Tensor& k);
-
-struct PceOptions {
-  int64_t neighborhood = 11;  // side of the square excluded around the peak (odd)
-  int64_t search_radius = 0;  // 0: peak at zero shift; r: signed max over shifts within ±r
-};
-
-struct PceResult {
-  double pce = 0;           // sign(peak)·peak²/energy
-  double peak = 0;          // cross-correlation at the peak
-  int64_t peak_row = 0;     // peak shift (rows), in −H/2..H/2
-  int64_t peak_col = 0;     // peak shift (cols)
-};
 
 // PCE of W (H,W) against B = G·K (H,W) (Goljan et al., SPEC §4). Takes FFT(W − mean W)
 // precomputed by PceSpectrum so that one residual serves many fingerprints.

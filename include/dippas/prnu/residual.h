@@ -33,11 +33,11 @@ torch::Tensor WaveletNoiseTensor(const torch::Tensor& x, const ResidualOptions& 
 torch::Tensor ToGray(const torch::Tensor& x);
 
 // Stage 3: zero-mean on each 2×2 sub-lattice of (..., H, W): subtract the
-// mean, the row means, then the column means.
+// mean, the row means, then the column means (in double, rounded once).
 torch::Tensor ZeroMeanTotal(const torch::Tensor& x);
 
 // Stage 4: Wiener in the DFT domain with σ_w = sample std (ddof 1) of each
-// (H,W) slice. CPU tensors take a fused single-precision path.
+// (H,W) slice. CPU tensors take a fused path (DFTs in double, gain in single precision).
 torch::Tensor WienerDft(const torch::Tensor& x);
 
 // Stage 4 with tensor operations only, in double (any device, batched).

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# One dippas executable, LibTorch in a module loaded on demand: detect runs without LibTorch (no
+# libtorch among the executable's libraries, and it works with the module gone), every other
+# command runs in libdippas-torch.so found beside the executable or in ../lib/dippas/, and a
+# missing or broken module gives an error naming the file. Usage: module_test.sh DIPPAS SOURCE_DIR
+set -uo pipefail
+DIPPAS=$1
+SRC=$2
+source "$(dirname "$0")/cli_lib.sh"
+EX=$SRC/examples
+MODULE=$(dirname "$DIPPAS")/libdippas-torch.so
+[ -f "$MODULE" ] || { echo "FAIL: $MODULE not built beside $DIPPAS"; exit 1; }
+
+# detect: D70s_1's own images attributed, the other cameras' not (the file names say which).
+attribution() {
+  local f=$1 name own
+  for name in Nikon_D200_1_17226 Nikon_D70s_0_21853 Nikon_D70s_1_22824 Nikon_D70s_1_22928; do
+    own=no
+    case $name in Nikon_D70s_1_*) own=yes ;; esac
+    grep -qE "^$name\.png .* $own\$" "$f" || bad "detect: $name should be attributed: $own: $(cat "$f")"
+  done
+}
+
+# --- from the build tree: a module command (fingerprint) and detect ---------------
+expect_ok "fingerprint (module)" "$DIPPAS" fingerprint --quiet "$EX/flatfield" --out "$T/K.npy"
+[ -s "$T/K.npy" ] || bad "fingerprint wrote nothing"
+expect_ok "detect" "$DIPPAS" detect --prnu "$T/K.npy" "$EX/natural"
+cp "$T/out" "$T/detect_build.txt"
+attribution "$T/detect_build.txt"
+expect_ok "help" "$DIPPAS" --help
+for cmd in anonymize residual fingerprint detect batch assemble evaluate bench; do
+  grep -qE "^  $cmd " "$T/out" || bad "--help does not list $cmd"
+done
+expect_ok "version" "$DIPPAS" --version
+grep -qE "^dippas [0-9.]+ \(LibTorch [0-9]+\.[0-9]+.*, OpenCV [0-9.]+\)" "$T/out" || bad "--version: $(cat "$T/out")"
+# A module command's exit status comes through unchanged: CLI11's for a missing option (106).
+"$DIPPAS" residual --out "$T/x.npy" >/dev/null 2>"$T/err"
+rc=$?
+[ $rc -eq 106 ] || bad "residual without --image: exit $rc, expected CLI11's 106"
+
+# --- the executable alone: detect, help and --version work; the rest names the module ------
+mkdir -p "$T/alone"
+cp "$DIPPAS" "$T/alone/dippas"
+expect_ok "detect without the module" "$T/alone/dippas" detect --prnu "$T/K.npy" "$EX/natural"
+cmp -s "$T/out" "$T/detect_build.txt" || bad "detect without the module printed otherwise: $(cat "$T/out")"
+expect_ok "--version without the module" "$T/alone/dippas" --version
+expect_ok "--help without the module" "$T/alone/dippas" --help
+expect_error "anonymize without the module" \
+  "cannot load the LibTorch module $T/alone/libdippas-torch\.so: .*No such file" -- \
+  "$T/alone/dippas" anonymize --help
+expect_error "bench without the module" "libdippas-torch\.so" -- "$T/alone/dippas" bench --what prnu
+# A file of that name that is no shared object: the loader's reason follows the name.
+echo "not a library" >"$T/alone/libdippas-torch.so"
+expect_error "a broken module" "cannot load the LibTorch module $T/alone/libdippas-torch\.so: .*(invalid ELF|too short)" -- \
+  "$T/alone/dippas" residual --help
+
+# --- the installed layout: bin/dippas, lib/dippas/libdippas-torch.so ----------------------
+mkdir -p "$T/inst/bin" "$T/inst/lib/dippas"
+cp "$DIPPAS" "$T/inst/bin/dippas"
+cp "$MODULE" "$T/inst/lib/dippas/"
+expect_ok "residual --help, installed layout" "$T/inst/bin/dippas" residual --help
+grep -q -- "--image" "$T/out" || bad "residual --help (installed layout) printed no options: $(cat "$T/out")"
+
+# --- no LibTorch in the executable's libraries; the module has it ---------------------------
+if command -v ldd >/dev/null; then
+  ldd "$DIPPAS" >"$T/ldd_exe" 2>&1
+  if grep -qE "libtorch|libc10" "$T/ldd_exe"; then bad "dippas links LibTorch: $(grep -E 'libtorch|libc10' "$T/ldd_exe")"; else ok; fi
+  ldd "$MODULE" >"$T/ldd_module" 2>&1
+  grep -q "libtorch" "$T/ldd_module" && ok || bad "the module shows no libtorch (is the check blind?): $(cat "$T/ldd_module")"
+else
+  skip "ldd absent: the check that dippas links no LibTorch (Debian: libc-bin)"
+fi
+finish
