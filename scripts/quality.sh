@@ -19,7 +19,8 @@
 #                             --variant blind="--config configs/default.yaml --blind"
 #                           (repeatable; not --image, --crop, --prnu, --eval-prnu, --out, --metrics,
 #                           --threads). Default: paper and blind as above, plus --baselines.
-#   --baselines             add the variants denoise (--method denoise) and subtract (--method subtract)
+#   --baselines             add the variants denoise (--method denoise) and subtract (--method subtract);
+#                           given without --variant: the baselines only
 #   --camera C              only this camera (repeatable; default: every camera with natural photos)
 #   --images-per-camera K   the first K natural photos of each camera, by name (default: all)
 #   --jobs J                photos anonymized at once (default 1)
@@ -28,9 +29,14 @@
 # Outputs:
 #   DIR/quality.csv    one row per variant and crop: variant, crop, n_images (photos scored),
 #                      psnr_mean, psnr_min (dB), auc_ncc, auc_pce (pooled ROC AUC with K_judge; 0.5
-#                      is chance), C = psnr_mean·(1 − 2|auc_ncc − 0.5|), ratio_median, ratio_max
-#                      (|NCC_after|/|NCC_before| with K_judge), n_ratio_le_0.1, iterations_mean,
-#                      wall_s_mean, failures (photos whose anonymization failed), args, run (UTC date)
+#                      is chance), C = psnr_mean·(1 − 2|auc_ncc − 0.5|), auc_ncc_lo, auc_ncc_hi,
+#                      C_lo, C_hi (95% bootstrap interval over photos: how far so few photos let
+#                      AUC and C be trusted), ratio_median, ratio_max (|NCC_after|/|NCC_before|
+#                      with K_judge), n_ratio_le_0.1, ncc_chance_rms (RMS NCC of the anonymized
+#                      photos against the other cameras' K_judge: what a photo reaches by chance),
+#                      n_below_chance (photos whose |NCC_after| with their own K_judge is at most
+#                      that), iterations_mean, wall_s_mean, failures (photos whose anonymization
+#                      failed), args, run (UTC date)
 #   DIR/per_image.csv  one row per variant, crop and photo (the error message of a failure)
 #   DIR/quality.md     the same table in markdown, with the command lines and dates
 #   DIR/crop<N>/fingerprints/, DIR/crop<N>/<variant>/   fingerprints, anonymized crops, metrics,
@@ -92,7 +98,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$OUT" ] || ds_die "--out DIR is required (see --help)"
-if [ ${#VNAMES[@]} -eq 0 ]; then
+if [ ${#VNAMES[@]} -eq 0 ] && [ $BASELINES -eq 0 ]; then
   cfg=$(realpath --relative-to=. "$HERE/../configs/default.yaml")
   add_variant paper "--config $cfg"
   add_variant blind "--config $cfg --blind"
@@ -302,8 +308,9 @@ import csv, json, math, os, statistics, sys
 
 out, crop, plan, vtab, stamp, command = sys.argv[1:7]
 QCOLS = ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_pce", "C",
-         "ratio_median", "ratio_max", "n_ratio_le_0.1", "iterations_mean", "wall_s_mean",
-         "failures", "args", "run"]
+         "auc_ncc_lo", "auc_ncc_hi", "C_lo", "C_hi", "ratio_median", "ratio_max", "n_ratio_le_0.1",
+         "ncc_chance_rms", "n_below_chance", "iterations_mean", "wall_s_mean", "failures", "args",
+         "run"]
 ICOLS = ["variant", "crop", "camera", "image", "status", "psnr", "ncc_before", "ncc_after",
          "ratio", "pce_before", "pce_after", "iterations", "stop_reason", "wall_s", "error"]
 
@@ -317,6 +324,69 @@ def write_csv(path, cols, rows):
         w.writerows(rows)
     os.replace(path + ".tmp", path)
 
+def read_scores(path):
+    """evaluate's scores CSV as {photo: ([NCC against its camera's K], [NCC against the others'])}."""
+    by = {}
+    for r in read_csv(path):
+        try:
+            v = float(r["ncc"])
+        except ValueError:
+            continue
+        if not math.isfinite(v):
+            continue
+        pos, neg = by.setdefault(os.path.basename(r["image"]), ([], []))
+        (pos if r["device"] == r["fingerprint"] else neg).append(v)
+    return by
+
+def auc(pos, neg):
+    """Mann-Whitney ROC AUC (ties count half), as dippas evaluate computes it."""
+    tagged = sorted([(x, 1) for x in pos] + [(x, 0) for x in neg])
+    wins, i, seen_neg = 0.0, 0, 0
+    while i < len(tagged):
+        j = i
+        while j < len(tagged) and tagged[j][0] == tagged[i][0]:
+            j += 1
+        p = sum(t for _, t in tagged[i:j])
+        wins += p * (seen_neg + 0.5 * (j - i - p))
+        seen_neg += j - i - p
+        i = j
+    return wins / (len(pos) * len(neg))
+
+def chance(by):
+    """RMS NCC against the other cameras' fingerprints; photos at or below it (own camera)."""
+    neg = [x for _, n in by.values() for x in n]
+    if not neg:
+        return None, None
+    rms = math.sqrt(sum(x * x for x in neg) / len(neg))
+    return rms, sum(1 for p, _ in by.values() if p and abs(p[0]) <= rms)
+
+def bootstrap(by, psnr, reps=2000):
+    """95% percentile intervals of the pooled AUC(NCC) and C, resampling photos (with their
+    fingerprint pairs) with replacement; fixed seed, so reruns give the same table."""
+    import random
+    rng = random.Random(20221)
+    photos = [k for k in by if k in psnr]
+    if len(photos) < 2:
+        return None
+    aucs, cs = [], []
+    for _ in range(reps):
+        pick = [rng.choice(photos) for _ in photos]
+        pos = [x for k in pick for x in by[k][0]]
+        neg = [x for k in pick for x in by[k][1]]
+        if not pos or not neg:
+            continue
+        a = auc(pos, neg)
+        aucs.append(a)
+        finite = [psnr[k] for k in pick if psnr[k] is not None]
+        if finite:  # C as evaluate takes it: the mean over photos that changed
+            cs.append(statistics.mean(finite) * (1 - 2 * abs(a - 0.5)))
+    if not aucs or not cs:
+        return None
+    aucs.sort()
+    cs.sort()
+    q = lambda v, f: v[min(len(v) - 1, int(f * len(v)))]
+    return q(aucs, 0.025), q(aucs, 0.975), q(cs, 0.025), q(cs, 0.975)
+
 def read_csv(path):
     if not os.path.exists(path):
         return []
@@ -327,10 +397,11 @@ variants = [l.rstrip("\n").split("\t", 1) for l in open(vtab)]
 items = [l.rstrip("\n").split("\t") for l in open(plan)]
 qrows, irows = [], []
 n_failed = 0
-before = None
+before = before_by = None
 for name, args in variants:
     mine = [it for it in items if it[0] == name]
     ok = []
+    psnr_of = {}
     failures = 0
     for _, cam, img, base in mine:
         row = {"variant": name, "crop": crop, "camera": cam, "image": os.path.basename(img)}
@@ -351,12 +422,16 @@ for name, args in variants:
         else:
             wall = float(open(base + ".wall").read()) if os.path.exists(base + ".wall") else float("nan")
             ratio = na / nb if nb > 0 else float("nan")
-            row.update(status="ok", psnr=fmt(m["psnr"], 3), ncc_before=fmt(m["ncc_before"], 6),
+            # PSNR null: the output equals the photo (infinite PSNR, left out of the mean as
+            # dippas evaluate does).
+            row.update(status="ok", psnr=fmt(m["psnr"], 3) if m["psnr"] is not None else "inf",
+                       ncc_before=fmt(m["ncc_before"], 6),
                        ncc_after=fmt(m["ncc_after"], 6), ratio=fmt(ratio, 4),
                        pce_before=fmt(m.get("pce_before"), 3), pce_after=fmt(m.get("pce_after"), 3),
                        iterations=m.get("iterations", ""), stop_reason=m.get("stop_reason", ""),
                        wall_s=fmt(wall, 1))
             ok.append((m["psnr"], ratio, m.get("iterations") or 0, wall))
+            psnr_of[os.path.basename(base) + ".png"] = m["psnr"]
         irows.append(row)
     n_failed += failures
     summ = {}
@@ -366,14 +441,24 @@ for name, args in variants:
         b = summ.get("before", {})
         if before is None or b.get("n_images", 0) > before.get("n_images", 0):
             before = b
+    ev = os.path.join(out, "crop" + crop, name, "evaluation")
+    by = read_scores(os.path.join(ev, "scores.csv")) if summ else {}
+    rms, below = chance(by)
+    boot = bootstrap(by, psnr_of) if summ and summ.get("auc_ncc") is not None else None
+    lo_hi = dict(zip(["auc_ncc_lo", "auc_ncc_hi", "C_lo", "C_hi"],
+                     [fmt(x, 4 if i < 2 else 3) for i, x in enumerate(boot)] if boot else [""] * 4))
+    if summ and (before_by is None or len(by) > len(before_by)):
+        before_by = read_scores(os.path.join(ev, "scores_before.csv"))
     ratios = [r for _, r, _, _ in ok if not math.isnan(r)]
+    fin = [p for p, _, _, _ in ok if p is not None]
     walls = [w for _, _, _, w in ok if not math.isnan(w)]
     qrows.append({
         "variant": name, "crop": crop, "n_images": len(ok),
-        "psnr_mean": fmt(statistics.mean(p for p, _, _, _ in ok), 3) if ok else "",
-        "psnr_min": fmt(min(p for p, _, _, _ in ok), 3) if ok else "",
+        "psnr_mean": fmt(statistics.mean(fin), 3) if fin else "",
+        "psnr_min": fmt(min(fin), 3) if fin else "",
         "auc_ncc": fmt(summ.get("auc_ncc"), 4), "auc_pce": fmt(summ.get("auc_pce"), 4),
-        "C": fmt(summ.get("c_metric"), 3),
+        "C": fmt(summ.get("c_metric"), 3), **lo_hi,
+        "ncc_chance_rms": fmt(rms, 5), "n_below_chance": "" if below is None else below,
         "ratio_median": fmt(statistics.median(ratios), 4) if ratios else "",
         "ratio_max": fmt(max(ratios), 4) if ratios else "",
         "n_ratio_le_0.1": sum(r <= 0.1 for r in ratios),
@@ -395,6 +480,11 @@ with open(runs_path, "a") as f:
     f.write("%s\t%s\n" % (stamp, command))
 runs = dict(l.rstrip("\n").split("\t", 1) for l in open(runs_path) if "\t" in l)
 if before:
+    before = dict(before)
+    rms, below = chance(before_by or {})
+    if rms is not None:
+        before["ncc_chance_rms"] = rms
+        before["n_above_chance"] = len(before_by) - below
     with open(os.path.join(out, "crop" + crop, "originals.json.tmp"), "w") as f:
         json.dump(before, f, indent=1)
     os.replace(os.path.join(out, "crop" + crop, "originals.json.tmp"), os.path.join(out, "crop" + crop, "originals.json"))
@@ -405,16 +495,23 @@ def cell(s):
 md = ["# Quality", "",
       "Per variant and crop: photos scored, PSNR mean and min (dB), pooled ROC AUC of NCC and PCE "
       "judged with K_judge (flat-fields 6–10; the anonymizer used K_anon from 1–5; 0.5 = chance), "
-      "C = PSNR_mean·(1 − 2|AUC_NCC − 0.5|), |NCC_after|/|NCC_before| per photo (median, max, "
-      "how many ≤ 0.1), mean iterations and wall time per photo, failed anonymizations.", "",
-      "| variant | crop | n | PSNR mean | PSNR min | AUC NCC | AUC PCE | C | ratio med | ratio max "
-      "| ≤0.1 | iters | wall s | failures | arguments |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+      "C = PSNR_mean·(1 − 2|AUC_NCC − 0.5|) with 95% bootstrap intervals over the photos, "
+      "|NCC_after|/|NCC_before| per photo (median, max, how many ≤ 0.1), the chance level (RMS NCC "
+      "of the anonymized photos against the other cameras' K_judge) and how many photos are at or "
+      "below it with their own camera's K_judge, mean iterations and wall time per photo, failed "
+      "anonymizations.", "",
+      "| variant | crop | n | PSNR mean | PSNR min | AUC NCC | 95% | AUC PCE | C | 95% | ratio med "
+      "| ratio max | ≤0.1 | chance RMS | ≤chance | iters | wall s | failures | arguments |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 for r in allq:
+    r = dict(r)
+    r["auc_ci"] = "%s–%s" % (r["auc_ncc_lo"], r["auc_ncc_hi"]) if r.get("auc_ncc_lo") else ""
+    r["C_ci"] = "%s–%s" % (r["C_lo"], r["C_hi"]) if r.get("C_lo") else ""
     md.append("| " + " | ".join(cell(r.get(c, "")) for c in
-              ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_pce", "C",
-               "ratio_median", "ratio_max", "n_ratio_le_0.1", "iterations_mean", "wall_s_mean",
-               "failures"]) + " | `" + r.get("args", "").replace("|", "\\|") + "` |")
+              ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_ci", "auc_pce",
+               "C", "C_ci", "ratio_median", "ratio_max", "n_ratio_le_0.1", "ncc_chance_rms",
+               "n_below_chance", "iterations_mean", "wall_s_mean", "failures"]) +
+              " | `" + r.get("args", "").replace("|", "\\|") + "` |")
 md.append("")
 crops = sorted({r["crop"] for r in allq}, key=int)
 for c in crops:
@@ -423,6 +520,10 @@ for c in crops:
         b = json.load(open(p))
         md.append("Originals at %s² (not anonymized, %d photos): AUC NCC %s, AUC PCE %s." % (
             c, b.get("n_images", 0), fmt(b.get("auc_ncc"), 4) or "–", fmt(b.get("auc_pce"), 4) or "–"))
+        if "ncc_chance_rms" in b:
+            md[-1] += (" Chance level (RMS NCC against the other cameras' K_judge) %s; photos whose "
+                       "|NCC| with their own camera's K_judge is above it: %d." % (
+                           fmt(b["ncc_chance_rms"], 5), b["n_above_chance"]))
 md += ["", "Runs (UTC) that produced these rows:", ""]
 for s in sorted({r["run"] for r in allq}):
     md.append("- %s: `%s`" % (s, runs.get(s, "?")))

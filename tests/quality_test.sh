@@ -2,8 +2,9 @@
 # End-to-end checks of scripts/quality.sh on two Dresden cameras, one 64×64 crop each: the tables'
 # rows and columns, numbers in range, the AUC and C equal to `dippas evaluate` on a manifest built
 # here with fingerprints estimated here (K_judge from flat-fields 6-10), the per-photo NCC ratio
-# taken with K_judge, a failing variant recorded without stopping the others, a rerun reusing
-# every anonymization, changed arguments redone; bad input failing cleanly.
+# taken with K_judge, the chance level and bootstrap intervals, a failing variant recorded without
+# stopping the others, a rerun reusing every anonymization, --baselines alone, changed arguments
+# redone; bad input failing cleanly.
 # Usage: quality_test.sh DIPPAS SOURCE_DIR SHARED_DIR
 set -uo pipefail
 DIPPAS=$1
@@ -70,8 +71,8 @@ check "tables" "
 import csv, json, math, os, statistics
 O, I = '$O', '$T/ind'
 cols = ['variant', 'crop', 'n_images', 'psnr_mean', 'psnr_min', 'auc_ncc', 'auc_pce', 'C',
-        'ratio_median', 'ratio_max', 'n_ratio_le_0.1', 'iterations_mean', 'wall_s_mean', 'failures',
-        'args', 'run']
+        'auc_ncc_lo', 'auc_ncc_hi', 'C_lo', 'C_hi', 'ratio_median', 'ratio_max', 'n_ratio_le_0.1',
+        'ncc_chance_rms', 'n_below_chance', 'iterations_mean', 'wall_s_mean', 'failures', 'args', 'run']
 r = csv.reader(open(O + '/quality.csv'))
 assert next(r) == cols, 'quality.csv columns'
 q = {row['variant']: row for row in csv.DictReader(open(O + '/quality.csv'))}
@@ -96,6 +97,9 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
     assert abs(float(row['psnr_min']) - min(psnr)) < 2e-3
     auc = abs(float(row['auc_ncc']) - 0.5)
     assert abs(float(row['C']) - float(row['psnr_mean']) * (1 - 2 * auc)) < 0.02, row
+    # Bootstrap intervals hold the point estimates.
+    assert 0 <= float(row['auc_ncc_lo']) <= float(row['auc_ncc']) + 1e-4 <= float(row['auc_ncc_hi']) + 2e-4 <= 1.0002, row
+    assert float(row['C_lo']) <= float(row['C']) + 1e-3 and float(row['C']) <= float(row['C_hi']) + 1e-3, row
     if v in ['smoke', 'subtract']:
         # Pooled AUC and C as dippas evaluate gives them with K_judge.
         ev = json.load(open('%s/%s/summary.json' % (I, v)))
@@ -107,6 +111,17 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
               for s in csv.DictReader(open('%s/%s/scores.csv' % (I, v)))}
         sb = {(os.path.basename(s['image']), s['fingerprint']): float(s['ncc'])
               for s in csv.DictReader(open('%s/%s/scores_before.csv' % (I, v)))}
+        # Chance level: RMS NCC of the photos against the other camera's K_judge; photos at or
+        # below it against their own.
+        def level(scores):
+            neg = [x for (im, f), x in scores.items() if not im.startswith(f + '_')]
+            own = [abs(x) for (im, f), x in scores.items() if im.startswith(f + '_')]
+            rms = math.sqrt(sum(x * x for x in neg) / len(neg))
+            return rms, sum(x <= rms for x in own)
+        rms, below = level(sc)
+        assert len(sc) == 4 and abs(float(row['ncc_chance_rms']) - rms) < 1e-5, (v, row['ncc_chance_rms'], rms)
+        assert int(row['n_below_chance']) == below, (v, row['n_below_chance'], below)
+        rms_before, below_before = level(sb)
     ratios = []
     for p in mine:
         stem = p['image'].rsplit('.', 1)[0]
@@ -130,6 +145,8 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
     assert float(row['wall_s_mean']) > 0
 assert 0 < float(q['smoke']['iterations_mean']) <= 20, q['smoke']['iterations_mean']
 assert ('Originals at 64² (not anonymized, 2 photos): AUC NCC %.4f' % before['auc_ncc']) in md, md
+assert ('K_judge) %.5f; photos whose |NCC| with their own camera\'s K_judge is above it: %d.'
+        % (rms_before, 2 - below_before)) in md, md
 "
 
 # --- rerun: every anonymization reused, untouched; the failing variant's row kept -----
@@ -149,6 +166,11 @@ for v in a:
     for k in ['n_images', 'psnr_mean', 'auc_ncc', 'auc_pce', 'C', 'ratio_median', 'failures', 'args']:
         assert a[v][k] == b[v][k], (v, k, a[v][k], b[v][k])
 "
+
+# --- --baselines alone: only the baselines, reused; the other rows kept ----------
+q "${common[@]}" --baselines >"$T/run2b.out" 2>&1 || bad "baselines alone: exit $?: $(tail -3 "$T/run2b.out")"
+grep -q "0 anonymization(s) run, 4 reused" "$T/run2b.out" || bad "baselines alone: $(grep reused "$T/run2b.out")"
+[ "$(grep -c . "$O/quality.csv")" -eq 6 ] || bad "baselines alone: rows lost: $(cat "$O/quality.csv")"
 
 # --- changed arguments: that variant is redone, the others reused -------------
 q "${common[@]}" --variant "denoise=--method denoise --sigma 2" >"$T/run3.out" 2>&1 ||
