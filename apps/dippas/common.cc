@@ -25,14 +25,18 @@ void AddMatVarOption(CLI::App& app) {
       "variable needs none");
 }
 
-void AddPrnuOptions(CLI::App& app, PrnuCommandOptions& prnu, CommonOptions& common) {
-  app.add_option("--sigma", prnu.sigma, "Wavelet noise σ of the residual (default 3)")
+void AddSigmaCropOptions(CLI::App& app, double& sigma, int64_t& crop) {
+  app.add_option("--sigma", sigma, "Wavelet noise σ of the residual (default 3)")
       ->default_val(3.0)
       ->check(CLI::PositiveNumber);
-  app.add_option("--crop", prnu.crop,
+  app.add_option("--crop", crop,
                  "Use the centre N×N crop of every image (and fingerprint); 0 = whole image")
       ->default_val(0)
       ->check(CLI::NonNegativeNumber);
+}
+
+void AddPrnuOptions(CLI::App& app, PrnuCommandOptions& prnu, CommonOptions& common) {
+  AddSigmaCropOptions(app, prnu.sigma, prnu.crop);
   common.Add(app);
 }
 

@@ -22,6 +22,10 @@ struct CommonOptions {
   void Apply() const;  // sets LibTorch's thread count (common_torch.cc: in the module only)
 };
 
+// --sigma (the residual's wavelet noise σ) and --crop (centre N×N crop), for every command that
+// takes residuals.
+void AddSigmaCropOptions(CLI::App& app, double& sigma, int64_t& crop);
+
 // --sigma, --crop and the common options of residual, fingerprint and detect.
 void AddPrnuOptions(CLI::App& app, PrnuCommandOptions& prnu, CommonOptions& common);
 

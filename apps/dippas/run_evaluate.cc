@@ -46,13 +46,7 @@ void AddEvaluateOptions(CLI::App& app, EvaluateOptions& opt) {
                  "Dilations of the edge mask by a 3×3 kernel (--edges)")
       ->default_val(1)
       ->check(CLI::Range(0, 100));
-  app.add_option("--sigma", opt.sigma, "Wavelet noise σ of the residual (default 3)")
-      ->default_val(3.0)
-      ->check(CLI::PositiveNumber);
-  app.add_option("--crop", opt.crop,
-                 "Use the centre N×N crop of every image and fingerprint; 0 = whole image")
-      ->default_val(0)
-      ->check(CLI::NonNegativeNumber);
+  AddSigmaCropOptions(app, opt.sigma, opt.crop);
   app.add_option("--search", opt.search, "Search the PCE peak within ±N pixels of zero shift")
       ->default_val(0)
       ->check(CLI::NonNegativeNumber);
