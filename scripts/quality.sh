@@ -31,12 +31,13 @@
 #                      psnr_mean, psnr_min (dB), auc_ncc, auc_pce (pooled ROC AUC with K_judge; 0.5
 #                      is chance), C = psnr_mean·(1 − 2|auc_ncc − 0.5|), auc_ncc_lo, auc_ncc_hi,
 #                      C_lo, C_hi (95% bootstrap interval over photos: how far so few photos let
-#                      AUC and C be trusted), ratio_median, ratio_max (|NCC_after|/|NCC_before|
-#                      with K_judge), n_ratio_le_0.1, ncc_chance_rms (RMS NCC of the anonymized
-#                      photos against the other cameras' K_judge: what a photo reaches by chance),
-#                      n_below_chance (photos whose |NCC_after| with their own K_judge is at most
-#                      that), iterations_mean, wall_s_mean, failures (photos whose anonymization
-#                      failed), args, run (UTC date)
+#                      AUC and C be trusted), auc_ncc_edges, C_edges (scored on the photos' edges
+#                      only, dippas evaluate --edges), ratio_median, ratio_max
+#                      (|NCC_after|/|NCC_before| with K_judge), n_ratio_le_0.1, ncc_chance_rms (RMS
+#                      NCC of the anonymized photos against the other cameras' K_judge: what a
+#                      photo reaches by chance), n_below_chance (photos whose |NCC_after| with their
+#                      own K_judge is at most that), iterations_mean, wall_s_mean, failures (photos
+#                      whose anonymization failed), args, run (UTC date)
 #   DIR/per_image.csv  one row per variant, crop and photo (the error message of a failure)
 #   DIR/quality.md     the same table in markdown, with the command lines and dates
 #   DIR/crop<N>/fingerprints/, DIR/crop<N>/<variant>/   fingerprints, anonymized crops, metrics,
@@ -273,8 +274,9 @@ done
 wait
 echo "$PROG: $n_run anonymization(s) run, $n_reused reused"
 
-# 3. Evaluation of each variant with K_judge (the photos whose anonymization succeeded); the
-#    "before" numbers are the originals'. Kept when nothing of the variant changed.
+# 3. Evaluation of each variant with K_judge (the photos whose anonymization succeeded), over the
+#    whole crop and over its edges only (evaluate --edges: where the paper found blind mode
+#    weakest); the "before" numbers are the originals'. Kept when nothing of the variant changed.
 for v in "${VNAMES[@]}"; do
   man=$RUN/$v/evaluate.csv
   {
@@ -284,16 +286,20 @@ for v in "${VNAMES[@]}"; do
       echo "$(ds_csv "$img"),$(ds_csv "$c"),$(ds_csv "$FPS/$c.judge.npy"),$(ds_csv "$base.png")"
     done <"$PLAN"
   } >"$man.tmp"
-  if [ -z "${REDONE[$v]:-}" ] && [ -s "$RUN/$v/evaluation/summary.json" ] && cmp -s "$man.tmp" "$man"; then
+  if [ -z "${REDONE[$v]:-}" ] && [ -s "$RUN/$v/evaluation/summary.json" ] &&
+    [ -s "$RUN/$v/evaluation_edges/summary.json" ] && cmp -s "$man.tmp" "$man"; then
     rm -f "$man.tmp"
     continue
   fi
   mv "$man.tmp" "$man"
-  rm -rf "$RUN/$v/evaluation"
+  rm -rf "$RUN/$v/evaluation" "$RUN/$v/evaluation_edges"
   if [ "$(wc -l <"$man")" -gt 1 ]; then
     "$DIPPAS_EXE" evaluate --quiet --no-plots "${TH[@]}" --manifest "$man" --crop "$CROP" \
       --method-name "$v" --out "$RUN/$v/evaluation" >"$RUN/$v/evaluate.log" 2>&1 ||
       ds_warn "$v: dippas evaluate failed (no AUC or C for it): $(tail -1 "$RUN/$v/evaluate.log")"
+    "$DIPPAS_EXE" evaluate --quiet --no-plots "${TH[@]}" --manifest "$man" --crop "$CROP" --edges \
+      --method-name "$v" --out "$RUN/$v/evaluation_edges" >"$RUN/$v/evaluate_edges.log" 2>&1 ||
+      ds_warn "$v: dippas evaluate --edges failed (no edge AUC for it): $(tail -1 "$RUN/$v/evaluate_edges.log")"
   fi
 done
 
@@ -308,7 +314,7 @@ import csv, json, math, os, statistics, sys
 
 out, crop, plan, vtab, stamp, command = sys.argv[1:7]
 QCOLS = ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_pce", "C",
-         "auc_ncc_lo", "auc_ncc_hi", "C_lo", "C_hi", "ratio_median", "ratio_max", "n_ratio_le_0.1",
+         "auc_ncc_lo", "auc_ncc_hi", "C_lo", "C_hi", "auc_ncc_edges", "C_edges", "ratio_median", "ratio_max", "n_ratio_le_0.1",
          "ncc_chance_rms", "n_below_chance", "iterations_mean", "wall_s_mean", "failures", "args",
          "run"]
 ICOLS = ["variant", "crop", "camera", "image", "status", "psnr", "ncc_before", "ncc_after",
@@ -397,7 +403,7 @@ variants = [l.rstrip("\n").split("\t", 1) for l in open(vtab)]
 items = [l.rstrip("\n").split("\t") for l in open(plan)]
 qrows, irows = [], []
 n_failed = 0
-before = before_by = None
+before = before_by = before_edges = None
 for name, args in variants:
     mine = [it for it in items if it[0] == name]
     ok = []
@@ -441,6 +447,13 @@ for name, args in variants:
         b = summ.get("before", {})
         if before is None or b.get("n_images", 0) > before.get("n_images", 0):
             before = b
+    se = {}
+    sp = os.path.join(out, "crop" + crop, name, "evaluation_edges", "summary.json")
+    if os.path.exists(sp):
+        se = json.load(open(sp))
+        b = se.get("before", {})
+        if before_edges is None or b.get("n_images", 0) > before_edges.get("n_images", 0):
+            before_edges = b
     ev = os.path.join(out, "crop" + crop, name, "evaluation")
     by = read_scores(os.path.join(ev, "scores.csv")) if summ else {}
     rms, below = chance(by)
@@ -458,6 +471,7 @@ for name, args in variants:
         "psnr_min": fmt(min(fin), 3) if fin else "",
         "auc_ncc": fmt(summ.get("auc_ncc"), 4), "auc_pce": fmt(summ.get("auc_pce"), 4),
         "C": fmt(summ.get("c_metric"), 3), **lo_hi,
+        "auc_ncc_edges": fmt(se.get("auc_ncc"), 4), "C_edges": fmt(se.get("c_metric"), 3),
         "ncc_chance_rms": fmt(rms, 5), "n_below_chance": "" if below is None else below,
         "ratio_median": fmt(statistics.median(ratios), 4) if ratios else "",
         "ratio_max": fmt(max(ratios), 4) if ratios else "",
@@ -485,6 +499,8 @@ if before:
     if rms is not None:
         before["ncc_chance_rms"] = rms
         before["n_above_chance"] = len(before_by) - below
+    if before_edges:
+        before["auc_ncc_edges"] = before_edges.get("auc_ncc")
     with open(os.path.join(out, "crop" + crop, "originals.json.tmp"), "w") as f:
         json.dump(before, f, indent=1)
     os.replace(os.path.join(out, "crop" + crop, "originals.json.tmp"), os.path.join(out, "crop" + crop, "originals.json"))
@@ -498,11 +514,13 @@ md = ["# Quality", "",
       "C = PSNR_mean·(1 − 2|AUC_NCC − 0.5|) with 95% bootstrap intervals over the photos, "
       "|NCC_after|/|NCC_before| per photo (median, max, how many ≤ 0.1), the chance level (RMS NCC "
       "of the anonymized photos against the other cameras' K_judge) and how many photos are at or "
-      "below it with their own camera's K_judge, mean iterations and wall time per photo, failed "
+      "below it with their own camera's K_judge, AUC and C scored on the edges only (evaluate "
+      "--edges), mean iterations and wall time per photo, failed "
       "anonymizations.", "",
       "| variant | crop | n | PSNR mean | PSNR min | AUC NCC | 95% | AUC PCE | C | 95% | ratio med "
-      "| ratio max | ≤0.1 | chance RMS | ≤chance | iters | wall s | failures | arguments |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+      "| ratio max | ≤0.1 | chance RMS | ≤chance | AUC NCC edges | C edges | iters | wall s "
+      "| failures | arguments |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 for r in allq:
     r = dict(r)
     r["auc_ci"] = "%s–%s" % (r["auc_ncc_lo"], r["auc_ncc_hi"]) if r.get("auc_ncc_lo") else ""
@@ -510,7 +528,7 @@ for r in allq:
     md.append("| " + " | ".join(cell(r.get(c, "")) for c in
               ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_ci", "auc_pce",
                "C", "C_ci", "ratio_median", "ratio_max", "n_ratio_le_0.1", "ncc_chance_rms",
-               "n_below_chance", "iterations_mean", "wall_s_mean", "failures"]) +
+               "n_below_chance", "auc_ncc_edges", "C_edges", "iterations_mean", "wall_s_mean", "failures"]) +
               " | `" + r.get("args", "").replace("|", "\\|") + "` |")
 md.append("")
 crops = sorted({r["crop"] for r in allq}, key=int)
@@ -524,6 +542,8 @@ for c in crops:
             md[-1] += (" Chance level (RMS NCC against the other cameras' K_judge) %s; photos whose "
                        "|NCC| with their own camera's K_judge is above it: %d." % (
                            fmt(b["ncc_chance_rms"], 5), b["n_above_chance"]))
+        if b.get("auc_ncc_edges") is not None:
+            md[-1] += " Edges only: AUC NCC %s." % fmt(b["auc_ncc_edges"], 4)
 md += ["", "Runs (UTC) that produced these rows:", ""]
 for s in sorted({r["run"] for r in allq}):
     md.append("- %s: `%s`" % (s, runs.get(s, "?")))

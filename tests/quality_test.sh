@@ -2,7 +2,7 @@
 # End-to-end checks of scripts/quality.sh on two Dresden cameras, one 64×64 crop each: the tables'
 # rows and columns, numbers in range, the AUC and C equal to `dippas evaluate` on a manifest built
 # here with fingerprints estimated here (K_judge from flat-fields 6-10), the per-photo NCC ratio
-# taken with K_judge, the chance level and bootstrap intervals, a failing variant recorded without
+# taken with K_judge, the chance level, bootstrap intervals and edge-only scores, a failing variant recorded without
 # stopping the others, a rerun reusing every anonymization, --baselines alone, changed arguments
 # redone; bad input failing cleanly.
 # Usage: quality_test.sh DIPPAS SOURCE_DIR SHARED_DIR
@@ -15,7 +15,7 @@ Q=$SRC/scripts/quality.sh
 DATA=$SHARED/data/dresden512
 [ -d "$DATA/natural" ] || skip_all "reference data absent ($DATA)"
 SMOKE=$SRC/configs/smoke.yaml
-CAMS=(Nikon_D200_0 Nikon_D70_0)
+CAMS=(Nikon_D200_0 Nikon_D200_1)  # their edge-only AUC differs from the whole-crop one at 64²
 q() { "$Q" "$@" --dippas "$DIPPAS"; }
 
 # --- interface and bad input -------------------------------------------------
@@ -66,12 +66,14 @@ for v in smoke subtract; do
   "$DIPPAS" evaluate --quiet --threads 1 --no-plots --manifest "$T/ind/$v.csv" --crop 64 \
     --out "$T/ind/$v" >/dev/null 2>&1 || bad "evaluate of $v"
 done
+"$DIPPAS" evaluate --quiet --threads 1 --no-plots --manifest "$T/ind/subtract.csv" --crop 64 --edges \
+  --out "$T/ind/subtract_edges" >/dev/null 2>&1 || bad "evaluate --edges of subtract"
 
 check "tables" "
 import csv, json, math, os, statistics
 O, I = '$O', '$T/ind'
 cols = ['variant', 'crop', 'n_images', 'psnr_mean', 'psnr_min', 'auc_ncc', 'auc_pce', 'C',
-        'auc_ncc_lo', 'auc_ncc_hi', 'C_lo', 'C_hi', 'ratio_median', 'ratio_max', 'n_ratio_le_0.1',
+        'auc_ncc_lo', 'auc_ncc_hi', 'C_lo', 'C_hi', 'auc_ncc_edges', 'C_edges', 'ratio_median', 'ratio_max', 'n_ratio_le_0.1',
         'ncc_chance_rms', 'n_below_chance', 'iterations_mean', 'wall_s_mean', 'failures', 'args', 'run']
 r = csv.reader(open(O + '/quality.csv'))
 assert next(r) == cols, 'quality.csv columns'
@@ -91,8 +93,10 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
     assert [p['status'] for p in mine] == ['ok', 'ok'], mine
     for k in ['auc_ncc', 'auc_pce', 'C']:
         assert 0 <= float(row[k]) <= (1 if k != 'C' else 100), (v, k, row[k])
-    psnr = [float(p['psnr']) for p in mine]
-    assert all(5 < x < 100 for x in psnr), psnr
+    # 'inf': the output equals the photo (the subtract baseline on a 64² crop); left out of the
+    # mean, as evaluate does.
+    psnr = [float(p['psnr']) for p in mine if p['psnr'] != 'inf']
+    assert all(5 < x < 100 for x in psnr) and len(psnr) >= 1, psnr
     assert abs(float(row['psnr_mean']) - statistics.mean(psnr)) < 2e-3, (row['psnr_mean'], psnr)
     assert abs(float(row['psnr_min']) - min(psnr)) < 2e-3
     auc = abs(float(row['auc_ncc']) - 0.5)
@@ -106,6 +110,15 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
         for k, e in [('auc_ncc', 'auc_ncc'), ('auc_pce', 'auc_pce'), ('C', 'c_metric'), ('psnr_mean', 'psnr_mean')]:
             assert abs(float(row[k]) - ev[e]) < 1e-3, (v, k, row[k], ev[e])
         before = ev['before']
+        if v == 'subtract':
+            # Edges only, as evaluate --edges gives them.
+            ee = json.load(open('%s/subtract_edges/summary.json' % I))
+            assert abs(float(row['auc_ncc_edges']) - ee['auc_ncc']) < 1e-3, (row['auc_ncc_edges'], ee['auc_ncc'])
+            assert abs(float(row['C_edges']) - ee['c_metric']) < 1e-3, (row['C_edges'], ee['c_metric'])
+            before_edges = ee['before']['auc_ncc']
+            he = json.load(open('%s/crop64/subtract/evaluation_edges/summary.json' % O))
+            assert he['options']['edges'] is True, 'the edge evaluation was not run with --edges'
+            assert ee['auc_ncc'] != ev['auc_ncc'], 'these photos no longer tell edges from whole crops'
         # NCC before/after of each photo with K_judge: evaluate's scores against its own camera.
         sc = {(os.path.basename(s['image']), s['fingerprint']): float(s['ncc'])
               for s in csv.DictReader(open('%s/%s/scores.csv' % (I, v)))}
@@ -147,6 +160,7 @@ assert 0 < float(q['smoke']['iterations_mean']) <= 20, q['smoke']['iterations_me
 assert ('Originals at 64² (not anonymized, 2 photos): AUC NCC %.4f' % before['auc_ncc']) in md, md
 assert ('K_judge) %.5f; photos whose |NCC| with their own camera\'s K_judge is above it: %d.'
         % (rms_before, 2 - below_before)) in md, md
+assert ('Edges only: AUC NCC %.4f.' % before_edges) in md, md
 "
 
 # --- rerun: every anonymization reused, untouched; the failing variant's row kept -----
