@@ -23,6 +23,8 @@
 #                           given without --variant: the baselines only
 #   --camera C              only this camera (repeatable; default: every camera with natural photos)
 #   --images-per-camera K   the first K natural photos of each camera, by name (default: all)
+#   --reference NAME        the variant the others are compared with, photo for photo (columns
+#                           dC…; default: paper, when it is one of the variants)
 #   --jobs J                photos anonymized at once (default 1)
 #   --threads N             CPU threads per dippas process (default: cores / J)
 #   --dippas PATH           dippas executable (default: $DIPPAS, build/dippas of this checkout, PATH)
@@ -31,8 +33,11 @@
 #                      psnr_mean, psnr_min (dB), auc_ncc, auc_pce (pooled ROC AUC with K_judge; 0.5
 #                      is chance), C = psnr_mean·(1 − 2|auc_ncc − 0.5|), auc_ncc_lo, auc_ncc_hi,
 #                      C_lo, C_hi (95% bootstrap interval over photos: how far so few photos let
-#                      AUC and C be trusted), auc_ncc_edges, C_edges (scored on the photos' edges
-#                      only, dippas evaluate --edges), ratio_median, ratio_max
+#                      AUC and C be trusted), reference, dC, dC_lo, dC_hi (C minus the reference
+#                      variant's C on the same photos, with a 95% paired bootstrap interval:
+#                      an interval above 0 means better on these photos), auc_ncc_edges, C_edges
+#                      (scored on the photos' edges only, dippas evaluate --edges), ratio_median,
+#                      ratio_max
 #                      (|NCC_after|/|NCC_before| with K_judge), n_ratio_le_0.1, ncc_chance_rms (RMS
 #                      NCC of the anonymized photos against the other cameras' K_judge: what a
 #                      photo reaches by chance), n_below_chance (photos whose |NCC_after| with their
@@ -67,7 +72,7 @@ shift
 [ -d "$DATA/natural" ] || ds_die "DATA_DIR $DATA has no natural/ folder (expected flatfield/ and natural/)"
 DATA=$(realpath "$DATA")
 
-OUT="" CROP=128 JOBS=1 THREADS="" PER_CAMERA=0 BASELINES=0 DIPPAS_EXE=${DIPPAS:-}
+OUT="" CROP=128 JOBS=1 THREADS="" PER_CAMERA=0 BASELINES=0 DIPPAS_EXE=${DIPPAS:-} REFERENCE=""
 VNAMES=() VARGS=() CAMERAS=()
 add_variant() {  # add_variant NAME ARGS
   local v
@@ -89,6 +94,7 @@ while [ $# -gt 0 ]; do
     --camera) need "$@"; CAMERAS+=("$2"); shift 2 ;;
     --dippas) need "$@"; DIPPAS_EXE=$2; shift 2 ;;
     --baselines) BASELINES=1; shift ;;
+    --reference) need "$@"; REFERENCE=$2; shift 2 ;;
     --variant)
       need "$@"
       [[ $2 == *=* ]] || ds_die "--variant needs NAME=ARGS, got '$2'"
@@ -108,6 +114,12 @@ fi
 if [ $BASELINES -eq 1 ]; then
   add_variant denoise "--method denoise"
   add_variant subtract "--method subtract"
+fi
+if [ -n "$REFERENCE" ]; then
+  printf '%s\n' "${VNAMES[@]}" | grep -qxF -- "$REFERENCE" ||
+    ds_die "--reference $REFERENCE: no such variant in this run (variants: ${VNAMES[*]})"
+elif printf '%s\n' "${VNAMES[@]}" | grep -qxF paper; then
+  REFERENCE=paper
 fi
 [ -n "$THREADS" ] || THREADS=$(($(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1))
 
@@ -309,12 +321,13 @@ for i in "${!VNAMES[@]}"; do printf '%s\t%s\n' "${VNAMES[$i]}" "${VARGS[$i]}"; d
 status=0
 (
   flock 9
-  "$PY" - "$OUT" "$CROP" "$PLAN" "$VTAB" "$STAMP" "$QUALITY_COMMAND" <<'EOF'
-import csv, json, math, os, statistics, sys
+  "$PY" - "$OUT" "$CROP" "$PLAN" "$VTAB" "$STAMP" "$QUALITY_COMMAND" "$REFERENCE" <<'EOF'
+import csv, json, math, os, random, statistics, sys
 
-out, crop, plan, vtab, stamp, command = sys.argv[1:7]
+out, crop, plan, vtab, stamp, command, reference = sys.argv[1:8]
 QCOLS = ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_pce", "C",
-         "auc_ncc_lo", "auc_ncc_hi", "C_lo", "C_hi", "auc_ncc_edges", "C_edges", "ratio_median", "ratio_max", "n_ratio_le_0.1",
+         "auc_ncc_lo", "auc_ncc_hi", "C_lo", "C_hi", "reference", "dC", "dC_lo", "dC_hi",
+         "auc_ncc_edges", "C_edges", "ratio_median", "ratio_max", "n_ratio_le_0.1",
          "ncc_chance_rms", "n_below_chance", "iterations_mean", "wall_s_mean", "failures", "args",
          "run"]
 ICOLS = ["variant", "crop", "camera", "image", "status", "psnr", "ncc_before", "ncc_after",
@@ -366,32 +379,58 @@ def chance(by):
     rms = math.sqrt(sum(x * x for x in neg) / len(neg))
     return rms, sum(1 for p, _ in by.values() if p and abs(p[0]) <= rms)
 
-def bootstrap(by, psnr, reps=2000):
+def auc_c(by, psnr, pick):
+    """Pooled AUC(NCC) and C of the photos `pick` (repeats allowed); C is None when no photo
+    changed (evaluate takes the PSNR mean over photos that changed), both None without pairs."""
+    pos = [x for k in pick for x in by[k][0]]
+    neg = [x for k in pick for x in by[k][1]]
+    if not pos or not neg:
+        return None, None
+    a = auc(pos, neg)
+    finite = [psnr[k] for k in pick if psnr[k] is not None]
+    return a, (statistics.mean(finite) * (1 - 2 * abs(a - 0.5)) if finite else None)
+
+def interval(v):
+    v = sorted(v)
+    return (v[int(0.025 * len(v))], v[min(len(v) - 1, int(0.975 * len(v)))]) if v else (None, None)
+
+REPS = 2000
+
+def bootstrap(by, psnr):
     """95% percentile intervals of the pooled AUC(NCC) and C, resampling photos (with their
     fingerprint pairs) with replacement; fixed seed, so reruns give the same table."""
-    import random
     rng = random.Random(20221)
     photos = [k for k in by if k in psnr]
     if len(photos) < 2:
         return None
     aucs, cs = [], []
-    for _ in range(reps):
-        pick = [rng.choice(photos) for _ in photos]
-        pos = [x for k in pick for x in by[k][0]]
-        neg = [x for k in pick for x in by[k][1]]
-        if not pos or not neg:
-            continue
-        a = auc(pos, neg)
-        aucs.append(a)
-        finite = [psnr[k] for k in pick if psnr[k] is not None]
-        if finite:  # C as evaluate takes it: the mean over photos that changed
-            cs.append(statistics.mean(finite) * (1 - 2 * abs(a - 0.5)))
+    for _ in range(REPS):
+        a, c = auc_c(by, psnr, [rng.choice(photos) for _ in photos])
+        if a is not None:
+            aucs.append(a)
+        if c is not None:
+            cs.append(c)
     if not aucs or not cs:
         return None
-    aucs.sort()
-    cs.sort()
-    q = lambda v, f: v[min(len(v) - 1, int(f * len(v)))]
-    return q(aucs, 0.025), q(aucs, 0.975), q(cs, 0.025), q(cs, 0.975)
+    return interval(aucs) + interval(cs)
+
+def paired_delta(mine, ref):
+    """C − C_reference on the photos both scored, with a 95% paired bootstrap interval (the same
+    photos drawn for both): what decides whether one variant beats another on these photos."""
+    (by, psnr), (rby, rpsnr) = mine, ref
+    photos = sorted(k for k in by if k in psnr and k in rby and k in rpsnr)
+    if len(photos) < 2:
+        return None
+    def delta(pick):
+        _, c = auc_c(by, psnr, pick)
+        _, rc = auc_c(rby, rpsnr, pick)
+        return None if c is None or rc is None else c - rc
+    point = delta(photos)
+    if point is None:
+        return None
+    rng = random.Random(20222)
+    ds = [d for d in (delta([rng.choice(photos) for _ in photos]) for _ in range(REPS)) if d is not None]
+    return (point,) + interval(ds)
 
 def read_csv(path):
     if not os.path.exists(path):
@@ -404,6 +443,7 @@ items = [l.rstrip("\n").split("\t") for l in open(plan)]
 qrows, irows = [], []
 n_failed = 0
 before = before_by = before_edges = None
+scored = {}
 for name, args in variants:
     mine = [it for it in items if it[0] == name]
     ok = []
@@ -465,6 +505,7 @@ for name, args in variants:
     ratios = [r for _, r, _, _ in ok if not math.isnan(r)]
     fin = [p for p, _, _, _ in ok if p is not None]
     walls = [w for _, _, _, w in ok if not math.isnan(w)]
+    scored[name] = (by, psnr_of)
     qrows.append({
         "variant": name, "crop": crop, "n_images": len(ok),
         "psnr_mean": fmt(statistics.mean(fin), 3) if fin else "",
@@ -479,6 +520,14 @@ for name, args in variants:
         "iterations_mean": fmt(statistics.mean(i for _, _, i, _ in ok), 1) if ok else "",
         "wall_s_mean": fmt(statistics.mean(walls), 1) if walls else "",
         "failures": failures, "args": args, "run": stamp})
+
+# C against the reference variant, photo for photo.
+for r in qrows:
+    if reference and r["variant"] != reference and reference in scored:
+        d = paired_delta(scored[r["variant"]], scored[reference])
+        r["reference"] = reference
+        if d:
+            r.update(dC=fmt(d[0], 3), dC_lo=fmt(d[1], 3), dC_hi=fmt(d[2], 3))
 
 # Merge with the rows of earlier runs (other variants or crops).
 done = {(r["variant"], r["crop"]) for r in qrows}
@@ -511,24 +560,27 @@ def cell(s):
 md = ["# Quality", "",
       "Per variant and crop: photos scored, PSNR mean and min (dB), pooled ROC AUC of NCC and PCE "
       "judged with K_judge (flat-fields 6–10; the anonymizer used K_anon from 1–5; 0.5 = chance), "
-      "C = PSNR_mean·(1 − 2|AUC_NCC − 0.5|) with 95% bootstrap intervals over the photos, "
+      "C = PSNR_mean·(1 − 2|AUC_NCC − 0.5|) with 95% bootstrap intervals over the photos, ΔC: C "
+      "minus the reference variant's on the same photos (95% paired bootstrap interval; above 0: "
+      "better on these photos), AUC and C scored on the edges only (evaluate --edges), "
       "|NCC_after|/|NCC_before| per photo (median, max, how many ≤ 0.1), the chance level (RMS NCC "
       "of the anonymized photos against the other cameras' K_judge) and how many photos are at or "
-      "below it with their own camera's K_judge, AUC and C scored on the edges only (evaluate "
-      "--edges), mean iterations and wall time per photo, failed "
+      "below it with their own camera's K_judge, mean iterations and wall time per photo, failed "
       "anonymizations.", "",
-      "| variant | crop | n | PSNR mean | PSNR min | AUC NCC | 95% | AUC PCE | C | 95% | ratio med "
-      "| ratio max | ≤0.1 | chance RMS | ≤chance | AUC NCC edges | C edges | iters | wall s "
-      "| failures | arguments |",
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+      "| variant | crop | n | PSNR mean | PSNR min | AUC NCC | 95% | AUC PCE | C | 95% | ΔC vs "
+      "| ΔC | 95% | AUC NCC edges | C edges | ratio med | ratio max | ≤0.1 | chance RMS | ≤chance "
+      "| iters | wall s | failures | arguments |",
+      "|---|" + "---:|" * 22 + "---|"]
 for r in allq:
     r = dict(r)
     r["auc_ci"] = "%s–%s" % (r["auc_ncc_lo"], r["auc_ncc_hi"]) if r.get("auc_ncc_lo") else ""
     r["C_ci"] = "%s–%s" % (r["C_lo"], r["C_hi"]) if r.get("C_lo") else ""
+    r["dC_ci"] = "%s–%s" % (r["dC_lo"], r["dC_hi"]) if r.get("dC_lo") else ""
     md.append("| " + " | ".join(cell(r.get(c, "")) for c in
               ["variant", "crop", "n_images", "psnr_mean", "psnr_min", "auc_ncc", "auc_ci", "auc_pce",
-               "C", "C_ci", "ratio_median", "ratio_max", "n_ratio_le_0.1", "ncc_chance_rms",
-               "n_below_chance", "auc_ncc_edges", "C_edges", "iterations_mean", "wall_s_mean", "failures"]) +
+               "C", "C_ci", "reference", "dC", "dC_ci", "auc_ncc_edges", "C_edges", "ratio_median",
+               "ratio_max", "n_ratio_le_0.1", "ncc_chance_rms", "n_below_chance",
+               "iterations_mean", "wall_s_mean", "failures"]) +
               " | `" + r.get("args", "").replace("|", "\\|") + "` |")
 md.append("")
 crops = sorted({r["crop"] for r in allq}, key=int)

@@ -2,9 +2,9 @@
 # End-to-end checks of scripts/quality.sh on two Dresden cameras, one 64×64 crop each: the tables'
 # rows and columns, numbers in range, the AUC and C equal to `dippas evaluate` on a manifest built
 # here with fingerprints estimated here (K_judge from flat-fields 6-10), the per-photo NCC ratio
-# taken with K_judge, the chance level, bootstrap intervals and edge-only scores, a failing variant recorded without
-# stopping the others, a rerun reusing every anonymization, --baselines alone, changed arguments
-# redone; bad input failing cleanly.
+# taken with K_judge, the chance level, bootstrap intervals, ΔC against a reference variant and
+# edge-only scores, a failing variant recorded without stopping the others, a rerun reusing every
+# anonymization, --baselines alone, changed arguments redone; bad input failing cleanly.
 # Usage: quality_test.sh DIPPAS SOURCE_DIR SHARED_DIR
 set -uo pipefail
 DIPPAS=$1
@@ -29,6 +29,7 @@ expect_error "unknown camera" "camera Foo_1: no natural photo" -- q "$DATA" --ou
 expect_error "bad variant name" "bad name 'a/b'" -- q "$DATA" --out "$T/o" --variant "a/b=--blind"
 expect_error "variant sets --crop" "'--crop' is set by" -- q "$DATA" --out "$T/o" --variant "x=--crop 32"
 expect_error "variant twice" "'x' given twice" -- q "$DATA" --out "$T/o" --variant x=--blind --variant x=--blind
+expect_error "unknown reference" "--reference y: no such variant" -- q "$DATA" --out "$T/o" --variant x=--blind --reference y
 mkdir -p "$T/few/flatfield" "$T/few/natural"
 ln -s "$DATA/natural/${CAMS[0]}"_*.png "$T/few/natural/"
 for f in $(ls "$DATA/flatfield/${CAMS[0]}"_*.png | head -9); do ln -s "$f" "$T/few/flatfield/"; done
@@ -41,7 +42,7 @@ common=("$DATA" --out "$O" --crop 64 --images-per-camera 1 --jobs 2 --threads 1
   --camera "${CAMS[0]}" --camera "${CAMS[1]}")
 q "${common[@]}" --variant "smoke=--config $SMOKE --set max_iterations=20" \
   --variant "bad=--config $SMOKE --set nonexistent_key=1" --variant "blind=--method denoise --blind" \
-  --baselines >"$T/run1.out" 2>&1
+  --baselines --reference smoke >"$T/run1.out" 2>&1
 rc=$?
 [ $rc -eq 4 ] || bad "run with a failing variant: exit $rc, expected 4: $(tail -3 "$T/run1.out")"
 grep -q "10 anonymization(s) run, 0 reused" "$T/run1.out" || bad "run 1: $(grep reused "$T/run1.out")"
@@ -72,8 +73,9 @@ done
 check "tables" "
 import csv, json, math, os, statistics
 O, I = '$O', '$T/ind'
+evs = {}
 cols = ['variant', 'crop', 'n_images', 'psnr_mean', 'psnr_min', 'auc_ncc', 'auc_pce', 'C',
-        'auc_ncc_lo', 'auc_ncc_hi', 'C_lo', 'C_hi', 'auc_ncc_edges', 'C_edges', 'ratio_median', 'ratio_max', 'n_ratio_le_0.1',
+        'auc_ncc_lo', 'auc_ncc_hi', 'C_lo', 'C_hi', 'reference', 'dC', 'dC_lo', 'dC_hi', 'auc_ncc_edges', 'C_edges', 'ratio_median', 'ratio_max', 'n_ratio_le_0.1',
         'ncc_chance_rms', 'n_below_chance', 'iterations_mean', 'wall_s_mean', 'failures', 'args', 'run']
 r = csv.reader(open(O + '/quality.csv'))
 assert next(r) == cols, 'quality.csv columns'
@@ -110,6 +112,7 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
         for k, e in [('auc_ncc', 'auc_ncc'), ('auc_pce', 'auc_pce'), ('C', 'c_metric'), ('psnr_mean', 'psnr_mean')]:
             assert abs(float(row[k]) - ev[e]) < 1e-3, (v, k, row[k], ev[e])
         before = ev['before']
+        evs[v] = ev
         if v == 'subtract':
             # Edges only, as evaluate --edges gives them.
             ee = json.load(open('%s/subtract_edges/summary.json' % I))
@@ -157,6 +160,13 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
     assert int(row['n_ratio_le_0.1']) == sum(x <= 0.1 for x in ratios)
     assert float(row['wall_s_mean']) > 0
 assert 0 < float(q['smoke']['iterations_mean']) <= 20, q['smoke']['iterations_mean']
+# ΔC against --reference smoke, on the same two photos: C(subtract) − C(smoke) as evaluate gives them.
+assert q['smoke']['reference'] == '' and q['smoke']['dC'] == '' and q['bad']['dC'] == '', (q['smoke'], q['bad'])
+assert all(q[v]['reference'] == 'smoke' for v in ['blind', 'denoise', 'subtract'])
+d = evs['subtract']['c_metric'] - evs['smoke']['c_metric']
+assert abs(float(q['subtract']['dC']) - d) < 2e-3, (q['subtract']['dC'], d)
+for v in ['blind', 'denoise', 'subtract']:
+    assert float(q[v]['dC_lo']) <= float(q[v]['dC']) + 1e-3 and float(q[v]['dC']) <= float(q[v]['dC_hi']) + 1e-3, q[v]
 assert ('Originals at 64² (not anonymized, 2 photos): AUC NCC %.4f' % before['auc_ncc']) in md, md
 assert ('K_judge) %.5f; photos whose |NCC| with their own camera\'s K_judge is above it: %d.'
         % (rms_before, 2 - below_before)) in md, md
