@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end checks of scripts/quality.sh on two Dresden cameras, one 64×64 crop each: the tables'
+# End-to-end checks of scripts/quality.sh on three Dresden cameras, four 64×64 crops: the tables'
 # rows and columns, numbers in range, the AUC and C equal to `dippas evaluate` on a manifest built
 # here with fingerprints estimated here (K_judge from flat-fields 6-10), the per-photo NCC ratio
 # taken with K_judge, the chance level, bootstrap intervals, ΔC against a reference variant and
@@ -15,7 +15,10 @@ Q=$SRC/scripts/quality.sh
 DATA=$SHARED/data/dresden512
 [ -d "$DATA/natural" ] || skip_all "reference data absent ($DATA)"
 SMOKE=$SRC/configs/smoke.yaml
-CAMS=(Nikon_D200_0 Nikon_D200_1)  # their edge-only AUC differs from the whole-crop one at 64²
+# Four photos (D70_0 has two): AUC and C strictly between their extremes, edge-only AUC unlike the
+# whole crop's, and a subtract output equal to its photo (infinite PSNR).
+CAMS=(Nikon_D200_0 Nikon_D200_1 Nikon_D70_0)
+NPH=4
 q() { "$Q" "$@" --dippas "$DIPPAS"; }
 
 # --- interface and bad input -------------------------------------------------
@@ -38,14 +41,14 @@ expect_error "9 flat-fields" "camera ${CAMS[0]} has 9 flat-field photo\(s\).*nee
 
 # --- a run: smoke DIP, a failing variant, blind, the baselines ---------------
 O=$T/run
-common=("$DATA" --out "$O" --crop 64 --images-per-camera 1 --jobs 2 --threads 1
-  --camera "${CAMS[0]}" --camera "${CAMS[1]}")
+common=("$DATA" --out "$O" --crop 64 --images-per-camera 2 --jobs 2 --threads 1
+  --camera "${CAMS[0]}" --camera "${CAMS[1]}" --camera "${CAMS[2]}")
 q "${common[@]}" --variant "smoke=--config $SMOKE --set max_iterations=20" \
   --variant "bad=--config $SMOKE --set nonexistent_key=1" --variant "blind=--method denoise --blind" \
   --baselines --reference smoke >"$T/run1.out" 2>&1
 rc=$?
 [ $rc -eq 4 ] || bad "run with a failing variant: exit $rc, expected 4: $(tail -3 "$T/run1.out")"
-grep -q "10 anonymization(s) run, 0 reused" "$T/run1.out" || bad "run 1: $(grep reused "$T/run1.out")"
+grep -q "$((5 * NPH)) anonymization(s) run, 0 reused" "$T/run1.out" || bad "run 1: $(grep reused "$T/run1.out")"
 
 # Fingerprints and the evaluation, independently: K_anon from flat-fields 1-5, K_judge from 6-10.
 mkdir -p "$T/ind"
@@ -59,9 +62,10 @@ for v in smoke subtract; do
   {
     echo "image,device,fingerprint,anonymized"
     for c in "${CAMS[@]}"; do
-      img=$(ls "$DATA/natural/${c}"_* | sort | head -1)
-      s=$(basename "$img")
-      echo "$img,$c,$T/ind/$c.judge.npy,$O/crop64/$v/${s%.*}.png"
+      for img in $(ls "$DATA/natural/${c}"_* | sort | head -2); do
+        s=$(basename "$img")
+        echo "$img,$c,$T/ind/$c.judge.npy,$O/crop64/$v/${s%.*}.png"
+      done
     done
   } >"$T/ind/$v.csv"
   "$DIPPAS" evaluate --quiet --threads 1 --no-plots --manifest "$T/ind/$v.csv" --crop 64 \
@@ -83,16 +87,16 @@ q = {row['variant']: row for row in csv.DictReader(open(O + '/quality.csv'))}
 assert list(q) == ['smoke', 'bad', 'blind', 'denoise', 'subtract'], list(q)
 assert all(row['crop'] == '64' for row in q.values())
 per = list(csv.DictReader(open(O + '/per_image.csv')))
-assert len(per) == 10, len(per)
+assert len(per) == 5 * $NPH, len(per)
 bad = [p for p in per if p['variant'] == 'bad']
-assert q['bad']['n_images'] == '0' and q['bad']['failures'] == '2' and q['bad']['auc_ncc'] == '', q['bad']
+assert q['bad']['n_images'] == '0' and q['bad']['failures'] == '$NPH' and q['bad']['auc_ncc'] == '', q['bad']
 assert all(p['status'] == 'failed' and 'nonexistent_key' in p['error'] for p in bad), bad
 md = open(O + '/quality.md').read()
 assert '| bad | 64 | 0 |' in md and 'nonexistent_key' in md and 'scripts/quality.sh' in md, md
 for v in ['smoke', 'blind', 'denoise', 'subtract']:
     row, mine = q[v], [p for p in per if p['variant'] == v]
-    assert row['n_images'] == '2' and row['failures'] == '0', row
-    assert [p['status'] for p in mine] == ['ok', 'ok'], mine
+    assert row['n_images'] == '$NPH' and row['failures'] == '0', row
+    assert [p['status'] for p in mine] == ['ok'] * $NPH, mine
     for k in ['auc_ncc', 'auc_pce', 'C']:
         assert 0 <= float(row[k]) <= (1 if k != 'C' else 100), (v, k, row[k])
     # 'inf': the output equals the photo (the subtract baseline on a 64² crop); left out of the
@@ -135,7 +139,7 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
             rms = math.sqrt(sum(x * x for x in neg) / len(neg))
             return rms, sum(x <= rms for x in own)
         rms, below = level(sc)
-        assert len(sc) == 4 and abs(float(row['ncc_chance_rms']) - rms) < 1e-5, (v, row['ncc_chance_rms'], rms)
+        assert len(sc) == 3 * $NPH and abs(float(row['ncc_chance_rms']) - rms) < 1e-5, (v, row['ncc_chance_rms'], rms)
         assert int(row['n_below_chance']) == below, (v, row['n_below_chance'], below)
         rms_before, below_before = level(sb)
     ratios = []
@@ -160,16 +164,19 @@ for v in ['smoke', 'blind', 'denoise', 'subtract']:
     assert int(row['n_ratio_le_0.1']) == sum(x <= 0.1 for x in ratios)
     assert float(row['wall_s_mean']) > 0
 assert 0 < float(q['smoke']['iterations_mean']) <= 20, q['smoke']['iterations_mean']
-# ΔC against --reference smoke, on the same two photos: C(subtract) − C(smoke) as evaluate gives them.
+# The fixture's properties the checks rely on.
+assert 0 < float(q['subtract']['C']) and 0 < float(q['smoke']['C']), (q['subtract']['C'], q['smoke']['C'])
+assert any(p['psnr'] == 'inf' for p in per if p['variant'] == 'subtract'), 'no unchanged photo'
+# ΔC against --reference smoke, on the same photos: C(subtract) − C(smoke) as evaluate gives them.
 assert q['smoke']['reference'] == '' and q['smoke']['dC'] == '' and q['bad']['dC'] == '', (q['smoke'], q['bad'])
 assert all(q[v]['reference'] == 'smoke' for v in ['blind', 'denoise', 'subtract'])
 d = evs['subtract']['c_metric'] - evs['smoke']['c_metric']
 assert abs(float(q['subtract']['dC']) - d) < 2e-3, (q['subtract']['dC'], d)
 for v in ['blind', 'denoise', 'subtract']:
     assert float(q[v]['dC_lo']) <= float(q[v]['dC']) + 1e-3 and float(q[v]['dC']) <= float(q[v]['dC_hi']) + 1e-3, q[v]
-assert ('Originals at 64² (not anonymized, 2 photos): AUC NCC %.4f' % before['auc_ncc']) in md, md
+assert ('Originals at 64² (not anonymized, $NPH photos): AUC NCC %.4f' % before['auc_ncc']) in md, md
 assert ('K_judge) %.5f; photos whose |NCC| with their own camera\'s K_judge is above it: %d.'
-        % (rms_before, 2 - below_before)) in md, md
+        % (rms_before, $NPH - below_before)) in md, md
 assert ('Edges only: AUC NCC %.4f.' % before_edges) in md, md
 "
 
@@ -179,7 +186,7 @@ stamps >"$T/stamps1"
 cp "$O/quality.csv" "$T/quality1.csv"
 q "${common[@]}" --variant "smoke=--config $SMOKE --set max_iterations=20" --baselines >"$T/run2.out" 2>&1 ||
   bad "rerun: exit $?: $(tail -3 "$T/run2.out")"
-grep -q "0 anonymization(s) run, 6 reused" "$T/run2.out" || bad "rerun: $(grep reused "$T/run2.out")"
+grep -q "0 anonymization(s) run, $((3 * NPH)) reused" "$T/run2.out" || bad "rerun: $(grep reused "$T/run2.out")"
 stamps | diff "$T/stamps1" - >/dev/null || bad "rerun touched anonymized photos or metrics"
 check "rerun tables" "
 import csv
@@ -193,14 +200,14 @@ for v in a:
 
 # --- --baselines alone: only the baselines, reused; the other rows kept ----------
 q "${common[@]}" --baselines >"$T/run2b.out" 2>&1 || bad "baselines alone: exit $?: $(tail -3 "$T/run2b.out")"
-grep -q "0 anonymization(s) run, 4 reused" "$T/run2b.out" || bad "baselines alone: $(grep reused "$T/run2b.out")"
+grep -q "0 anonymization(s) run, $((2 * NPH)) reused" "$T/run2b.out" || bad "baselines alone: $(grep reused "$T/run2b.out")"
 [ "$(grep -c . "$O/quality.csv")" -eq 6 ] || bad "baselines alone: rows lost: $(cat "$O/quality.csv")"
 
 # --- changed arguments: that variant is redone, the others reused -------------
 q "${common[@]}" --variant "denoise=--method denoise --sigma 2" >"$T/run3.out" 2>&1 ||
   bad "changed arguments: exit $?: $(tail -3 "$T/run3.out")"
-grep -q "2 anonymization(s) run, 0 reused" "$T/run3.out" || bad "changed arguments: $(grep reused "$T/run3.out")"
-grep -q "denoise,64,2,.*,--method denoise --sigma 2," "$O/quality.csv" || bad "denoise row not updated: $(cat "$O/quality.csv")"
+grep -q "$NPH anonymization(s) run, 0 reused" "$T/run3.out" || bad "changed arguments: $(grep reused "$T/run3.out")"
+grep -q "denoise,64,$NPH,.*,--method denoise --sigma 2," "$O/quality.csv" || bad "denoise row not updated: $(cat "$O/quality.csv")"
 [ "$(grep -c . "$O/quality.csv")" -eq 6 ] || bad "rows of other variants lost: $(cat "$O/quality.csv")"
 
 finish
