@@ -432,6 +432,18 @@ def paired_delta(mine, ref):
     ds = [d for d in (delta([rng.choice(photos) for _ in photos]) for _ in range(REPS)) if d is not None]
     return (point,) + interval(ds)
 
+def summary(name, folder, best_before):
+    """A variant's evaluate summary ({} when absent), and the originals' ("before") summary: the
+    one of the variant that scored the most photos so far."""
+    sp = os.path.join(out, "crop" + crop, name, folder, "summary.json")
+    if not os.path.exists(sp):
+        return {}, best_before
+    summ = json.load(open(sp))
+    b = summ.get("before", {})
+    if best_before is None or b.get("n_images", 0) > best_before.get("n_images", 0):
+        best_before = b
+    return summ, best_before
+
 def read_csv(path):
     if not os.path.exists(path):
         return []
@@ -480,20 +492,8 @@ for name, args in variants:
             psnr_of[os.path.basename(base) + ".png"] = m["psnr"]
         irows.append(row)
     n_failed += failures
-    summ = {}
-    sp = os.path.join(out, "crop" + crop, name, "evaluation", "summary.json")
-    if os.path.exists(sp):
-        summ = json.load(open(sp))
-        b = summ.get("before", {})
-        if before is None or b.get("n_images", 0) > before.get("n_images", 0):
-            before = b
-    se = {}
-    sp = os.path.join(out, "crop" + crop, name, "evaluation_edges", "summary.json")
-    if os.path.exists(sp):
-        se = json.load(open(sp))
-        b = se.get("before", {})
-        if before_edges is None or b.get("n_images", 0) > before_edges.get("n_images", 0):
-            before_edges = b
+    summ, before = summary(name, "evaluation", before)
+    se, before_edges = summary(name, "evaluation_edges", before_edges)
     ev = os.path.join(out, "crop" + crop, name, "evaluation")
     by = read_scores(os.path.join(ev, "scores.csv")) if summ else {}
     rms, below = chance(by)
