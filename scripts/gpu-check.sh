@@ -57,13 +57,17 @@ stage_machine() {
 }
 
 stage_build() {
+  # CMake's CUDA toolkit lookup (through LibTorch's config) wants nvcc on the PATH.
+  [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
   local prefix=${GPU_CHECK_TORCH_PREFIX:-}
   [ -n "$prefix" ] || prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
     -DDIPPAS_WITH_OPENCV=OFF -DDIPPAS_GTEST_SOURCE="$DEPS/googletest" -DDIPPAS_JSON_INCLUDE="$DEPS/include" \
     -DCMAKE_CUDA_ARCHITECTURES=90
+  # -k 0: every unit that fails is reported in one run (a device call is too dear to learn them
+  # one at a time).
   # shellcheck disable=SC2086  # the test names are words
-  ninja -C "$BUILD" dippas-bench $TESTS
+  ninja -C "$BUILD" -k 0 dippas-bench $TESTS
 }
 
 # Every binary runs even when one fails; the stage fails if any did.

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The device run of the GPU checks and the 512² quality comparison, in one call (the GPU machine
+# has no OpenCV: images and fingerprints travel as .npy in .devdata/, made here by --prepare).
+#
+#   scripts/gpu-quality.sh --prepare DATA DIPPAS   # here: DATA = a dresden512-like folder
+#                                                    (flatfield/, natural/), DIPPAS = the CLI;
+#                                                    also FULL=photo.jpg for the tiled timing
+#   scripts/gpu-quality.sh                         # there: gpu-check.sh, then whole-image runs
+#
+# On the device, after scripts/gpu-check.sh (build, CUDA tests, benchmarks):
+#   1. one 512² photo end to end with the paper's configuration, alone on the GPU;
+#   2. the full-size photo by tiles, blind, FULL_ITERS iterations per tile (timing of the tiled path);
+#   3. every natural photo with P = K_anon (flat-fields 1–5), the paper's configuration and
+#      λ = LAMBDA, JOBS at once, scored against every camera's K_judge (flat-fields 6–10), until
+#      DEADLINE seconds after the start; a job still running then is stopped and left out.
+# Results: $OUT/whole.jsonl (one JSON line per run), summarised by scripts/gpu_quality_table.py.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DEV=${DEVDATA:-$PWD/.devdata}
+
+if [ "${1:-}" = "--prepare" ]; then
+  set -e
+  data=${2:?DATA folder}
+  dippas=${3:?the dippas CLI}
+  rm -rf "$DEV" && mkdir -p "$DEV/img" "$DEV/fp"
+  for c in $(ls "$data/flatfield" | sed -E 's/_[0-9]+\.[A-Za-z]+$//' | sort -u); do
+    mapfile -t fl < <(ls "$data/flatfield/$c"_* | sort)
+    "$dippas" fingerprint --quiet --out "$DEV/fp/$c.anon.npy" "${fl[@]:0:5}"
+    "$dippas" fingerprint --quiet --out "$DEV/fp/$c.judge.npy" "${fl[@]:5:5}"
+  done
+  "${PYTHON:-python3}" - "$data/natural" "$DEV/img" "${FULL:-}" "$DEV" <<'PY'
+import os, sys
+import numpy as np
+from PIL import Image
+src, dst, full, dev = sys.argv[1:5]
+def planes(path):
+    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(np.concatenate([a[..., 0], a[..., 1], a[..., 2]], axis=0))
+for f in sorted(os.listdir(src)):
+    np.save(os.path.join(dst, os.path.splitext(f)[0] + ".npy"), planes(os.path.join(src, f)))
+if full:
+    np.save(os.path.join(dev, "full.npy"), planes(full))
+PY
+  du -sh "$DEV"
+  exit 0
+fi
+
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+# At most 8 files come back from the device: gpu-check's many logs go to /tmp/gc and travel
+# back packed in logs.tgz; whole.jsonl is written to $OUT as runs finish.
+GC=/tmp/gc
+pack() { tar -czf "$OUT/logs.tgz" -C /tmp gc whole 2>/dev/null; }
+START=$SECONDS
+DEADLINE=${DEADLINE:-550}  # seconds after the start: no quality job starts later, and running ones stop
+JOBS=${JOBS:-4}
+LAMBDA=${LAMBDA:-0.1}
+FULL_ITERS=${FULL_ITERS:-10}
+BENCH=${GPU_CHECK_BUILD:-build-gpu}/dippas-bench
+WHOLE_DEVICE=${WHOLE_DEVICE:-cuda}  # (cpu and WHOLE_ARGS="--max-iterations 3" for a local try)
+read -r -a WHOLE_ARGS <<<"${WHOLE_ARGS:-}"
+
+OUT=$GC scripts/gpu-check.sh
+check_rc=$?
+cp "$GC/summary.txt" "$OUT/" 2>/dev/null
+pack
+echo "gpu-check exit $check_rc at $((SECONDS - START)) s"
+[ -x "$BENCH" ] || { echo "no $BENCH: stopping"; exit 1; }
+
+judges=()
+for j in "$DEV"/fp/*.judge.npy; do judges+=(--judge "$j"); done
+ls "$DEV"/fp/*.judge.npy | xargs -n1 basename | sed 's/\.judge\.npy$//' >"$OUT/judges.txt"
+camera() { basename "$1" .npy | sed -E 's/_[0-9]+$//'; }
+whole() {  # whole LOG ARGS...: one run, its JSON line appended to whole.jsonl
+  local log=$1
+  shift
+  if "$BENCH" whole --device "$WHOLE_DEVICE" --threads 2 "${WHOLE_ARGS[@]}" "$@" >"$log.json" 2>"$log.err"; then
+    cat "$log.json" >>"$OUT/whole.jsonl"
+  else
+    echo "FAILED: $* ($(tail -n 2 "$log.err"))" | tee -a "$OUT/failures.txt"
+  fi
+}
+mkdir -p /tmp/whole
+trap pack EXIT
+
+echo "=== one 512² photo, paper configuration, alone ($((SECONDS - START)) s)"
+first=$(ls "$DEV"/img/*.npy | head -n 1)
+whole /tmp/whole/alone --image "$first" --prnu "$DEV/fp/$(camera "$first").anon.npy" "${judges[@]}"
+tail -n 1 "$OUT/whole.jsonl"
+
+if [ -f "$DEV/full.npy" ]; then
+  echo "=== full-size photo by tiles, blind, $FULL_ITERS iterations per tile ($((SECONDS - START)) s)"
+  whole /tmp/whole/full --image "$DEV/full.npy" --max-iterations "$FULL_ITERS"
+  tail -n 1 "$OUT/whole.jsonl"
+fi
+
+echo "=== 512² quality runs, $JOBS at once, until $DEADLINE s ($((SECONDS - START)) s)"
+# Photos in round-robin over the cameras, so that a partial run still covers them all.
+mapfile -t order < <(for f in "$DEV"/img/*.npy; do echo "$(camera "$f") $f"; done |
+  awk '{n[$1]++; print n[$1], $2}' | sort -s -n -k1,1 | cut -d' ' -f2)
+for img in "${order[@]}"; do
+  for lam in 0 "$LAMBDA"; do
+    # The photo run alone above is the paper configuration's run of that photo.
+    [ "$img" = "$first" ] && [ "$lam" = 0 ] && continue
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
+    [ $((SECONDS - START)) -lt "$DEADLINE" ] || break 2
+    whole "/tmp/whole/$(basename "$img" .npy)_$lam" --image "$img" --prnu "$DEV/fp/$(camera "$img").anon.npy" \
+      --prnu-weight "$lam" "${judges[@]}" &
+  done
+done
+while [ "$(jobs -rp | wc -l)" -gt 0 ] && [ $((SECONDS - START)) -lt "$DEADLINE" ]; do sleep 1; done
+left=$(jobs -rp | wc -l)
+[ "$left" -eq 0 ] || { echo "stopping $left runs at the deadline"; pkill -f "dippas-bench whole" || true; }
+wait
+echo "=== done at $((SECONDS - START)) s: $(wc -l <"$OUT/whole.jsonl") runs"
+nvidia-smi --query-gpu=name,memory.used --format=csv || true
+exit "$check_rc"
