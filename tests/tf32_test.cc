@@ -23,7 +23,7 @@ class MathModeTest : public ::testing::Test {
   void TearDown() override {
     auto& c = at::globalContext();
     c.setAllowTF32CuDNN(cudnn_);
-    c.setFloat32MatmulPrecision(matmul_);
+    SetMatmulPrecision(matmul_);
     c.setBenchmarkCuDNN(bench_);
   }
   bool cudnn_ = false, bench_ = false;
@@ -33,7 +33,7 @@ class MathModeTest : public ::testing::Test {
 TEST_F(MathModeTest, NoTf32GuardDisablesAndRestoresTf32) {
   auto& c = at::globalContext();
   c.setAllowTF32CuDNN(true);
-  c.setFloat32MatmulPrecision(at::Float32MatmulPrecision::MEDIUM);
+  SetMatmulPrecision(at::Float32MatmulPrecision::MEDIUM);
   {
     NoTf32Guard g;
     EXPECT_FALSE(c.allowTF32CuDNN());
@@ -53,7 +53,7 @@ TEST_F(MathModeTest, NoTf32GuardDisablesAndRestoresTf32) {
 TEST_F(MathModeTest, NoTf32GuardKeepsOffWhenItWasOff) {
   auto& c = at::globalContext();
   c.setAllowTF32CuDNN(false);
-  c.setFloat32MatmulPrecision(at::Float32MatmulPrecision::HIGHEST);
+  SetMatmulPrecision(at::Float32MatmulPrecision::HIGHEST);
   { NoTf32Guard g; }
   EXPECT_FALSE(c.allowTF32CuDNN());
   EXPECT_EQ(c.float32MatmulPrecision(), at::Float32MatmulPrecision::HIGHEST);
@@ -109,7 +109,7 @@ TEST_F(MathModeTest, ResidualOnCudaIgnoresGlobalTf32) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "CUDA not available: skipped";
   auto& c = at::globalContext();
   c.setAllowTF32CuDNN(true);
-  c.setFloat32MatmulPrecision(at::Float32MatmulPrecision::MEDIUM);
+  SetMatmulPrecision(at::Float32MatmulPrecision::MEDIUM);
   auto gen = torch::make_generator<at::CPUGeneratorImpl>(5);
   auto img = (torch::rand({3, 256, 256}, gen) * 255).round();
   EXPECT_REL_CLOSE(Residual(img.to(torch::kCUDA)).cpu(), Residual(img), 1e-4);

@@ -2,6 +2,20 @@
 
 namespace dippas {
 
+void SetMatmulPrecision(at::Float32MatmulPrecision precision) {
+  switch (precision) {
+    case at::Float32MatmulPrecision::HIGHEST:
+      at::globalContext().setFloat32MatmulPrecision("highest");
+      return;
+    case at::Float32MatmulPrecision::HIGH:
+      at::globalContext().setFloat32MatmulPrecision("high");
+      return;
+    case at::Float32MatmulPrecision::MEDIUM:
+      at::globalContext().setFloat32MatmulPrecision("medium");
+      return;
+  }
+}
+
 NoTf32Guard::NoTf32Guard(bool engage) : engaged_(engage) {
   if (!engaged_) return;
   auto& ctx = at::globalContext();
@@ -10,14 +24,14 @@ NoTf32Guard::NoTf32Guard(bool engage) : engaged_(engage) {
   // must come back as they were.
   matmul_ = ctx.float32MatmulPrecision();
   ctx.setAllowTF32CuDNN(false);
-  ctx.setFloat32MatmulPrecision(at::Float32MatmulPrecision::HIGHEST);
+  SetMatmulPrecision(at::Float32MatmulPrecision::HIGHEST);
 }
 
 NoTf32Guard::~NoTf32Guard() {
   if (!engaged_) return;
   auto& ctx = at::globalContext();
   ctx.setAllowTF32CuDNN(cudnn_tf32_);
-  ctx.setFloat32MatmulPrecision(matmul_);
+  SetMatmulPrecision(matmul_);
 }
 
 CudnnBenchmarkGuard::CudnnBenchmarkGuard(bool on, bool engage) : engaged_(engage) {

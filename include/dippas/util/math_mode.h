@@ -11,6 +11,10 @@
 
 namespace dippas {
 
+// at::Context::setFloat32MatmulPrecision for an enum value, through the string setter that every
+// LibTorch version has (2.x dropped the enum overload that 1.13 also offers).
+void SetMatmulPrecision(at::Float32MatmulPrecision precision);
+
 // TF32 off in cuDNN and cuBLAS while alive; the previous settings come back on destruction.
 // `engage` = false makes it a no-op (callers pass "is this tensor on a GPU?", so that CPU code,
 // which may run on several threads, never writes the globals).
