@@ -94,7 +94,11 @@ void BenchWhole(const WholeBenchOptions& o) {
   const double t_load = Seconds(t0);
 
 #if defined(DIPPAS_HAVE_CUDA)
-  if (o.device == "cuda") c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  if (o.device == "cuda") {
+    // The caching allocator refuses ("Invalid device argument") before its first allocation.
+    (void)torch::zeros({1}, torch::Device(torch::kCUDA));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  }
 #endif
   const TileGrid grid = MakeTileGrid(h, w, o.dip.tile_size, o.dip.block_size, o.dip.tile_margin);
   DipRunOptions run;

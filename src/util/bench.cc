@@ -30,7 +30,11 @@ void Sync(const std::string& device) {
 // resident set on a CPU.
 void ResetPeak(const std::string& device) {
 #if defined(DIPPAS_HAVE_CUDA)
-  if (device == "cuda") c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  if (device == "cuda") {
+    // The caching allocator refuses ("Invalid device argument") before its first allocation.
+    (void)torch::zeros({1}, torch::Device(torch::kCUDA));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  }
 #else
   (void)device;
 #endif
