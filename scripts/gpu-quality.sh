@@ -102,7 +102,7 @@ for img in "${order[@]}"; do
   for lam in 0 "$LAMBDA"; do
     # The photo run alone above is the paper configuration's run of that photo.
     [ "$img" = "$first" ] && [ "$lam" = 0 ] && continue
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ] && [ $((SECONDS - START)) -lt "$DEADLINE" ]; do sleep 1; done
     [ $((SECONDS - START)) -lt "$DEADLINE" ] || break 2
     whole "/tmp/whole/$(basename "$img" .npy)_$lam" --image "$img" --prnu "$DEV/fp/$(camera "$img").anon.npy" \
       --prnu-weight "$lam" "${judges[@]}" &
