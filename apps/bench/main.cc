@@ -1,8 +1,10 @@
 // dippas-bench: the benchmarks of `dippas bench` without OpenCV or CLI11, so
 // that it builds wherever LibTorch does (the GPU machine).
-//   dippas-bench prnu|dip [--size N] [--iterations N] [--repeats N] [--device cpu|cuda|auto] [--threads N]
-//   dippas-bench whole --image I.npy [--prnu K.npy] [--judge K.npy]... [--prnu-weight λ] [--prnu-block B]
-//                      [--seed N] [--max-iterations N] [--tile-size N] [--device ...] [--threads N]
+//   dippas-bench prnu|dip [--size N] [--iterations N] [--repeats N] [--device cpu|cuda|auto]
+//                         [--threads N]
+//   dippas-bench whole --image I.npy [--prnu K.npy] [--judge K.npy]... [--prnu-weight λ]
+//                      [--prnu-block B] [--seed N] [--max-iterations N] [--tile-size N]
+//                      [--device ...] [--threads N]
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -15,10 +17,14 @@
 namespace {
 
 const char* const kUsage =
-    "usage: dippas-bench prnu|dip [--size N] [--iterations N] [--repeats N] [--device auto|cpu|cuda] [--threads N]\n"
-    "       dippas-bench whole --image I.npy [--prnu K.npy] [--judge K.npy]... [--prnu-weight L] [--prnu-block B]\n"
-    "                          [--seed N] [--max-iterations N] [--tile-size N] [--device auto|cpu|cuda] [--threads N]\n"
-    "  whole: one anonymization from .npy files (image: the R, G, B planes stacked, (3H, W), 0..255);\n"
+    "usage: dippas-bench prnu|dip [--size N] [--iterations N] [--repeats N] [--device "
+    "auto|cpu|cuda] [--threads N]\n"
+    "       dippas-bench whole --image I.npy [--prnu K.npy] [--judge K.npy]... [--prnu-weight L] "
+    "[--prnu-block B]\n"
+    "                          [--seed N] [--max-iterations N] [--tile-size N] [--device "
+    "auto|cpu|cuda] [--threads N]\n"
+    "  whole: one anonymization from .npy files (image: the R, G, B planes stacked, (3H, W), "
+    "0..255);\n"
     "  without --prnu it runs blind. Prints one JSON line.\n";
 
 int UsageError(const std::string& message) {
@@ -47,7 +53,8 @@ bool ParseReal(const char* v, double* out) {
 int main(int argc, char** argv) {
   if (argc < 2) return UsageError("which benchmark? prnu, dip or whole");
   const std::string what = argv[1];
-  if (what != "prnu" && what != "dip" && what != "whole") return UsageError("unknown benchmark '" + what + "'");
+  if (what != "prnu" && what != "dip" && what != "whole")
+    return UsageError("unknown benchmark '" + what + "'");
   long size = 512, iterations = 20, repeats = 9, threads = dippas::DefaultThreads();
   std::string device = "auto";
   dippas::WholeBenchOptions whole;
@@ -72,7 +79,9 @@ int main(int argc, char** argv) {
       whole.dip.prnu_weight = x;
     } else if (a == "--prnu-block" || a == "--seed" || a == "--tile-size") {
       if (!count) return UsageError(a + " expects an integer ≥ 0, got '" + v + "'");
-      (a == "--prnu-block" ? whole.dip.prnu_block : a == "--seed" ? whole.dip.seed : whole.dip.tile_size) = n;
+      (a == "--prnu-block" ? whole.dip.prnu_block
+       : a == "--seed"     ? whole.dip.seed
+                           : whole.dip.tile_size) = n;
     } else if (!positive) {
       return UsageError(a + " expects a positive integer, got '" + v + "'");
     } else if (a == "--size") {

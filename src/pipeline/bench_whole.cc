@@ -55,7 +55,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 
 void WholeBenchOptions::Check() const {
   if (image.empty()) throw std::invalid_argument("--image is required");
-  if (device != "cpu" && device != "cuda") throw std::invalid_argument("device must be cpu or cuda");
+  if (device != "cpu" && device != "cuda")
+    throw std::invalid_argument("device must be cpu or cuda");
   dip.Check();
 }
 
@@ -72,8 +73,9 @@ void BenchWhole(const WholeBenchOptions& o) {
   auto load_fit = [&](const std::string& path) {
     auto k = LoadArray(path);
     if (k.size(0) != h || k.size(1) != w) {
-      throw IoError(path + ": fingerprint is " + std::to_string(k.size(0)) + "x" + std::to_string(k.size(1)) +
-                    ", the image " + std::to_string(h) + "x" + std::to_string(w));
+      throw IoError(path + ": fingerprint is " + std::to_string(k.size(0)) + "x" +
+                    std::to_string(k.size(1)) + ", the image " + std::to_string(h) + "x" +
+                    std::to_string(w));
     }
     return k;
   };
@@ -108,7 +110,8 @@ void BenchWhole(const WholeBenchOptions& o) {
   const TiledDipResult r = RunTiledDip(chw, pattern, grid, run);
   if (o.device == "cuda") torch::cuda::synchronize();
   const double t_dip = Seconds(t1);
-  if (!r.complete || !r.image.defined()) throw std::runtime_error(o.image + ": the run did not complete");
+  if (!r.complete || !r.image.defined())
+    throw std::runtime_error(o.image + ": the run did not complete");
 
   const auto t2 = std::chrono::steady_clock::now();
   const auto ncc_after = score(r.image);
@@ -125,13 +128,15 @@ void BenchWhole(const WholeBenchOptions& o) {
     iterations += t.iterations;
     pool += t.pool_size;
     gammas.push_back(t.gamma);
-    if (reasons.find(t.stop_reason) == std::string::npos) reasons += (reasons.empty() ? "" : ",") + t.stop_reason;
+    if (reasons.find(t.stop_reason) == std::string::npos)
+      reasons += (reasons.empty() ? "" : ",") + t.stop_reason;
   }
   double peak_mib = 0;
   std::string peak_kind = "process_rss";
 #if defined(DIPPAS_HAVE_CUDA)
   if (o.device == "cuda") {
-    peak_mib = static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak) /
+    peak_mib = static_cast<double>(
+                   c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak) /
                (1 << 20);
     peak_kind = "gpu_allocated";
   }
@@ -143,14 +148,18 @@ void BenchWhole(const WholeBenchOptions& o) {
   }
   std::printf(
       "{\"image\": %s, \"mode\": \"%s\", \"device\": \"%s\", \"height\": %lld, \"width\": %lld, "
-      "\"prnu_weight\": %g, \"prnu_block\": %lld, \"seed\": %lld, \"tiles\": %zu, \"iterations\": %lld, "
-      "\"stop_reason\": \"%s\", \"pool_size\": %lld, \"gamma\": %s, \"psnr\": %s, \"ncc_before\": %s, "
+      "\"prnu_weight\": %g, \"prnu_block\": %lld, \"seed\": %lld, \"tiles\": %zu, \"iterations\": "
+      "%lld, "
+      "\"stop_reason\": \"%s\", \"pool_size\": %lld, \"gamma\": %s, \"psnr\": %s, \"ncc_before\": "
+      "%s, "
       "\"ncc_after\": %s, \"seconds_load\": %.3f, \"seconds_dip\": %.3f, \"seconds_score\": %.3f, "
-      "\"seconds_total\": %.3f, \"iterations_per_second\": %.2f, \"peak_mib\": %.1f, \"peak_kind\": \"%s\"}\n",
-      JsonString(o.image).c_str(), o.prnu.empty() ? "blind" : "aware", o.device.c_str(), static_cast<long long>(h),
-      static_cast<long long>(w), o.dip.prnu_weight, static_cast<long long>(o.dip.prnu_block),
-      static_cast<long long>(o.dip.seed), r.tiles.size(), static_cast<long long>(iterations), reasons.c_str(),
-      static_cast<long long>(pool), JsonList(gammas).c_str(), psnr_text.c_str(), JsonList(ncc_before).c_str(),
+      "\"seconds_total\": %.3f, \"iterations_per_second\": %.2f, \"peak_mib\": %.1f, "
+      "\"peak_kind\": \"%s\"}\n",
+      JsonString(o.image).c_str(), o.prnu.empty() ? "blind" : "aware", o.device.c_str(),
+      static_cast<long long>(h), static_cast<long long>(w), o.dip.prnu_weight,
+      static_cast<long long>(o.dip.prnu_block), static_cast<long long>(o.dip.seed), r.tiles.size(),
+      static_cast<long long>(iterations), reasons.c_str(), static_cast<long long>(pool),
+      JsonList(gammas).c_str(), psnr_text.c_str(), JsonList(ncc_before).c_str(),
       JsonList(ncc_after).c_str(), t_load, t_dip, t_score, Seconds(t0),
       t_dip > 0 ? static_cast<double>(iterations) / t_dip : 0.0, peak_mib, peak_kind.c_str());
   std::fflush(stdout);

@@ -162,7 +162,8 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
               static_cast<double>(iterations) / plain);
   std::printf("  iterations/s, profiled    %9.3f (device synchronised around each stage)\n",
               static_cast<double>(iterations) / prof.total);
-  std::printf("  time per iteration        %9.2f ms\n", 1e3 * plain / static_cast<double>(iterations));
+  std::printf("  time per iteration        %9.2f ms\n",
+              1e3 * plain / static_cast<double>(iterations));
   std::printf("  forward                   %8.1f %%\n", 100 * prof.forward / loop);
   std::printf("    of which z + std·n      %8.1f %%\n", 100 * prof.perturb / loop);
   std::printf("  backward                  %8.1f %%\n", 100 * prof.backward / loop);
