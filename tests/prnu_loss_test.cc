@@ -112,5 +112,34 @@ TEST(PrnuLoss, BlackImageAndBadShapes) {
   EXPECT_THROW(PrnuCorrelationLoss(torch::zeros({3, 32, 32}), k, -1, {}), std::invalid_argument);
 }
 
+// A flat candidate (the network's output early on, or saturated): the gradient must be finite,
+// not NaN, or one such iteration would poison every weight of the network. Black: the residual
+// is exactly 0 and ρ undefined, counted as 0. Mid-gray: the residual is rounding noise only.
+// Both the whole-image and the block-wise term.
+TEST(PrnuLoss, FlatImageHasAFiniteGradient) {
+  const auto k = Pattern(32, 32);
+  for (double level : {0.0, 117.0}) {
+    for (int64_t block : {0, 16}) {
+      SCOPED_TRACE("level " + std::to_string(level) + ", block " + std::to_string(block));
+      auto x = torch::full({3, 32, 32}, level, torch::kFloat64).set_requires_grad(true);
+      auto loss = PrnuCorrelationLoss(x, k, block, {});
+      if (level == 0) {
+        EXPECT_EQ(loss.item<double>(), 0.0);
+      }
+      loss.backward();
+      EXPECT_TRUE(torch::isfinite(x.grad()).all().item<bool>()) << "NaN or infinite gradient";
+    }
+  }
+}
+
+// The Wiener filter of a flat plane (σ² = 0): 0, with a finite gradient.
+TEST(ResidualTensor, WienerOfAFlatPlaneIsZeroWithFiniteGradient) {
+  auto x = torch::zeros({2, 16, 16}, torch::kFloat64).set_requires_grad(true);
+  auto y = WienerDftTensor(x);
+  EXPECT_EQ(y.abs().max().item<double>(), 0.0);
+  y.sum().backward();
+  EXPECT_TRUE(torch::isfinite(x.grad()).all().item<bool>());
+}
+
 }  // namespace
 }  // namespace dippas

@@ -42,7 +42,12 @@ torch::Tensor WienerAdaptive(const torch::Tensor& x, const torch::Tensor& noise_
   }
   // min_w max(E_w − σ², 0) = max(min_w E_w − σ², 0)
   auto v = (min_energy.to(x.scalar_type()) - noise_var).clamp_min(0.0);
-  return x * noise_var / (v + noise_var);
+  // v + σ² = 0 only for a flat plane with σ² = 0 (x = 0 there): 0, with a finite gradient
+  // (0/0 would be NaN in value and in the gradient). Otherwise bit for bit x·σ²/(v + σ²).
+  auto den = v + noise_var;
+  auto flat = den == 0;
+  return torch::where(flat, torch::zeros_like(x),
+                      x * noise_var / torch::where(flat, torch::ones_like(den), den));
 }
 
 torch::Tensor WaveletNoise(const torch::Tensor& x, const ResidualOptions& options) {
@@ -123,10 +128,12 @@ torch::Tensor WienerDft(const torch::Tensor& x) {
 torch::Tensor WienerDftTensor(const torch::Tensor& x) {
   const auto h = x.size(-2), w = x.size(-1);
   auto xd = x.to(torch::kFloat64);
-  auto sigma = xd.flatten(-2).std(-1, /*unbiased=*/true).unsqueeze(-1).unsqueeze(-1);
+  // σ² as the variance itself, not std², whose square root has an infinite slope at 0 (a flat
+  // plane) and would make the gradient NaN.
+  auto var = xd.flatten(-2).var(-1, /*unbiased=*/true).unsqueeze(-1).unsqueeze(-1);
   auto f = torch::fft::fft2(xd);
   auto mag = f.abs() / std::sqrt(static_cast<double>(h * w));
-  auto mag_noise = WienerAdaptive(mag, sigma.square());
+  auto mag_noise = WienerAdaptive(mag, var);
   auto zero = mag == 0;
   mag = torch::where(zero, torch::ones_like(mag), mag);
   mag_noise = torch::where(zero, torch::zeros_like(mag_noise), mag_noise);
