@@ -123,6 +123,20 @@ assert rows[1]['pool_size'] == 0 and rows[1]['output'] is None and rows[1]['psnr
 assert not any('tau60' in f for f in os.listdir(t + '/sweep2'))
 "
 
+# --order-by-abs: recorded in the rows; with B = the whole image and L = 1, Î is the one candidate
+# of least |ρ|, so its |NCC| is at most that of the paper's order (negative ρ first).
+expect_ok "paper order" "$DIPPAS" assemble --quiet --pool "$T/pool" --prnu "$T/K.npy" \
+  --block-size 64 --top 1 --psnr-min 0 --out-dir "$T/order0"
+expect_ok "order by |ρ|" "$DIPPAS" assemble --quiet --pool "$T/pool" --prnu "$T/K.npy" \
+  --block-size 64 --top 1 --psnr-min 0 --order-by-abs --out-dir "$T/order1"
+check "order rows" "
+import json
+r0 = json.load(open('$T/order0/sweep.json'))['rows'][0]
+r1 = json.load(open('$T/order1/sweep.json'))['rows'][0]
+assert r0['order_by_abs'] is False and r1['order_by_abs'] is True, (r0, r1)
+assert abs(r1['ncc_after']) <= abs(r0['ncc_after']) + 1e-12, (r0['ncc_after'], r1['ncc_after'])
+print(r0['ncc_after'], r1['ncc_after'])"
+
 # Blind mode: P = residual(I); no NCC/PCE without --eval-prnu, numbers with it; --image override.
 expect_ok "blind" "$DIPPAS" assemble --quiet --pool "$T/pool" --blind --image "$T/orig.png" \
   --block-size 64 --top 1 --psnr-min 0 --out-dir "$T/blind"

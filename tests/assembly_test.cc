@@ -157,6 +157,31 @@ TEST(BlockAssembler, TopOnePicksTheExpectedCandidatePerBlock) {
   }
 }
 
+TEST(AssemblyKey, ByAbsOrdersByMagnitudeWhateverTheSign) {
+  EXPECT_LT(AssemblyKey(0.05, true), AssemblyKey(-0.2, true));
+  EXPECT_LT(AssemblyKey(-0.01, true), AssemblyKey(0.05, true));
+  EXPECT_EQ(AssemblyKey(-0.3, true), AssemblyKey(0.3, true));  // ties go to the iteration
+  EXPECT_LT(AssemblyKey(-1.0, true), AssemblyKey(kNaN, true));
+  EXPECT_EQ(AssemblyKey(kNaN, true), std::numeric_limits<double>::infinity());
+}
+
+TEST(BlockAssembler, OrderByAbsPicksTheSmallestMagnitudePerBlock) {
+  Pool pool;
+  AssemblyOptions o = Opts(Pool::kBlock, 1);
+  o.order_by_abs = true;
+  for (const auto& order : std::vector<std::vector<int>>{{0, 1, 2, 3}, {3, 1, 0, 2}}) {
+    BlockAssembler a(pool.p, o);
+    pool.AddTo(a, order);
+    auto res = a.Finish();
+    // Every winner differs from the paper's order (TopOnePicksTheExpectedCandidatePerBlock).
+    EXPECT_EQ(BlockValue(res.image, 16, 0, 0), 90);   // C, +0.02 (paper: B, −0.05)
+    EXPECT_EQ(BlockValue(res.image, 16, 0, 1), 10);   // A, +0.10 (paper: D, −0.20)
+    EXPECT_EQ(BlockValue(res.image, 16, 1, 0), 131);  // D, +0.01 (paper: C, −0.90)
+    EXPECT_EQ(BlockValue(res.image, 16, 1, 1), 51);   // B, +0.25 (paper: A, −0.60)
+    EXPECT_NEAR(res.mean_rho[1][0].item<double>(), 0.01, 1e-12);
+  }
+}
+
 TEST(BlockAssembler, TopTwoAveragesTheTwoBestAndRoundsHalfUp) {
   Pool pool;
   BlockAssembler a(pool.p, Opts(Pool::kBlock, 2));

@@ -29,6 +29,7 @@ void ExpectSame(const DipOptions& a, const DipOptions& b) {
   EXPECT_EQ(a.max_iterations, b.max_iterations);
   EXPECT_EQ(a.block_size, b.block_size);
   EXPECT_EQ(a.top, b.top);
+  EXPECT_EQ(a.order_by_abs, b.order_by_abs);
   EXPECT_EQ(a.seed, b.seed);
 }
 
@@ -188,6 +189,7 @@ TEST(DipConfig, OutOfRangeFailsCheckNamingTheKey) {
   EXPECT_TRUE(StartsWith(ParseError("psnr_min: 40\npsnr_stop: 39\n"), "cfg.yaml: psnr_min"));
   EXPECT_TRUE(StartsWith(ParseError("block_size: 0\n"), "cfg.yaml: block_size"));
   EXPECT_TRUE(StartsWith(ParseError("top: 0\n"), "cfg.yaml: top"));
+  EXPECT_TRUE(StartsWith(ParseError("order_by_abs: 2\n"), "cfg.yaml: order_by_abs"));
   EXPECT_TRUE(StartsWith(ParseError("filters: [8, 16]\n"), "cfg.yaml: skips"));
 }
 
@@ -227,6 +229,8 @@ TEST(DipConfig, SetDipOptionSetsOneKey) {
   SetDipOption(o, "max_iterations", "500");
   SetDipOption(o, "filters", "8,16, 32");
   SetDipOption(o, "skips", "[8,16]");
+  SetDipOption(o, "order_by_abs", "1");
+  EXPECT_EQ(o.order_by_abs, 1);
   EXPECT_EQ(o.lr, 0.02);
   EXPECT_EQ(o.max_iterations, 500);
   EXPECT_EQ(o.filters, (std::vector<int64_t>{8, 16, 32}));

@@ -36,6 +36,9 @@ void AddSweepOptions(CLI::App& app, SweepOptions& opt) {
   app.add_option("--sigma", opt.sigma,
                  "Wavelet noise σ of the residual (default: as recorded in the pool, else 3)")
       ->check(CLI::PositiveNumber);
+  app.add_flag("--order-by-abs", opt.order_by_abs,
+               "Rank each block's candidates by |ρ| whatever its sign (default: the paper's order, "
+               "negative ρ first)");
   app.add_option("--out-dir", opt.out_dir, "Folder for the images, sweep.csv and sweep.json")
       ->required();
 }

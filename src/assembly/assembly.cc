@@ -36,9 +36,10 @@ void AssemblyOptions::Check(int64_t height, int64_t width) const {
   }
 }
 
-double AssemblyKey(double rho) {
+double AssemblyKey(double rho, bool by_abs) {
   // Undefined ρ carries no evidence either way: after every defined one.
   if (std::isnan(rho)) return std::numeric_limits<double>::infinity();
+  if (by_abs) return std::fabs(rho);
   // Small negative ρ (trace slightly anti-correlated) first; |ρ| ≤ 1 < 2 + ρ keeps every
   // negative ahead of every non-negative.
   return rho < 0 ? -rho : 2 + rho;
@@ -128,7 +129,7 @@ double BlockAssembler::AddWithResidual(const torch::Tensor& candidate, const tor
   // Which block goes to which slot: decided on the host, copied in one batch below.
   std::vector<int64_t> dst, src;
   for (int64_t blk = 0; blk < nb; ++blk) {
-    const Entry e{AssemblyKey(rho[blk]), iteration, rho[blk]};
+    const Entry e{AssemblyKey(rho[blk], options_.order_by_abs), iteration, rho[blk]};
     auto& kept = entries_[static_cast<size_t>(blk)];
     int64_t slot;
     if (static_cast<int64_t>(kept.size()) < top) {

@@ -158,6 +158,7 @@ void Sweep::CheckCombinations() const {
       ao.block_size = b;
       ao.top = l;
       ao.sigma = sigma_;
+      ao.order_by_abs = opt_.order_by_abs;
       try {
         ao.Check(h_, w_);
       } catch (const std::invalid_argument& e) {
@@ -237,6 +238,7 @@ void Sweep::CheckOutputs() {
         ao.block_size = b;
         ao.top = l;
         ao.sigma = sigma_;
+        ao.order_by_abs = opt_.order_by_abs;
         const std::string output =
             (fs::path(opt_.out_dir) / ("assembled_B" + std::to_string(b) + "_L" +
                                        std::to_string(l) + "_tau" + FormatTau(tau) + ".png"))
@@ -302,15 +304,11 @@ nlohmann::json Sweep::Assemble() {
   const Scores before = original_.defined() ? Score(image8, k_eval_, sigma_) : Scores{};
   nlohmann::json rows = nlohmann::json::array();
   for (auto& c : combos_) {
-    nlohmann::json row = {{"block_size", c.block_size},
-                          {"top", c.top},
-                          {"psnr_min", c.tau},
-                          {"pool_size", c.pool_size},
-                          {"psnr", nullptr},
-                          {"ncc_after", nullptr},
-                          {"pce_after", nullptr},
-                          {"ncc_before", before.ncc},
-                          {"pce_before", before.pce},
+    nlohmann::json row = {{"block_size", c.block_size}, {"top", c.top},
+                          {"psnr_min", c.tau},          {"order_by_abs", opt_.order_by_abs},
+                          {"pool_size", c.pool_size},   {"psnr", nullptr},
+                          {"ncc_after", nullptr},       {"pce_after", nullptr},
+                          {"ncc_before", before.ncc},   {"pce_before", before.pce},
                           {"output", nullptr}};
     if (c.pool_size == 0) {
       row["warning"] = "no candidate with PSNR >= " + FormatTau(c.tau) + " dB: nothing to assemble";

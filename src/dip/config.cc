@@ -47,6 +47,7 @@ const std::vector<Field>& Fields() {
       {"gamma_lr", &DipOptions::gamma_lr},
       {"block_size", nullptr, &DipOptions::block_size},
       {"top", nullptr, &DipOptions::top},
+      {"order_by_abs", nullptr, &DipOptions::order_by_abs},
       {"seed", nullptr, &DipOptions::seed},
       {"tile_size", nullptr, &DipOptions::tile_size},
       {"tile_margin", nullptr, &DipOptions::tile_margin},

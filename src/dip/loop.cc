@@ -242,6 +242,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   AssemblyOptions ao;
   ao.block_size = o.block_size;
   ao.top = o.top;
+  ao.order_by_abs = o.order_by_abs != 0;
   ao.sigma = o.sigma;
   ao.Check(h, w);
   const auto pattern_dev = pattern.to(torch::kFloat32).to(dev);

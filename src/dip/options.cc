@@ -44,6 +44,8 @@ void DipOptions::Check() const {
   Require(std::isfinite(prnu_weight) && prnu_weight >= 0, "prnu_weight",
           "must be ≥ 0 (0 = no PRNU term)");
   Require(prnu_block >= 0, "prnu_block", "must be ≥ 0 pixels (0 = whole image)");
+  Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
+          "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
           "must be in [0, 1) (0 = lr)");
   Require(checkpoint_every >= 0, "checkpoint_every", "must be ≥ 0 iterations (0 = not by count)");
@@ -52,29 +54,13 @@ void DipOptions::Check() const {
 }
 
 const std::vector<std::string>& DipOptionKeys() {
-  static const std::vector<std::string> keys = {"sigma",
-                                                "input_depth",
-                                                "filters",
-                                                "skips",
-                                                "alpha",
-                                                "lr",
-                                                "input_noise_std",
-                                                "reg_noise_std",
-                                                "psnr_stop",
-                                                "psnr_min",
-                                                "max_iterations",
-                                                "plateau_window",
-                                                "pool_max",
-                                                "prnu_weight",
-                                                "prnu_block",
-                                                "gamma_lr",
-                                                "block_size",
-                                                "top",
-                                                "seed",
-                                                "tile_size",
-                                                "tile_margin",
-                                                "checkpoint_every",
-                                                "checkpoint_seconds"};
+  static const std::vector<std::string> keys = {
+      "sigma",      "input_depth", "filters",          "skips",
+      "alpha",      "lr",          "input_noise_std",  "reg_noise_std",
+      "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
+      "pool_max",   "prnu_weight", "prnu_block",       "gamma_lr",
+      "block_size", "top",         "order_by_abs",     "seed",
+      "tile_size",  "tile_margin", "checkpoint_every", "checkpoint_seconds"};
   return keys;
 }
 

@@ -18,14 +18,15 @@ struct AssemblyOptions {
   int64_t block_size = 64;  // B: side of the square blocks (SPEC §6)
   int64_t top = 10;         // L: candidates averaged per block
   double sigma = 3.0;       // σ of the residual (SPEC §2)
+  bool order_by_abs = false;  // rank by |ρ| whatever its sign (false: SPEC §6's negative-first)
 
   // Throws std::invalid_argument naming the option: B < 1, B > max(H,W), L < 1.
   void Check(int64_t height, int64_t width) const;
 };
 
-// Sort key of a block NCC ρ (smaller is better): ρ < 0 → |ρ|, ρ ≥ 0 → 2 + ρ, NaN → +inf.
-// Ties are broken by iteration (earlier first) by the caller.
-double AssemblyKey(double rho);
+// Sort key of a block NCC ρ (smaller is better): ρ < 0 → |ρ|, ρ ≥ 0 → 2 + ρ, NaN → +inf; with
+// by_abs, |ρ| for either sign. Ties are broken by iteration (earlier first) by the caller.
+double AssemblyKey(double rho, bool by_abs = false);
 
 class BlockAssembler {
  public:

@@ -24,6 +24,7 @@ struct SweepOptions {
   std::vector<int64_t> tops;         // L values
   std::vector<double> taus;          // τ values (dB)
   std::optional<double> sigma;       // residual σ (default: the pool's, else 3)
+  bool order_by_abs = false;         // rank candidates by |ρ| (false: the paper's order)
   std::string out_dir;               // images, sweep.csv, sweep.json
   bool quiet = false;                // no progress display, no summary line
 

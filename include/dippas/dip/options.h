@@ -38,6 +38,9 @@ struct DipOptions {
   int64_t prnu_block = 0;
   double gamma_lr = 0;
   int64_t block_size = 64;                             // B: assembly block side
+  // Beyond the paper: 1 ranks each block's candidates by |ρ| whatever its sign; 0 = the paper's
+  // order (negative ρ first by |ρ|, then non-negative), which can leave a block anti-correlated.
+  int64_t order_by_abs = 0;
   int64_t top = 10;                                    // L: candidates averaged per block
   int64_t seed = 0;                                    // every random draw
   int64_t tile_size = 512;    // larger images are anonymized in tiles of this side (rounded down to
