@@ -1,6 +1,5 @@
 #include "dippas/pipeline/bench_whole.h"
 
-#include <sys/resource.h>
 #include <torch/cuda.h>
 
 #include <chrono>
@@ -9,16 +8,13 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(DIPPAS_HAVE_CUDA)
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
-
 #include "dippas/eval/psnr.h"
 #include "dippas/io/npy.h"
 #include "dippas/pipeline/tiled_dip.h"
 #include "dippas/pipeline/tiles.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
+#include "dippas/util/bench.h"
 
 namespace dippas {
 namespace {
@@ -95,13 +91,7 @@ void BenchWhole(const WholeBenchOptions& o) {
   const auto ncc_before = score(chw);
   const double t_load = Seconds(t0);
 
-#if defined(DIPPAS_HAVE_CUDA)
-  if (o.device == "cuda") {
-    // The caching allocator refuses ("Invalid device argument") before its first allocation.
-    (void)torch::zeros({1}, torch::Device(torch::kCUDA));
-    c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-  }
-#endif
+  ResetPeakMemory(o.device);
   const TileGrid grid = MakeTileGrid(h, w, o.dip.tile_size, o.dip.block_size, o.dip.tile_margin);
   DipRunOptions run;
   run.dip = o.dip;
@@ -131,21 +121,8 @@ void BenchWhole(const WholeBenchOptions& o) {
     if (reasons.find(t.stop_reason) == std::string::npos)
       reasons += (reasons.empty() ? "" : ",") + t.stop_reason;
   }
-  double peak_mib = 0;
-  std::string peak_kind = "process_rss";
-#if defined(DIPPAS_HAVE_CUDA)
-  if (o.device == "cuda") {
-    peak_mib = static_cast<double>(
-                   c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak) /
-               (1 << 20);
-    peak_kind = "gpu_allocated";
-  }
-#endif
-  if (peak_kind == "process_rss") {
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    peak_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
-  }
+  const double peak_mib = PeakMemoryMiB(o.device);
+  const std::string peak_kind = PeakIsGpu(o.device) ? "gpu_allocated" : "process_rss";
   std::printf(
       "{\"image\": %s, \"mode\": \"%s\", \"device\": \"%s\", \"height\": %lld, \"width\": %lld, "
       "\"prnu_weight\": %g, \"prnu_block\": %lld, \"seed\": %lld, \"tiles\": %zu, \"iterations\": "

@@ -26,34 +26,13 @@ void Sync(const std::string& device) {
   if (device == "cuda") torch::cuda::synchronize();
 }
 
-// Peak memory: the CUDA caching allocator's peak on a GPU, the process's peak
-// resident set on a CPU.
-void ResetPeak(const std::string& device) {
-#if defined(DIPPAS_HAVE_CUDA)
-  if (device == "cuda") {
-    // The caching allocator refuses ("Invalid device argument") before its first allocation.
-    (void)torch::zeros({1}, torch::Device(torch::kCUDA));
-    c10::cuda::CUDACachingAllocator::resetPeakStats(0);
-  }
-#else
-  (void)device;
-#endif
-}
-
 void PrintPeak(const std::string& device) {
-#if defined(DIPPAS_HAVE_CUDA)
-  if (device == "cuda") {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    // Index 0 is the aggregate over pool types in every LibTorch version.
+  if (PeakIsGpu(device)) {
     std::printf("  peak GPU memory           %9.1f MiB (allocated by tensors)\n",
-                static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 20));
-    return;
+                PeakMemoryMiB(device));
+  } else {
+    std::printf("  peak resident memory      %9.1f MiB (whole process)\n", PeakMemoryMiB(device));
   }
-#endif
-  (void)device;
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  std::printf("  peak resident memory      %9.1f MiB (whole process)\n", static_cast<double>(ru.ru_maxrss) / 1024.0);
 }
 
 double MedianSeconds(int repeats, const std::function<void()>& fn) {
@@ -69,6 +48,42 @@ double MedianSeconds(int repeats, const std::function<void()>& fn) {
 }
 
 }  // namespace
+
+void ResetPeakMemory(const std::string& device) {
+#if defined(DIPPAS_HAVE_CUDA)
+  if (device == "cuda") {
+    // The caching allocator refuses ("Invalid device argument") before its first allocation.
+    (void)torch::zeros({1}, torch::Device(torch::kCUDA));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+  }
+#else
+  (void)device;
+#endif
+}
+
+bool PeakIsGpu(const std::string& device) {
+#if defined(DIPPAS_HAVE_CUDA)
+  return device == "cuda";
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+double PeakMemoryMiB(const std::string& device) {
+#if defined(DIPPAS_HAVE_CUDA)
+  if (device == "cuda") {
+    // Index 0 is the aggregate over pool types in every LibTorch version.
+    return static_cast<double>(
+               c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak) /
+           (1 << 20);
+  }
+#endif
+  (void)device;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
 
 void BenchPrnu(int64_t size, int repeats, const std::string& device) {
   torch::manual_seed(0);
@@ -120,7 +135,7 @@ void BenchPrnu(int64_t size, int repeats, const std::string& device) {
 // N iterations of the real loop (default network unless --config/--set), with
 // every candidate admitted to the pool (τ = 0) so that the pool work is counted.
 void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& base) {
-  ResetPeak(device);
+  ResetPeakMemory(device);
   torch::manual_seed(0);
   auto base_img = torch::rand({1, 3, size / 8, size / 8}) * 200.0;
   auto img = (torch::upsample_bilinear2d(base_img, {size, size}, false)[0] + torch::randn({3, size, size}) * 3.0)

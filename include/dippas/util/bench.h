@@ -10,6 +10,12 @@
 
 namespace dippas {
 
+// Peak memory since ResetPeakMemory(device): on "cuda" (in a CUDA build) the caching allocator's
+// peak of tensor bytes, else the whole process's peak resident set (which cannot be reset).
+void ResetPeakMemory(const std::string& device);
+bool PeakIsGpu(const std::string& device);  // which of the two PeakMemoryMiB reports
+double PeakMemoryMiB(const std::string& device);
+
 // Residual of one size×size RGB image, fingerprint of ten, NCC+PCE of one pair
 // (median of `repeats` runs), on `device` ("cpu" or "cuda").
 void BenchPrnu(int64_t size, int repeats, const std::string& device = "cpu");
