@@ -4,7 +4,8 @@
 #
 #   scripts/gpu-quality.sh --prepare DATA DIPPAS   # here: DATA = a dresden512-like folder
 #                                                    (flatfield/, natural/), DIPPAS = the CLI;
-#                                                    also FULL=photo.jpg for the tiled timing
+#                                                    also FULL=photo.jpg for the tiled timing,
+#                                                    REFERENCE=prnu-python reference folder
 #   scripts/gpu-quality.sh                         # there: gpu-check.sh, then whole-image runs
 #
 # On the device, after scripts/gpu-check.sh (build, CUDA tests, benchmarks):
@@ -41,6 +42,11 @@ for f in sorted(os.listdir(src)):
 if full:
     np.save(os.path.join(dev, "full.npy"), planes(full))
 PY
+  # The wavelet reference of core_tests (the other reference tests need OpenCV, absent there).
+  if [ -n "${REFERENCE:-}" ]; then
+    mkdir -p "$DEV/shared/reference/prnu-python"
+    cp "$REFERENCE/pywt_db4_examples.json" "$DEV/shared/reference/prnu-python/"
+  fi
   du -sh "$DEV"
   exit 0
 fi
@@ -60,6 +66,7 @@ BENCH=${GPU_CHECK_BUILD:-build-gpu}/dippas-bench
 WHOLE_DEVICE=${WHOLE_DEVICE:-cuda}  # (cpu and WHOLE_ARGS="--max-iterations 3" for a local try)
 read -r -a WHOLE_ARGS <<<"${WHOLE_ARGS:-}"
 
+[ -d "$DEV/shared/reference" ] && export DIPPAS_SHARED=${DIPPAS_SHARED:-$DEV/shared}
 OUT=$GC scripts/gpu-check.sh
 check_rc=$?
 cp "$GC/summary.txt" "$OUT/" 2>/dev/null
