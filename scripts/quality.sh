@@ -241,12 +241,16 @@ anonymize() {
   local words=() prnu=(--prnu "$FPS/$cam.anon.npy") w
   [ -z "${VWORDS[$v]}" ] || mapfile -t words <<<"${VWORDS[$v]}"
   for w in "${words[@]}"; do [ "$w" != --blind ] || prnu=(); done
+  # The key of what this run reads, taken before it starts: a file changed meanwhile (a config
+  # edited during a long run) must not mark the result as made from the new content.
+  local key
+  key=$(key_of "$v" "$img" "$cam")
   local t0=$EPOCHREALTIME
   if "$DIPPAS_EXE" anonymize --quiet --image "$img" --crop "$CROP" "${prnu[@]}" \
     --eval-prnu "$FPS/$cam.judge.npy" "${TH[@]}" "${words[@]}" --out "$base.png" \
     --metrics "$base.json" >"$base.log" 2>&1 && [ -s "$base.json" ]; then
     awk -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN { printf "%.3f\n", a - b }' >"$base.wall"
-    key_of "$v" "$img" "$cam" >"$base.args.tmp" && mv "$base.args.tmp" "$base.args"
+    printf '%s\n' "$key" >"$base.args.tmp" && mv "$base.args.tmp" "$base.args"
   fi
 }
 PLAN=$RUN/.plan.$$
