@@ -42,12 +42,7 @@ torch::Tensor WienerAdaptive(const torch::Tensor& x, const torch::Tensor& noise_
   }
   // min_w max(E_w − σ², 0) = max(min_w E_w − σ², 0)
   auto v = (min_energy.to(x.scalar_type()) - noise_var).clamp_min(0.0);
-  // v + σ² = 0 only for a flat plane with σ² = 0 (x = 0 there): 0, with a finite gradient
-  // (0/0 would be NaN in value and in the gradient). Otherwise bit for bit x·σ²/(v + σ²).
-  auto den = v + noise_var;
-  auto flat = den == 0;
-  return torch::where(flat, torch::zeros_like(x),
-                      x * noise_var / torch::where(flat, torch::ones_like(den), den));
+  return x * noise_var / (v + noise_var);
 }
 
 torch::Tensor WaveletNoise(const torch::Tensor& x, const ResidualOptions& options) {
@@ -133,8 +128,12 @@ torch::Tensor WienerDftTensor(const torch::Tensor& x) {
   auto var = xd.flatten(-2).var(-1, /*unbiased=*/true).unsqueeze(-1).unsqueeze(-1);
   auto f = torch::fft::fft2(xd);
   auto mag = f.abs() / std::sqrt(static_cast<double>(h * w));
-  auto mag_noise = WienerAdaptive(mag, var);
-  auto zero = mag == 0;
+  // A flat plane (σ² = 0) has a zero output. σ² = 1 stands in for its filter so that no 0/0
+  // reaches the value or the gradient (NaN there would poison a network trained through it);
+  // the plane is zeroed below with the zero-magnitude frequencies.
+  const auto flat = var == 0;
+  auto mag_noise = WienerAdaptive(mag, torch::where(flat, torch::ones_like(var), var));
+  auto zero = torch::logical_or(mag == 0, flat);
   mag = torch::where(zero, torch::ones_like(mag), mag);
   mag_noise = torch::where(zero, torch::zeros_like(mag_noise), mag_noise);
   return torch::real(torch::fft::ifft2(f * (mag_noise / mag))).to(x.scalar_type());
