@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Summarises the whole-image runs of scripts/gpu-quality.sh (whole.jsonl, judges.txt): per
-configuration (λ), over the photos it finished, the pooled ROC AUC of NCC against every camera's
+size and configuration (aware λ, or blind), over the photos it finished, the pooled ROC AUC of NCC against every camera's
 K_judge (own camera positive, the others negative), mean PSNR, C = PSNR·(1 − 2|AUC − 0.5|), and per
-photo |NCC_after|/|NCC_before|; a paired bootstrap of ΔC against λ = 0 on the photos both finished.
+photo |NCC_after|/|NCC_before|; a paired bootstrap of ΔC against the same size's aware λ = 0, seed 0 on the photos both finished.
 
   scripts/gpu_quality_table.py whole.jsonl judges.txt
 Plain Python, no NumPy."""
@@ -51,44 +51,47 @@ def c_metric(runs, judges):
 def main():
     runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
     judges = [l.strip() for l in open(sys.argv[2]) if l.strip()]
-    runs = [r for r in runs if r["mode"] == "aware" and r["tiles"] == 1]
+    runs = [r for r in runs if r["tiles"] == 1 and len(r["ncc_after"]) == len(judges)]
     by_lam = {}
+    key = lambda r: (r["height"], r["mode"], r["prnu_weight"], r["seed"])
     for r in runs:
-        by_lam.setdefault(r["prnu_weight"], {})[r["image"]] = r  # the last run of a photo counts
-    print("| λ | photos | PSNR mean (min) | AUC NCC | C | ΔC vs λ=0 [95%] | ratio ≤ 0.1 | median ratio |"
+        by_lam.setdefault(key(r), {})[os.path.basename(r["image"])] = r  # the last run counts
+    print("| size | mode | λ | seed | photos | PSNR mean (min) | AUC NCC | C | ΔC vs λ=0 [95%] | ratio ≤ 0.1 | median ratio |"
           " iterations (median) | s per run (median) | γ (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    base = by_lam.get(0.0, {})
-    for lam in sorted(by_lam):
-        rs = list(by_lam[lam].values())
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for k in sorted(by_lam):
+        size, mode, lam, seed = k
+        base = by_lam.get((size, "aware", 0.0, 0), {})
+        rs = list(by_lam[k].values())
         m, a, c = c_metric(rs, judges)
         ratios = []
         for r in rs:
             own = judges.index(camera(r["image"]))
             ratios.append(abs(r["ncc_after"][own]) / abs(r["ncc_before"][own]))
         dc = ""
-        common = sorted(set(base) & set(by_lam[lam]))
-        if lam != 0.0 and len(common) >= 2:
-            d0 = c_metric([by_lam[lam][i] for i in common], judges)[2] - c_metric([base[i] for i in common], judges)[2]
+        common = sorted(set(base) & set(by_lam[k]))
+        if k != (size, "aware", 0.0, 0) and len(common) >= 2:
+            d0 = c_metric([by_lam[k][i] for i in common], judges)[2] - c_metric([base[i] for i in common], judges)[2]
             rng, ds = random.Random(20221), []
             for _ in range(2000):
                 pick = [rng.choice(common) for _ in common]
-                ds.append(c_metric([by_lam[lam][i] for i in pick], judges)[2] -
+                ds.append(c_metric([by_lam[k][i] for i in pick], judges)[2] -
                           c_metric([base[i] for i in pick], judges)[2])
             ds = sorted(x for x in ds if not math.isnan(x))
             dc = f"{d0:+.1f} [{ds[int(0.025 * len(ds))]:+.1f}, {ds[int(0.975 * len(ds)) - 1]:+.1f}] on {len(common)}"
         med = lambda v: sorted(v)[len(v) // 2]
         psnrs = [r["psnr"] for r in rs if r["psnr"] is not None]
-        print(f"| {lam:g} | {len(rs)} | {m:.2f} ({min(psnrs):.2f}) | {a:.3f} | {c:.1f} | {dc or '–'} |"
+        print(f"| {size}² | {mode} | {lam:g} | {seed} | {len(rs)} | {m:.2f} ({min(psnrs):.2f}) | {a:.3f} | {c:.1f} | {dc or '–'} |"
               f" {sum(x <= 0.1 for x in ratios)} of {len(rs)} | {med(ratios):.3f} |"
               f" {med([r['iterations'] for r in rs])} | {med([r['seconds_total'] for r in rs]):.0f} |"
               f" {med([r['gamma'][0] for r in rs]):.2g} |")
-    photos = {r["image"]: r for r in runs}.values()
-    print(f"\noriginals of these {len(photos)} photos: AUC NCC {auc(*scores(photos, judges, 'ncc_before')):.3f}")
-    print("\nper photo: λ, camera, PSNR, NCC before → after (own K_judge), iterations, stop, seconds")
-    for r in sorted(runs, key=lambda r: (r["image"], r["prnu_weight"])):
+    for size in sorted({r["height"] for r in runs}):
+        photos = {r["image"]: r for r in runs if r["height"] == size}.values()
+        print(f"\n{size}²: originals of these {len(photos)} photos: AUC NCC {auc(*scores(photos, judges, 'ncc_before')):.3f}")
+    print("\nper photo: size, mode, λ, photo, PSNR, NCC before → after (own K_judge), iterations, stop, seconds")
+    for r in sorted(runs, key=lambda r: (r["height"], r["image"], r["mode"], r["prnu_weight"], r["seed"])):
         own = judges.index(camera(r["image"]))
-        print(f"  {r['prnu_weight']:g}  {os.path.basename(r['image'])}  {r['psnr']}  "
+        print(f"  {r['height']}  {r['mode']}  {r['prnu_weight']:g}  seed {r['seed']}  {os.path.basename(r['image'])}  {r['psnr']}  "
               f"{r['ncc_before'][own]:+.5f} → {r['ncc_after'][own]:+.5f}  {r['iterations']}  {r['stop_reason']}  "
               f"{r['seconds_total']:.0f}")
 
