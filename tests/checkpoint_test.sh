@@ -73,6 +73,36 @@ DIPPAS_TEST_SIGNAL_AT=iteration-9 DIPPAS_TEST_SIGNAL=TERM \
 cmp -s "$T/p1.png" "$T/p2.png" && ok || bad "plateau + resume: image differs from the uninterrupted run"
 cmp -s "$T/p1.csv" "$T/p2.csv" && ok || bad "plateau + resume: history differs (stopped elsewhere?)"
 
+# --- a restart (restarts = 1): τ out of reach, so the first attempt (seed 0) stops at the first
+# check (12) with an empty pool and a second one (seed 1) runs; SIGTERM in it at 17, resume.
+R=("$DIPPAS" anonymize --image "$NAT" --prnu "$T/in/K.npy" --crop 64 --set input_depth=4 --set filters=4,8
+   --set skips=4 --set lr=0.01 --psnr-min 90 --psnr-stop 99 --block-size 32 --top 2 --threads 1
+   --max-iterations 60 --set plateau_window=6 --set restarts=1)
+"${R[@]}" --quiet --out "$T/r1.png" --history "$T/r1.csv" >"$T/out" 2>"$T/err" ||
+  bad "restart run: exit $?: $(tail -2 "$T/err")"
+grep -q "no candidate reached τ = 90.0 dB in 12 iterations (best .* dB): starting again with seed 1" "$T/err" &&
+  ok || bad "no restart notice: $(cat "$T/err")"
+check "restart run: 24 iterations over two attempts, seeds 0 and 1" "
+import json
+m = json.load(open('$T/r1.json'))
+a = m['tiles'][0]['attempts']
+assert m['iterations'] == 24 and m['restarts'] == 1, (m['iterations'], m['restarts'])
+assert [x['seed'] for x in a] == [0, 1] and [x['iterations'] for x in a] == [12, 12], a
+assert sum(x['kept'] for x in a) == 1 and m['fallback_no_pool'], a
+rows = open('$T/r1.csv').read().split()[1:]
+assert [int(r.split(',')[0]) for r in rows] == list(range(1, 25)), rows[:3]
+"
+DIPPAS_TEST_SIGNAL_AT=iteration-17 DIPPAS_TEST_SIGNAL=TERM \
+  "${R[@]}" --quiet --out "$T/r2.png" --history "$T/r2.csv" --checkpoint "$T/ckr" >"$T/out" 2>"$T/err"
+[ $? -eq 3 ] || bad "restart run: SIGTERM at 17 did not checkpoint: $(tail -2 "$T/err")"
+grep -q "checkpoint saved at iteration 17 in $T/ckr" "$T/err" && ok || bad "restart: no 'checkpoint saved at iteration 17': $(cat "$T/err")"
+"${R[@]}" --quiet --out "$T/r2.png" --history "$T/r2.csv" --checkpoint "$T/ckr" >"$T/out" 2>"$T/err" ||
+  bad "restart run resumed: exit $?: $(tail -2 "$T/err")"
+grep -q "resumed from iteration 17 " "$T/err" && ok || bad "restart: no 'resumed from iteration 17': $(cat "$T/err")"
+cmp -s "$T/r1.png" "$T/r2.png" && ok || bad "restart + resume: image differs from the uninterrupted run"
+cmp -s "$T/r1.csv" "$T/r2.csv" && ok || bad "restart + resume: history differs from the uninterrupted run"
+[ -e "$T/ckr" ] && bad "restart: checkpoint folder left after success" || ok
+
 # --- tiled (128² in 2×2 tiles of 64): SIGUSR1 in tile 2, one tile reused, one resumed -------
 TI=("$DIPPAS" anonymize --image "$NAT" --prnu "$T/in/K.npy" --crop 128 "${TINY[@]}" --max-iterations 12
     --tile-size 64)

@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+
 #include "dippas/dip/injection.h"
 #include "dippas/dip/prnu_loss.h"
 #include "dippas/prnu/detection.h"
@@ -167,6 +169,7 @@ TEST(Loop, PlateauStopsOnlyRunsThatCannotReachTheTarget) {
   opt.dip.max_iterations = 60;
   opt.dip.plateau_window = 6;
   opt.dip.psnr_min = 90;  // out of reach
+  opt.dip.restarts = 0;   // the rule alone (restarts: below)
   std::vector<double> psnr;
   std::vector<int64_t> pool;
   LoopCallbacks cb;
@@ -212,6 +215,113 @@ TEST(Loop, PlateauStopsOnlyRunsThatCannotReachTheTarget) {
   r = RunDip(img, p, opt);
   EXPECT_EQ(r.stop_reason, "max_iterations");
   EXPECT_EQ(r.iterations, 60);
+}
+
+// restarts: a run the plateau rule stops with an empty pool starts again with the next seed. The
+// expectations come from separate runs with restarts = 0, one per seed.
+TEST(Loop, RestartsARunThatPlateausWithAnEmptyPool) {
+  const auto img = TestImage(32, 32);
+  const auto p = TestPattern(32, 32);
+  auto opt = Tiny();
+  opt.dip.max_iterations = 60;
+  opt.dip.plateau_window = 6;
+  opt.dip.psnr_min = 90;  // out of reach: every attempt stops at the first check, pool empty
+  opt.dip.seed = 5;
+  opt.dip.restarts = 0;
+  std::vector<DipResult> alone;
+  for (int64_t k = 0; k < 3; ++k) {
+    auto o = opt;
+    o.dip.seed = 5 + k;
+    alone.push_back(RunDip(img, p, o));
+    ASSERT_EQ(alone.back().stop_reason, "plateau");
+    ASSERT_EQ(alone.back().pool_size, 0);
+  }
+  opt.dip.restarts = 2;
+  std::vector<int64_t> iterations;
+  std::vector<std::vector<double>> restarts;
+  LoopCallbacks cb;
+  cb.on_iteration = [&](const IterationRecord& r, int64_t, std::optional<double>) {
+    iterations.push_back(r.iteration);
+  };
+  cb.on_restart = [&](int64_t k, double best, int64_t n, int64_t seed) {
+    restarts.push_back(
+        {static_cast<double>(k), best, static_cast<double>(n), static_cast<double>(seed)});
+  };
+  const auto r = RunDip(img, p, opt, cb);
+  ASSERT_EQ(r.attempts.size(), 3u);
+  int64_t total = 0, best = 0;
+  for (int64_t k = 0; k < 3; ++k) {
+    const auto& a = r.attempts[static_cast<size_t>(k)];
+    const auto& x = alone[static_cast<size_t>(k)];
+    EXPECT_EQ(a.seed, 5 + k);
+    EXPECT_EQ(a.iterations, x.iterations);
+    EXPECT_EQ(a.stop_reason, "plateau");
+    EXPECT_DOUBLE_EQ(a.best_psnr, x.best_psnr);
+    total += x.iterations;
+    if (x.best_psnr > alone[static_cast<size_t>(best)].best_psnr) best = k;
+  }
+  EXPECT_EQ(r.iterations, total);
+  EXPECT_EQ(r.kept, best);  // no attempt admitted a candidate: the best PSNR is kept
+  EXPECT_TRUE(r.fallback);
+  EXPECT_TRUE(torch::equal(r.image, alone[static_cast<size_t>(best)].image));
+  EXPECT_DOUBLE_EQ(r.best_psnr, alone[static_cast<size_t>(best)].best_psnr);
+  // The callbacks see one run: iterations 1..total, and a notice before each restart.
+  ASSERT_EQ(static_cast<int64_t>(iterations.size()), total);
+  for (int64_t i = 0; i < total; ++i) EXPECT_EQ(iterations[static_cast<size_t>(i)], i + 1);
+  ASSERT_EQ(restarts.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(restarts[k][0], static_cast<double>(k));
+    EXPECT_DOUBLE_EQ(restarts[k][1], alone[k].best_psnr);
+    EXPECT_EQ(restarts[k][2], static_cast<double>(alone[k].iterations));
+    EXPECT_EQ(restarts[k][3], static_cast<double>(5 + k + 1));
+  }
+}
+
+// The first attempt that admits candidates ends the run, and is the one kept.
+TEST(Loop, RestartStopsAtTheFirstAttemptWithCandidates) {
+  const auto img = TestImage(32, 32);
+  const auto p = TestPattern(32, 32);
+  auto opt = Tiny();
+  opt.dip.max_iterations = 60;
+  opt.dip.plateau_window = 6;
+  opt.dip.lr = 1e-9;  // the network keeps its initial output: each seed has its own PSNR
+  opt.dip.psnr_min = 90;
+  opt.dip.restarts = 0;
+  std::vector<double> best;
+  for (int64_t seed = 0; seed < 8; ++seed) {
+    auto o = opt;
+    o.dip.seed = seed;
+    best.push_back(RunDip(img, p, o).best_psnr);
+  }
+  // The first seed whose PSNR beats every seed before it; τ halfway between.
+  size_t k = 1;
+  while (k < best.size() &&
+         best[k] <= *std::max_element(best.begin(), best.begin() + static_cast<long>(k)))
+    ++k;
+  ASSERT_LT(k, best.size()) << "no seed beats the ones before it";
+  const double before = *std::max_element(best.begin(), best.begin() + static_cast<long>(k));
+  opt.dip.psnr_min = 0.5 * (before + best[k]);
+  auto o = opt;
+  o.dip.seed = static_cast<int64_t>(k);
+  const auto expected = RunDip(img, p, o);
+  ASSERT_GT(expected.pool_size, 0);
+  opt.dip.restarts = static_cast<int64_t>(best.size());
+  const auto r = RunDip(img, p, opt);
+  ASSERT_EQ(r.attempts.size(), k + 1);
+  EXPECT_EQ(r.kept, static_cast<int64_t>(k));
+  for (size_t i = 0; i < k; ++i) {
+    EXPECT_EQ(r.attempts[i].pool_size, 0);
+    EXPECT_EQ(r.attempts[i].stop_reason, "plateau");
+  }
+  EXPECT_EQ(r.pool_size, expected.pool_size);
+  EXPECT_FALSE(r.fallback);
+  EXPECT_TRUE(torch::equal(r.image, expected.image));
+
+  // restarts = 0: the paper-like single attempt.
+  opt.dip.restarts = 0;
+  const auto once = RunDip(img, p, opt);
+  EXPECT_EQ(once.attempts.size(), 1u);
+  EXPECT_EQ(once.pool_size, 0);
 }
 
 TEST(Loop, InterruptStopsAtTheNextIteration) {

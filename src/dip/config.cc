@@ -42,6 +42,7 @@ const std::vector<Field>& Fields() {
       {"max_iterations", nullptr, &DipOptions::max_iterations},
       {"plateau_window", nullptr, &DipOptions::plateau_window},
       {"pool_max", nullptr, &DipOptions::pool_max},
+      {"restarts", nullptr, &DipOptions::restarts},
       {"prnu_weight", &DipOptions::prnu_weight},
       {"prnu_block", nullptr, &DipOptions::prnu_block},
       {"gamma_lr", &DipOptions::gamma_lr},

@@ -189,8 +189,10 @@ std::string DescribeNetwork(const DipOptions& options) {
   return os.str();
 }
 
-DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
-                 const LoopCallbacks& callbacks, LoopProfile* profile) {
+// One attempt: the loop with options.dip.seed.
+static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& pattern,
+                               const DipRunOptions& options, const LoopCallbacks& callbacks,
+                               LoopProfile* profile) {
   const DipOptions& o = options.dip;
   o.Check();
   if (image.dim() != 3 || image.size(0) != 3) throw std::invalid_argument("RunDip: image must be (3,H,W)");
@@ -563,6 +565,72 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const
   result.profile = prof;
   if (profile) *profile = prof;
   return result;
+}
+
+DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
+                 const DipRunOptions& options, const LoopCallbacks& callbacks,
+                 LoopProfile* profile) {
+  options.dip.Check();
+  DipResult kept;
+  std::vector<DipAttempt> attempts;
+  int64_t offset = 0;  // iterations of the earlier attempts: the callers see one run
+  for (int64_t k = 0;; ++k) {
+    DipRunOptions run = options;
+    run.dip.seed = options.dip.seed + k;
+    LoopCallbacks cb = callbacks;
+    if (k > 0) {
+      if (!options.checkpoint.empty()) {
+        run.checkpoint = options.checkpoint + ".restart" + std::to_string(k);
+        run.checkpoint_key = options.checkpoint_key + "/restart " + std::to_string(k);
+      }
+      if (callbacks.on_iteration) {
+        cb.on_iteration = [&](const IterationRecord& r, int64_t pool, std::optional<double> ncc) {
+          IterationRecord shifted = r;
+          shifted.iteration += offset;
+          callbacks.on_iteration(shifted, pool, ncc);
+        };
+      }
+      if (callbacks.on_candidate) {
+        cb.on_candidate = [&](const torch::Tensor& c, const IterationRecord& r) {
+          IterationRecord shifted = r;
+          shifted.iteration += offset;
+          callbacks.on_candidate(c, shifted);
+        };
+      }
+      if (callbacks.on_resume) {
+        cb.on_resume = [&](int64_t n, const std::string& blob) {
+          callbacks.on_resume(offset + n, blob);
+        };
+      }
+      if (callbacks.on_checkpoint)
+        cb.on_checkpoint = [&](int64_t n) { callbacks.on_checkpoint(offset + n); };
+    }
+    DipResult r = RunDipAttempt(image, pattern, run, cb, profile);
+    attempts.push_back({run.dip.seed, r.iterations, r.stop_reason, r.pool_size, r.best_psnr});
+    offset += r.iterations;
+    // The first attempt with candidates ends the run; without any, the best PSNR is kept.
+    const bool better = k == 0 || r.pool_size > 0 || r.best_psnr > kept.best_psnr;
+    if (better) {
+      if (k > 0) {
+        if (r.resumed_from > 0) r.resumed_from += offset - r.iterations;
+        if (r.checkpoint_iteration >= 0) r.checkpoint_iteration += offset - r.iterations;
+      }
+      kept = std::move(r);
+      kept.kept = k;
+    } else {
+      // The run's stop reason and checkpoint state are those of its last attempt.
+      kept.stop_reason = r.stop_reason;
+      kept.checkpoint_iteration =
+          r.checkpoint_iteration >= 0 ? offset - r.iterations + r.checkpoint_iteration : -1;
+    }
+    const DipAttempt& last = attempts.back();
+    if (!(last.stop_reason == "plateau" && last.pool_size == 0 && k < options.dip.restarts)) break;
+    if (callbacks.on_restart)
+      callbacks.on_restart(k, last.best_psnr, last.iterations, run.dip.seed + 1);
+  }
+  kept.iterations = offset;
+  kept.attempts = std::move(attempts);
+  return kept;
 }
 
 }  // namespace dippas

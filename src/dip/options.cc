@@ -41,6 +41,7 @@ void DipOptions::Check() const {
   Require(tile_margin >= 0 && tile_margin <= 4096, "tile_margin", "must be in [0, 4096] pixels");
   Require(plateau_window >= 0, "plateau_window", "must be ≥ 0 iterations (0 = no plateau stop)");
   Require(pool_max >= 0, "pool_max", "must be ≥ 0 candidates (0 = no limit)");
+  Require(restarts >= 0 && restarts <= 100, "restarts", "must be in [0, 100] (0 = never restart)");
   Require(std::isfinite(prnu_weight) && prnu_weight >= 0, "prnu_weight",
           "must be ≥ 0 (0 = no PRNU term)");
   Require(prnu_block >= 0, "prnu_block", "must be ≥ 0 pixels (0 = whole image)");
@@ -54,13 +55,16 @@ void DipOptions::Check() const {
 }
 
 const std::vector<std::string>& DipOptionKeys() {
+  // clang-format off
   static const std::vector<std::string> keys = {
       "sigma",      "input_depth", "filters",          "skips",
       "alpha",      "lr",          "input_noise_std",  "reg_noise_std",
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
-      "pool_max",   "prnu_weight", "prnu_block",       "gamma_lr",
-      "block_size", "top",         "order_by_abs",     "seed",
-      "tile_size",  "tile_margin", "checkpoint_every", "checkpoint_seconds"};
+      "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
+      "gamma_lr",   "block_size",  "top",              "order_by_abs",
+      "seed",       "tile_size",   "tile_margin",      "checkpoint_every",
+      "checkpoint_seconds"};
+  // clang-format on
   return keys;
 }
 

@@ -47,6 +47,21 @@ std::string HistoryRow(const IterationRecord& r) {
   return csv.str();
 }
 
+// The loop's attempts (restarts); [] for a tile reused from a work folder of an older version.
+nlohmann::json AttemptsJson(const TileOutcome& t) {
+  nlohmann::json a = nlohmann::json::array();
+  for (size_t k = 0; k < t.attempts.size(); ++k) {
+    const DipAttempt& x = t.attempts[k];
+    a.push_back({{"seed", x.seed},
+                 {"iterations", x.iterations},
+                 {"stop_reason", x.stop_reason},
+                 {"pool_size", x.pool_size},
+                 {"best_candidate_psnr", Num(x.best_psnr)},
+                 {"kept", static_cast<int64_t>(k) == t.kept}});
+  }
+  return a;
+}
+
 nlohmann::json TileJson(const TileOutcome& t) {
   return {{"index", t.tile.index},
           {"box", {t.tile.core.y, t.tile.core.x, t.tile.core.h, t.tile.core.w}},
@@ -58,6 +73,7 @@ nlohmann::json TileJson(const TileOutcome& t) {
           {"gamma", Num(t.gamma)},
           {"best_candidate_psnr", Num(t.best_candidate_psnr)},
           {"fallback_no_pool", t.fallback},
+          {"attempts", AttemptsJson(t)},
           {"seconds", t.seconds},
           {"reused", t.reused}};
 }
@@ -72,6 +88,21 @@ TileOutcome TileFromJson(const nlohmann::json& j, const Tile& tile) {
   t.gamma = j.at("gamma").is_number() ? j.at("gamma").get<double>() : NAN;
   t.best_candidate_psnr = j.at("best_candidate_psnr").is_number() ? j.at("best_candidate_psnr").get<double>() : NAN;
   t.fallback = j.at("fallback_no_pool").get<bool>();
+  if (j.contains("attempts") && j.at("attempts").is_array()) {
+    const auto& a = j.at("attempts");
+    for (size_t k = 0; k < a.size(); ++k) {
+      DipAttempt x;
+      x.seed = a[k].at("seed").get<int64_t>();
+      x.iterations = a[k].at("iterations").get<int64_t>();
+      x.stop_reason = a[k].at("stop_reason").get<std::string>();
+      x.pool_size = a[k].at("pool_size").get<int64_t>();
+      x.best_psnr = a[k].at("best_candidate_psnr").is_number()
+                        ? a[k].at("best_candidate_psnr").get<double>()
+                        : NAN;
+      if (a[k].value("kept", false)) t.kept = static_cast<int64_t>(k);
+      t.attempts.push_back(x);
+    }
+  }
   t.seconds = j.at("seconds").get<double>();
   return t;
 }
@@ -308,6 +339,16 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                                 std::to_string(grid.tiles.size())
                           : std::string();
     };
+    cb.on_restart = [&](const Tile& tile, int64_t, double best, int64_t n, int64_t seed) {
+      char m[200];
+      std::snprintf(
+          m, sizeof(m),
+          "no candidate reached τ = %.1f dB in %lld iterations%s (best %.2f dB): starting again "
+          "with seed %lld",
+          dip.psnr_min, static_cast<long long>(n), tile_name(tile).c_str(), best,
+          static_cast<long long>(seed));
+      notice(m);
+    };
     if (checkpointing) {
       cb.checkpoint_file = [&](const Tile& tile) { return work->CheckpointPath(tile.index); };
       cb.checkpoint_blob = [&](const Tile& tile) { return history[tile.index]; };
@@ -333,8 +374,12 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         const auto hwc = px.permute({1, 2, 0}).contiguous();
         std::vector<uint8_t> rgb(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
         work->Save(t.tile.index, t.tile.core, rgb, TileJson(t), history[t.tile.index]);
-        if (checkpointing)
-          std::filesystem::remove(work->CheckpointPath(t.tile.index));  // the tile's result stands
+        if (checkpointing) {  // the tile's result stands
+          std::filesystem::remove(work->CheckpointPath(t.tile.index));
+          for (size_t k = 1; k < t.attempts.size(); ++k)
+            std::filesystem::remove(work->CheckpointPath(t.tile.index) + ".restart" +
+                                    std::to_string(k));
+        }
         TestSignalPoint(("tiles-done-" + std::to_string(++finished)).c_str());
       };
       TestSignalPoint("before-loop");
@@ -415,16 +460,18 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["seed"] = dip.seed;
   m["device"] = opt.device;
   m["threads"] = at::get_num_threads();
-  int64_t iterations = 0, pool_size = 0;
+  int64_t iterations = 0, pool_size = 0, restarts = 0;
   bool fallback = false;
   double best = NAN;
   for (const auto& t : tiles) {
     iterations += t.iterations;
+    if (!t.attempts.empty()) restarts += static_cast<int64_t>(t.attempts.size()) - 1;
     pool_size += t.pool_size;
     fallback = fallback || t.fallback;
     if (!(t.best_candidate_psnr <= best)) best = t.best_candidate_psnr;
   }
   m["iterations"] = iterations;
+  m["restarts"] = restarts;
   if (!is_dip) {
     m["stop_reason"] = "completed";
   } else if (outcome.interrupted) {

@@ -111,11 +111,12 @@ void BenchWhole(const WholeBenchOptions& o) {
   char psnr_buf[32] = "null";  // +inf (unchanged) is not JSON
   if (std::isfinite(psnr)) std::snprintf(psnr_buf, sizeof psnr_buf, "%.4f", psnr);
   const std::string psnr_text = psnr_buf;
-  int64_t iterations = 0, pool = 0;
+  int64_t iterations = 0, pool = 0, restarts = 0;
   std::string reasons;
   std::vector<double> gammas;
   for (const auto& t : r.tiles) {
     iterations += t.iterations;
+    if (!t.attempts.empty()) restarts += static_cast<int64_t>(t.attempts.size()) - 1;
     pool += t.pool_size;
     gammas.push_back(t.gamma);
     if (reasons.find(t.stop_reason) == std::string::npos)
@@ -126,7 +127,7 @@ void BenchWhole(const WholeBenchOptions& o) {
   std::printf(
       "{\"image\": %s, \"mode\": \"%s\", \"device\": \"%s\", \"height\": %lld, \"width\": %lld, "
       "\"prnu_weight\": %g, \"prnu_block\": %lld, \"seed\": %lld, \"tiles\": %zu, \"iterations\": "
-      "%lld, "
+      "%lld, \"restarts\": %lld, "
       "\"stop_reason\": \"%s\", \"pool_size\": %lld, \"gamma\": %s, \"psnr\": %s, \"ncc_before\": "
       "%s, "
       "\"ncc_after\": %s, \"seconds_load\": %.3f, \"seconds_dip\": %.3f, \"seconds_score\": %.3f, "
@@ -135,10 +136,11 @@ void BenchWhole(const WholeBenchOptions& o) {
       JsonString(o.image).c_str(), o.prnu.empty() ? "blind" : "aware", o.device.c_str(),
       static_cast<long long>(h), static_cast<long long>(w), o.dip.prnu_weight,
       static_cast<long long>(o.dip.prnu_block), static_cast<long long>(o.dip.seed), r.tiles.size(),
-      static_cast<long long>(iterations), reasons.c_str(), static_cast<long long>(pool),
-      JsonList(gammas).c_str(), psnr_text.c_str(), JsonList(ncc_before).c_str(),
-      JsonList(ncc_after).c_str(), t_load, t_dip, t_score, Seconds(t0),
-      t_dip > 0 ? static_cast<double>(iterations) / t_dip : 0.0, peak_mib, peak_kind.c_str());
+      static_cast<long long>(iterations), static_cast<long long>(restarts), reasons.c_str(),
+      static_cast<long long>(pool), JsonList(gammas).c_str(), psnr_text.c_str(),
+      JsonList(ncc_before).c_str(), JsonList(ncc_after).c_str(), t_load, t_dip, t_score,
+      Seconds(t0), t_dip > 0 ? static_cast<double>(iterations) / t_dip : 0.0, peak_mib,
+      peak_kind.c_str());
   std::fflush(stdout);
 }
 

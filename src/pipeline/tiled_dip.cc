@@ -66,6 +66,11 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     }
     if (callbacks.on_checkpoint)
       cb.on_checkpoint = [&](int64_t n) { callbacks.on_checkpoint(tile, n); };
+    if (callbacks.on_restart) {
+      cb.on_restart = [&](int64_t k, double best, int64_t n, int64_t seed) {
+        callbacks.on_restart(tile, k, best, n, seed);
+      };
+    }
     const DipResult r = RunDip(Crop(image, tile.context).contiguous(), Crop(pattern, tile.context).contiguous(), run, cb);
     if (r.stop_reason == "interrupted") {
       result.interrupted = true;
@@ -88,6 +93,8 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     o.best_candidate_psnr = r.best_psnr;
     o.fallback = r.fallback;
     o.resumed_from = r.resumed_from;
+    o.attempts = r.attempts;
+    o.kept = r.kept;
     o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.tiles.push_back(o);
     if (callbacks.on_tile_done) callbacks.on_tile_done(core.to(torch::kUInt8).contiguous(), o);

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dippas/dip/options.h"
 
@@ -43,6 +44,10 @@ struct LoopCallbacks {
   std::function<std::string()> checkpoint_blob;
   std::function<void(int64_t iterations, const std::string& blob)> on_resume;
   std::function<void(int64_t iterations)> on_checkpoint;
+  // Before a restart (DipOptions::restarts): the attempt that ended (0-based), its best PSNR and
+  // iterations, and the seed the next one uses.
+  std::function<void(int64_t attempt, double best_psnr, int64_t iterations, int64_t next_seed)>
+      on_restart;
 };
 
 // Where the time went, in seconds (the device is synchronised around each
@@ -73,10 +78,19 @@ struct DipRunOptions {
   std::string checkpoint_key;
 };
 
+// One attempt of a run (DipOptions::restarts).
+struct DipAttempt {
+  int64_t seed = 0;
+  int64_t iterations = 0;
+  std::string stop_reason;
+  int64_t pool_size = 0;
+  double best_psnr = 0;
+};
+
 struct DipResult {
   torch::Tensor image;            // Î (3,H,W) float, integer values 0..255, CPU; undefined
                                   // when interrupted before the first iteration
-  int64_t iterations = 0;         // iterations run
+  int64_t iterations = 0;         // iterations run, over every attempt
   std::string stop_reason;        // psnr_stop | plateau | pool_full | max_iterations | interrupted
   double gamma = 0;               // final γ
   int64_t pool_size = 0;          // M: admitted candidates
@@ -85,10 +99,18 @@ struct DipResult {
   int64_t resumed_from = 0;       // iterations taken from a checkpoint (0: a fresh start)
   int64_t checkpoint_iteration = -1;  // iterations in the last checkpoint saved (−1: none)
   LoopProfile profile;
+  // Every attempt in order (one without a restart); the fields above are the kept attempt's,
+  // except `iterations` (all attempts) and `stop_reason` and `checkpoint_iteration` (the last
+  // attempt's: why and where the run ended). `kept` indexes it.
+  std::vector<DipAttempt> attempts;
+  int64_t kept = 0;
 };
 
 // image: I (3,H,W) on 0..255 (any H,W ≥ 32; padded by reflection to a multiple
 // of 2^(levels−1) for the network and cropped back); pattern: P (H,W).
+// With restarts, the callbacks see one run: iterations (records, pool metadata) count on across
+// attempts; attempt k > 0 checkpoints to `checkpoint` + ".restart<k>" (a resumed run replays the
+// earlier attempts from their own checkpoints, bit for bit).
 DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
                  const LoopCallbacks& callbacks = {}, LoopProfile* profile = nullptr);
 

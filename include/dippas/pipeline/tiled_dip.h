@@ -29,6 +29,10 @@ struct TileOutcome {
   double seconds = 0;
   bool reused = false;  // taken from the work folder of an earlier run
   int64_t resumed_from = 0;  // iterations taken from a checkpoint of the tile's loop
+  // The loop's attempts (DipOptions::restarts): one without a restart; `kept` indexes the one
+  // whose candidates make the tile.
+  std::vector<DipAttempt> attempts;
+  int64_t kept = 0;
 };
 
 struct TiledDipCallbacks {
@@ -48,6 +52,10 @@ struct TiledDipCallbacks {
   std::function<std::string(const Tile&)> checkpoint_blob;
   std::function<void(const Tile&, int64_t iterations, const std::string& blob)> on_resume;
   std::function<void(const Tile&, int64_t iterations)> on_checkpoint;
+  // A tile's loop starts again (see LoopCallbacks::on_restart).
+  std::function<void(const Tile&, int64_t attempt, double best_psnr, int64_t iterations,
+                     int64_t next_seed)>
+      on_restart;
 };
 
 struct TiledDipResult {
