@@ -75,6 +75,14 @@ expect_error "missing image" "nothing\.npy" -- "$BENCH" whole --device cpu --ima
 expect_error "rows not 3H" "R, G, B planes stacked" -- "$BENCH" whole --device cpu --image "$T/s_k.npy"
 expect_error "fingerprint of another size" "t_k\.npy: fingerprint is 96x160, the image 64x64" -- \
   "$BENCH" whole --device cpu --image "$T/s.npy" --prnu "$T/t_k.npy"
+"$PY" -c "
+import numpy as np
+k = np.zeros((64, 64), np.float32); np.save('$T/zero_k.npy', k)
+k[3, 5] = np.nan; np.save('$T/nan_k.npy', k)"
+expect_error "NaN fingerprint" "nan_k\.npy: fingerprint contains NaN or Inf" -- \
+  "$BENCH" whole --device cpu --image "$T/s.npy" --prnu "$T/nan_k.npy"
+expect_error "all-zero judge" "zero_k\.npy: fingerprint is all zeros" -- \
+  "$BENCH" whole --device cpu --image "$T/s.npy" --judge "$T/zero_k.npy"
 expect_error "bad number" "--prnu-weight expects a number" -- "$BENCH" whole --image "$T/s.npy" --prnu-weight x
 expect_error "unknown benchmark" "unknown benchmark" -- "$BENCH" wholes
 

@@ -73,6 +73,10 @@ void BenchWhole(const WholeBenchOptions& o) {
                     std::to_string(k.size(1)) + ", the image " + std::to_string(h) + "x" +
                     std::to_string(w));
     }
+    // As `dippas anonymize` and `detect`: a NaN, Inf or all-zero K would make every NCC NaN.
+    if (!torch::isfinite(k).all().item<bool>())
+      throw IoError(path + ": fingerprint contains NaN or Inf values");
+    if (k.abs().max().item<float>() == 0.0f) throw IoError(path + ": fingerprint is all zeros");
     return k;
   };
   ResidualOptions ro;
