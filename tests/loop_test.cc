@@ -203,6 +203,12 @@ TEST(Loop, PlateauStopsOnlyRunsThatCannotReachTheTarget) {
     EXPECT_EQ(r.stop_reason, "plateau");
     EXPECT_EQ(r.iterations, expected);
   }
+  // A run that took off (no stop at the first check) is not restarted, pool empty or not.
+  opt.dip.restarts = 1;
+  const auto again = RunDip(img, p, opt);
+  EXPECT_EQ(again.attempts.size(), 1u);
+  EXPECT_EQ(again.iterations, r.iterations);
+  opt.dip.restarts = 0;
 
   // A network that cannot learn (lr ≈ 0) stops at the first check even with a reachable-looking
   // τ; with plateau_window = 0 it runs the whole budget.

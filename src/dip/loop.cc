@@ -574,9 +574,15 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
   DipResult kept;
   std::vector<DipAttempt> attempts;
   int64_t offset = 0;  // iterations of the earlier attempts: the callers see one run
+  // Attempt k's seed; unsigned arithmetic wraps instead of overflowing, and stays ≥ 0.
+  auto seed_of = [&](int64_t k) {
+    return static_cast<int64_t>(
+        (static_cast<uint64_t>(options.dip.seed) + static_cast<uint64_t>(k)) &
+        0x7fffffffffffffffULL);
+  };
   for (int64_t k = 0;; ++k) {
     DipRunOptions run = options;
-    run.dip.seed = options.dip.seed + k;
+    run.dip.seed = seed_of(k);
     LoopCallbacks cb = callbacks;
     if (k > 0) {
       if (!options.checkpoint.empty()) {
@@ -624,9 +630,13 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
           r.checkpoint_iteration >= 0 ? offset - r.iterations + r.checkpoint_iteration : -1;
     }
     const DipAttempt& last = attempts.back();
-    if (!(last.stop_reason == "plateau" && last.pool_size == 0 && k < options.dip.restarts)) break;
+    // A stall: stopped at the rule's first check (2W), the pool empty. A run stopped later had
+    // taken off and is slow, not stuck; another seed would cost as much again.
+    const bool stalled = last.stop_reason == "plateau" && last.pool_size == 0 &&
+                         last.iterations == 2 * options.dip.plateau_window;
+    if (!stalled || k >= options.dip.restarts) break;
     if (callbacks.on_restart)
-      callbacks.on_restart(k, last.best_psnr, last.iterations, run.dip.seed + 1);
+      callbacks.on_restart(k, last.best_psnr, last.iterations, seed_of(k + 1));
   }
   kept.iterations = offset;
   kept.attempts = std::move(attempts);
