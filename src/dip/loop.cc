@@ -567,6 +567,10 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   return result;
 }
 
+std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt) {
+  return checkpoint + ".restart" + std::to_string(attempt);
+}
+
 DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
                  const DipRunOptions& options, const LoopCallbacks& callbacks,
                  LoopProfile* profile) {
@@ -586,7 +590,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
     LoopCallbacks cb = callbacks;
     if (k > 0) {
       if (!options.checkpoint.empty()) {
-        run.checkpoint = options.checkpoint + ".restart" + std::to_string(k);
+        run.checkpoint = RestartCheckpointPath(options.checkpoint, k);
         run.checkpoint_key = options.checkpoint_key + "/restart " + std::to_string(k);
       }
       if (callbacks.on_iteration) {

@@ -377,8 +377,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         if (checkpointing) {  // the tile's result stands
           std::filesystem::remove(work->CheckpointPath(t.tile.index));
           for (size_t k = 1; k < t.attempts.size(); ++k)
-            std::filesystem::remove(work->CheckpointPath(t.tile.index) + ".restart" +
-                                    std::to_string(k));
+            std::filesystem::remove(
+                RestartCheckpointPath(work->CheckpointPath(t.tile.index), static_cast<int64_t>(k)));
         }
         TestSignalPoint(("tiles-done-" + std::to_string(++finished)).c_str());
       };
@@ -465,7 +465,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   double best = NAN;
   for (const auto& t : tiles) {
     iterations += t.iterations;
-    if (!t.attempts.empty()) restarts += static_cast<int64_t>(t.attempts.size()) - 1;
+    restarts += t.restarts();
     pool_size += t.pool_size;
     fallback = fallback || t.fallback;
     if (!(t.best_candidate_psnr <= best)) best = t.best_candidate_psnr;

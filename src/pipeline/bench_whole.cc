@@ -120,7 +120,7 @@ void BenchWhole(const WholeBenchOptions& o) {
   std::vector<double> gammas;
   for (const auto& t : r.tiles) {
     iterations += t.iterations;
-    if (!t.attempts.empty()) restarts += static_cast<int64_t>(t.attempts.size()) - 1;
+    restarts += t.restarts();
     pool += t.pool_size;
     gammas.push_back(t.gamma);
     if (reasons.find(t.stop_reason) == std::string::npos)

@@ -114,6 +114,9 @@ struct DipResult {
 DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
                  const LoopCallbacks& callbacks = {}, LoopProfile* profile = nullptr);
 
+// Where attempt k > 0 of a run checkpointing to `checkpoint` keeps its own checkpoint.
+std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt);
+
 // A short description of the network for --describe: parameter count and
 // per-level widths.
 std::string DescribeNetwork(const DipOptions& options);

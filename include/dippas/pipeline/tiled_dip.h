@@ -33,6 +33,10 @@ struct TileOutcome {
   // whose candidates make the tile.
   std::vector<DipAttempt> attempts;
   int64_t kept = 0;
+  // Restarts the tile's loop made (none for a tile reused from an older version's work folder).
+  int64_t restarts() const {
+    return attempts.empty() ? 0 : static_cast<int64_t>(attempts.size()) - 1;
+  }
 };
 
 struct TiledDipCallbacks {
