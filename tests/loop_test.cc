@@ -284,6 +284,33 @@ TEST(Loop, RestartsARunThatPlateausWithAnEmptyPool) {
 }
 
 // The first attempt that admits candidates ends the run, and is the one kept.
+// Which plateau stops count as stalls (independently of the loop: the attempts are made up).
+TEST(Loop, StallIsAnEmptyPoolPlateauAtTheFirstCheckOrFarBelowTau) {
+  DipOptions o;
+  o.plateau_window = 500;
+  o.psnr_min = 38;
+  auto attempt = [](int64_t n, const char* reason, int64_t pool, double best) {
+    DipAttempt a;
+    a.iterations = n;
+    a.stop_reason = reason;
+    a.pool_size = pool;
+    a.best_psnr = best;
+    return a;
+  };
+  EXPECT_TRUE(IsStall(attempt(1000, "plateau", 0, 15.6), o));   // first check
+  EXPECT_TRUE(IsStall(attempt(1000, "plateau", 0, 36.0), o));   // first check, near τ
+  EXPECT_TRUE(IsStall(attempt(1500, "plateau", 0, 20.4), o));   // later, still 17.6 dB below τ
+  EXPECT_TRUE(IsStall(attempt(1500, "plateau", 0, 27.99), o));  // just over 10 dB below
+  EXPECT_FALSE(IsStall(attempt(1500, "plateau", 0, 28.0), o));  // took off: slow, not stuck
+  EXPECT_FALSE(IsStall(attempt(4500, "plateau", 0, 36.7), o));
+  EXPECT_FALSE(IsStall(attempt(1000, "plateau", 3, 38.2), o));  // the pool has candidates
+  EXPECT_FALSE(IsStall(attempt(1500, "plateau", 1, 20.0), o));
+  EXPECT_FALSE(IsStall(attempt(1000, "max_iterations", 0, 15.0), o));
+  EXPECT_FALSE(IsStall(attempt(700, "interrupted", 0, 15.0), o));
+  o.psnr_min = 30;  // the margin follows τ
+  EXPECT_FALSE(IsStall(attempt(1500, "plateau", 0, 20.4), o));
+}
+
 TEST(Loop, RestartStopsAtTheFirstAttemptWithCandidates) {
   const auto img = TestImage(32, 32);
   const auto p = TestPattern(32, 32);

@@ -567,6 +567,15 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   return result;
 }
 
+bool IsStall(const DipAttempt& a, const DipOptions& o) {
+  // A network that has started to fit the image is past τ − 10 dB within a few hundred
+  // iterations; one stopped later but above it had taken off and is slow, not stuck (the 128²
+  // empty-pool stops at 3,500-4,500 iterations ended at 36-38 dB): another seed would cost as much
+  // again.
+  return a.stop_reason == "plateau" && a.pool_size == 0 &&
+         (a.iterations == 2 * o.plateau_window || a.best_psnr < o.psnr_min - kStallMarginDb);
+}
+
 std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt) {
   return checkpoint + ".restart" + std::to_string(attempt);
 }
@@ -634,10 +643,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
           r.checkpoint_iteration >= 0 ? offset - r.iterations + r.checkpoint_iteration : -1;
     }
     const DipAttempt& last = attempts.back();
-    // A stall: stopped at the rule's first check (2W), the pool empty. A run stopped later had
-    // taken off and is slow, not stuck; another seed would cost as much again.
-    const bool stalled = last.stop_reason == "plateau" && last.pool_size == 0 &&
-                         last.iterations == 2 * options.dip.plateau_window;
+    const bool stalled = IsStall(last, options.dip);
     if (!stalled || k >= options.dip.restarts) break;
     if (callbacks.on_restart)
       callbacks.on_restart(k, last.best_psnr, last.iterations, seed_of(k + 1));

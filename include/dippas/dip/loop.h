@@ -114,6 +114,11 @@ struct DipResult {
 DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
                  const LoopCallbacks& callbacks = {}, LoopProfile* profile = nullptr);
 
+// A stall, which DipOptions::restarts starts again: the plateau rule stopped the attempt with the
+// pool empty, at its first check (2·plateau_window iterations) or more than kStallMarginDb below τ.
+inline constexpr double kStallMarginDb = 10.0;
+bool IsStall(const DipAttempt& attempt, const DipOptions& options);
+
 // Where attempt k > 0 of a run checkpointing to `checkpoint` keeps its own checkpoint.
 std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt);
 

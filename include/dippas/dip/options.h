@@ -28,12 +28,13 @@ struct DipOptions {
   // stops. pool_max M: stop ("pool_full") once the pool holds M candidates; 0 = no limit.
   int64_t plateau_window = 500;
   int64_t pool_max = 2500;
-  // A stalled run — stopped by the plateau rule at its first check (2·plateau_window iterations)
-  // with an empty pool — starts again with seed + 1, + 2, … (a new network and z), at most this
-  // many times; the attempt kept is the first that admits candidates, else the one with the best
-  // PSNR. The DIP can sit at ~16 dB for hundreds of iterations before it starts to fit, which
-  // the plateau rule reads as hopeless; another seed usually starts at once. A run stopped at a
-  // later check had taken off: it is not restarted. 0 = never.
+  // A stalled run — stopped by the plateau rule with an empty pool, at its first check
+  // (2·plateau_window iterations) or more than 10 dB below τ (IsStall) — starts again with
+  // seed + 1, + 2, … (a new network and z), at most this many times; the attempt kept is the
+  // first that admits candidates, else the one with the best PSNR. The DIP can sit at ~16 dB for
+  // hundreds of iterations before it starts to fit, which the plateau rule reads as hopeless;
+  // another seed usually starts at once. A run stopped later within 10 dB of τ had taken off: it is
+  // not restarted. 0 = never.
   int64_t restarts = 1;
   // Beyond the paper (0 / 0 / 0 = the paper's loop). prnu_weight λ adds λ·ρ² to the loss, ρ the
   // NCC of the output's residual W(Iφ) with gray(Iφ)·P: the network is pulled away from the
