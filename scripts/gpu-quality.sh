@@ -18,7 +18,8 @@
 #   3. for each set of SETS (default "img": the whole photos; "img256": the 256² crops), every
 #      natural photo (ONLY: those whose name matches this extended regex) in each variant of
 #      VARIANTS (default "0 $LAMBDA"; a number is λ with P = K_anon of flat-fields 1–5, "blind" is
-#      P = the photo's own residual; ":S" appended runs seed S), JOBS at once,
+#      P = the photo's own residual; "@R" appended sets the learning rate R, ":S" seed S, e.g.
+#      "0@0.002:1"), JOBS at once,
 #      scored against every camera's K_judge (flat-fields 6–10), until DEADLINE seconds after the
 #      start; a job still running then is stopped and left out.
 # Results: $OUT/whole.jsonl (one JSON line per run), summarised by scripts/gpu_quality_table.py.
@@ -137,12 +138,14 @@ for set in $SETS; do
     for v in $VARIANTS; do
       # The photo run alone above is the paper configuration's run of that photo.
       [ "$ALONE" = 1 ] && [ "$img" = "$first" ] && [ "$v" = 0 ] && continue
-      seed=0
+      seed=0 lr=()
       [[ $v == *:* ]] && seed=${v#*:} && v=${v%%:*}
+      [[ $v == *@* ]] && lr=(--lr "${v#*@}") && v=${v%%@*}
       while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ] && [ $((SECONDS - START)) -lt "$DEADLINE" ]; do sleep 1; done
       [ $((SECONDS - START)) -lt "$DEADLINE" ] || break 3
       if [ "$v" = blind ]; then p=(); else p=(--prnu "$fp/$(camera "$img").anon.npy" --prnu-weight "$v"); fi
-      whole "/tmp/whole/${set}_$(basename "$img" .npy)_${v}_$seed" --image "$img" --seed "$seed" "${p[@]}" "${J[@]}" &
+      whole "/tmp/whole/${set}_$(basename "$img" .npy)_${v}_${lr[1]:-}_$seed" --image "$img" --seed "$seed" \
+        "${lr[@]}" "${p[@]}" "${J[@]}" &
     done
   done
 done

@@ -53,15 +53,16 @@ def main():
     judges = [l.strip() for l in open(sys.argv[2]) if l.strip()]
     runs = [r for r in runs if r["tiles"] == 1 and len(r["ncc_after"]) == len(judges)]
     by_lam = {}
-    key = lambda r: (r["height"], r["mode"], r["prnu_weight"], r["seed"])
+    key = lambda r: (r["height"], r["mode"], r["prnu_weight"], r.get("lr", 0.001), r["seed"])
     for r in runs:
         by_lam.setdefault(key(r), {})[os.path.basename(r["image"])] = r  # the last run counts
-    print("| size | mode | λ | seed | photos | PSNR mean (min) | AUC NCC | C | ΔC vs λ=0 [95%] | ratio ≤ 0.1 | median ratio |"
+    print("| size | mode | λ | lr | seed | photos | PSNR mean (min) | AUC NCC | C | ΔC vs paper (λ 0, lr 0.001, seed 0) [95%] | ratio ≤ 0.1 | median ratio |"
           " iterations (median) | s per run (median) | γ (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in sorted(by_lam):
-        size, mode, lam, seed = k
-        base = by_lam.get((size, "aware", 0.0, 0), {})
+        size, mode, lam, lr, seed = k
+        ref = (size, "aware", 0.0, 0.001, 0)  # the paper's configuration, seed 0
+        base = by_lam.get(ref, {})
         rs = list(by_lam[k].values())
         m, a, c = c_metric(rs, judges)
         ratios = []
@@ -70,7 +71,7 @@ def main():
             ratios.append(abs(r["ncc_after"][own]) / abs(r["ncc_before"][own]))
         dc = ""
         common = sorted(set(base) & set(by_lam[k]))
-        if k != (size, "aware", 0.0, 0) and len(common) >= 2:
+        if k != ref and len(common) >= 2:
             d0 = c_metric([by_lam[k][i] for i in common], judges)[2] - c_metric([base[i] for i in common], judges)[2]
             rng, ds = random.Random(20221), []
             for _ in range(2000):
@@ -81,17 +82,17 @@ def main():
             dc = f"{d0:+.1f} [{ds[int(0.025 * len(ds))]:+.1f}, {ds[int(0.975 * len(ds)) - 1]:+.1f}] on {len(common)}"
         med = lambda v: sorted(v)[len(v) // 2]
         psnrs = [r["psnr"] for r in rs if r["psnr"] is not None]
-        print(f"| {size}² | {mode} | {lam:g} | {seed} | {len(rs)} | {m:.2f} ({min(psnrs):.2f}) | {a:.3f} | {c:.1f} | {dc or '–'} |"
+        print(f"| {size}² | {mode} | {lam:g} | {lr:g} | {seed} | {len(rs)} | {m:.2f} ({min(psnrs):.2f}) | {a:.3f} | {c:.1f} | {dc or '–'} |"
               f" {sum(x <= 0.1 for x in ratios)} of {len(rs)} | {med(ratios):.3f} |"
               f" {med([r['iterations'] for r in rs])} | {med([r['seconds_total'] for r in rs]):.0f} |"
               f" {med([r['gamma'][0] for r in rs]):.2g} |")
     for size in sorted({r["height"] for r in runs}):
         photos = {r["image"]: r for r in runs if r["height"] == size}.values()
         print(f"\n{size}²: originals of these {len(photos)} photos: AUC NCC {auc(*scores(photos, judges, 'ncc_before')):.3f}")
-    print("\nper photo: size, mode, λ, photo, PSNR, NCC before → after (own K_judge), iterations, stop, seconds")
-    for r in sorted(runs, key=lambda r: (r["height"], r["image"], r["mode"], r["prnu_weight"], r["seed"])):
+    print("\nper photo: size, mode, λ, lr, photo, PSNR, NCC before → after (own K_judge), iterations, stop, seconds")
+    for r in sorted(runs, key=lambda r: (r["height"], r["image"], r["mode"], r["prnu_weight"], r.get("lr", 0.001), r["seed"])):
         own = judges.index(camera(r["image"]))
-        print(f"  {r['height']}  {r['mode']}  {r['prnu_weight']:g}  seed {r['seed']}  {os.path.basename(r['image'])}  {r['psnr']}  "
+        print(f"  {r['height']}  {r['mode']}  {r['prnu_weight']:g}  lr {r.get('lr', 0.001):g}  seed {r['seed']}  {os.path.basename(r['image'])}  {r['psnr']}  "
               f"{r['ncc_before'][own]:+.5f} → {r['ncc_after'][own]:+.5f}  {r['iterations']}  {r['stop_reason']}  "
               f"{r['seconds_total']:.0f}")
 

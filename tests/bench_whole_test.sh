@@ -58,6 +58,20 @@ b = json.loads(open('$T/s_bench.json').read())
 assert b['mode'] == 'aware' and b['tiles'] == 1 and b['height'] == b['width'] == 64, b
 assert len(b['ncc_before']) == 1 and b['seconds_total'] >= b['seconds_dip'] > 0, b"
 
+# --lr: the network's learning rate, as `--set lr=` of the CLI.
+expect_ok "anonymize s, lr" "$DIPPAS" anonymize -q --threads 1 --image "$T/s.png" --prnu "$T/s_k.npy" \
+  --eval-prnu "$T/s_j.npy" --max-iterations 3 --set lr=0.004 --out "$T/s_lr.png"
+expect_ok "bench whole s, lr" "$BENCH" whole --device cpu --threads 1 --image "$T/s.npy" --prnu "$T/s_k.npy" \
+  --judge "$T/s_j.npy" --max-iterations 3 --lr 0.004
+cp "$T/out" "$T/s_lr_bench.json"
+same "--lr: bench = anonymize --set lr" "$T/s_lr.json" "$T/s_lr_bench.json"
+check "lr in the line, and it changed the run" "
+import json
+b = json.loads(open('$T/s_lr_bench.json').read())
+d = json.loads(open('$T/s_bench.json').read())
+assert b['lr'] == 0.004 and d['lr'] == 0.001, (b['lr'], d['lr'])
+assert b['psnr'] != d['psnr'], b['psnr']"
+
 # Tiled (6 tiles of 64), blind.
 expect_ok "anonymize t" "$DIPPAS" anonymize -q --threads 1 --image "$T/t.png" --blind --tile-size 64 \
   --max-iterations 2 --out "$T/t_anon.png"
@@ -84,6 +98,7 @@ expect_error "NaN fingerprint" "nan_k\.npy: fingerprint contains NaN or Inf" -- 
 expect_error "all-zero judge" "zero_k\.npy: fingerprint is all zeros" -- \
   "$BENCH" whole --device cpu --image "$T/s.npy" --judge "$T/zero_k.npy"
 expect_error "bad number" "--prnu-weight expects a number" -- "$BENCH" whole --image "$T/s.npy" --prnu-weight x
+expect_error "lr 0" "lr.*must be in \(0, 1\)" -- "$BENCH" whole --device cpu --image "$T/s.npy" --lr 0
 expect_error "unknown benchmark" "unknown benchmark" -- "$BENCH" wholes
 
 finish

@@ -3,7 +3,7 @@
 //   dippas-bench prnu|dip [--size N] [--iterations N] [--repeats N] [--device cpu|cuda|auto]
 //                         [--threads N]
 //   dippas-bench whole --image I.npy [--prnu K.npy] [--judge K.npy]... [--prnu-weight λ]
-//                      [--prnu-block B] [--seed N] [--max-iterations N] [--tile-size N]
+//                      [--prnu-block B] [--lr R] [--seed N] [--max-iterations N] [--tile-size N]
 //                      [--device ...] [--threads N]
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +21,7 @@ const char* const kUsage =
     "auto|cpu|cuda] [--threads N]\n"
     "       dippas-bench whole --image I.npy [--prnu K.npy] [--judge K.npy]... [--prnu-weight L] "
     "[--prnu-block B]\n"
-    "                          [--seed N] [--max-iterations N] [--tile-size N] [--device "
+    "                          [--lr R] [--seed N] [--max-iterations N] [--tile-size N] [--device "
     "auto|cpu|cuda] [--threads N]\n"
     "  whole: one anonymization from .npy files (image: the R, G, B planes stacked, (3H, W), "
     "0..255);\n"
@@ -74,9 +74,9 @@ int main(int argc, char** argv) {
       whole.prnu = v;
     } else if (a == "--judge") {
       whole.judges.push_back(v);
-    } else if (a == "--prnu-weight") {
+    } else if (a == "--prnu-weight" || a == "--lr") {
       if (!ParseReal(v, &x)) return UsageError(a + " expects a number, got '" + v + "'");
-      whole.dip.prnu_weight = x;
+      (a == "--lr" ? whole.dip.lr : whole.dip.prnu_weight) = x;
     } else if (a == "--prnu-block" || a == "--seed" || a == "--tile-size") {
       if (!count) return UsageError(a + " expects an integer ≥ 0, got '" + v + "'");
       (a == "--prnu-block" ? whole.dip.prnu_block

@@ -130,7 +130,8 @@ void BenchWhole(const WholeBenchOptions& o) {
   const std::string peak_kind = PeakIsGpu(o.device) ? "gpu_allocated" : "process_rss";
   std::printf(
       "{\"image\": %s, \"mode\": \"%s\", \"device\": \"%s\", \"height\": %lld, \"width\": %lld, "
-      "\"prnu_weight\": %g, \"prnu_block\": %lld, \"seed\": %lld, \"tiles\": %zu, \"iterations\": "
+      "\"prnu_weight\": %g, \"prnu_block\": %lld, \"lr\": %g, \"seed\": %lld, \"tiles\": %zu, "
+      "\"iterations\": "
       "%lld, \"restarts\": %lld, "
       "\"stop_reason\": \"%s\", \"pool_size\": %lld, \"gamma\": %s, \"psnr\": %s, \"ncc_before\": "
       "%s, "
@@ -139,9 +140,9 @@ void BenchWhole(const WholeBenchOptions& o) {
       "\"peak_kind\": \"%s\"}\n",
       JsonString(o.image).c_str(), o.prnu.empty() ? "blind" : "aware", o.device.c_str(),
       static_cast<long long>(h), static_cast<long long>(w), o.dip.prnu_weight,
-      static_cast<long long>(o.dip.prnu_block), static_cast<long long>(o.dip.seed), r.tiles.size(),
-      static_cast<long long>(iterations), static_cast<long long>(restarts), reasons.c_str(),
-      static_cast<long long>(pool), JsonList(gammas).c_str(), psnr_text.c_str(),
+      static_cast<long long>(o.dip.prnu_block), o.dip.lr, static_cast<long long>(o.dip.seed),
+      r.tiles.size(), static_cast<long long>(iterations), static_cast<long long>(restarts),
+      reasons.c_str(), static_cast<long long>(pool), JsonList(gammas).c_str(), psnr_text.c_str(),
       JsonList(ncc_before).c_str(), JsonList(ncc_after).c_str(), t_load, t_dip, t_score,
       Seconds(t0), t_dip > 0 ? static_cast<double>(iterations) / t_dip : 0.0, peak_mib,
       peak_kind.c_str());

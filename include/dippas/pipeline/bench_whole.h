@@ -19,7 +19,7 @@ struct WholeBenchOptions {
   void Check() const;               // throws std::invalid_argument naming the problem
 };
 
-// Prints one JSON line: image, settings that differ by run (λ, seed), iterations, stop reason,
+// Prints one JSON line: image, settings that differ by run (λ, lr, seed), iterations, stop reason,
 // tiles, γ, pool size, seconds (load, DIP, scoring, total), PSNR, NCC before/after per judge,
 // peak memory (GPU allocator on CUDA, resident set on the CPU).
 void BenchWhole(const WholeBenchOptions& options);
