@@ -31,6 +31,16 @@ void ExpectSame(const DipOptions& a, const DipOptions& b) {
   EXPECT_EQ(a.top, b.top);
   EXPECT_EQ(a.order_by_abs, b.order_by_abs);
   EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.plateau_window, b.plateau_window);
+  EXPECT_EQ(a.pool_max, b.pool_max);
+  EXPECT_EQ(a.restarts, b.restarts);
+  EXPECT_EQ(a.prnu_weight, b.prnu_weight);
+  EXPECT_EQ(a.prnu_block, b.prnu_block);
+  EXPECT_EQ(a.gamma_lr, b.gamma_lr);
+  EXPECT_EQ(a.tile_size, b.tile_size);
+  EXPECT_EQ(a.tile_margin, b.tile_margin);
+  EXPECT_EQ(a.checkpoint_every, b.checkpoint_every);
+  EXPECT_EQ(a.checkpoint_seconds, b.checkpoint_seconds);
 }
 
 // The message of the ConfigError `f` throws ("" and a test failure if none).
@@ -84,6 +94,12 @@ TEST(DipConfig, SmokeYamlParsesAndPassesCheck) {
   EXPECT_EQ(o.top, 5);
   EXPECT_EQ(o.seed, 0);
   EXPECT_EQ(o.sigma, DipOptions{}.sigma);  // not in the file: default
+}
+
+TEST(DipConfig, FastYamlIsThePaperWithTwiceTheLearningRate) {
+  DipOptions expected;
+  expected.lr = 0.002;
+  ExpectSame(LoadDipConfig(kConfigs + "fast.yaml"), expected);
 }
 
 TEST(DipConfig, JsonTextWorks) {
