@@ -161,6 +161,12 @@ TEST_F(LimitsTest, ImageAbovePixelLimitIsRefusedBeforeDecoding) {
   const std::vector<Case> cases = {
       {"huge.png", PngHeader(20000, 20000), "20000x20000"},
       {"huge.jpg", JpegHeader(65000, 65000), "65000x65000"},
+      // A segment of length 0 and junk before the frame: libjpeg skips both (fuzzing found the
+      // 2.9 GB allocation this led to).
+      {"huge_len0.jpg",
+       std::string("\xFF\xD8\xFF\xEE\0\0", 6) + std::string(12, '\0') +
+           JpegHeader(65000, 65000).substr(2),
+       "65000x65000"},
       {"huge.tif", TiffHeader(60000, 5000), "60000x5000"},
       {"huge.bmp", BmpHeader(-30000, 10000), "30000x10000"},  // negative height: top-down rows
   };

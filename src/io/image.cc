@@ -89,8 +89,9 @@ bool JpegFrame(const std::string& bytes, int64_t* height, int64_t* width, int* c
       *components = b[i + 9];
       return true;
     }
-    if (marker == 0xDA || marker == 0xD9 || length < 2) return false;  // scan or end before a frame
-    i += 2 + length;
+    if (marker == 0xDA || marker == 0xD9) return false;  // scan or end before a frame
+    // A length under 2 skips nothing in libjpeg, which then scans on for the next marker.
+    i += 2 + std::max<size_t>(length, 2);
   }
   return false;
 }
