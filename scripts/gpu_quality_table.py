@@ -48,12 +48,19 @@ def c_metric(runs, judges):
     return m, a, m * (1 - 2 * abs(a - 0.5))
 
 
+PAPER_LR = 0.001  # rows written before bench whole printed "lr" ran at the paper's rate
+
+
+def lr_of(r):
+    return r.get("lr", PAPER_LR)
+
+
 def main():
     runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
     judges = [l.strip() for l in open(sys.argv[2]) if l.strip()]
     runs = [r for r in runs if r["tiles"] == 1 and len(r["ncc_after"]) == len(judges)]
     by_lam = {}
-    key = lambda r: (r["height"], r["mode"], r["prnu_weight"], r.get("lr", 0.001), r["seed"])
+    key = lambda r: (r["height"], r["mode"], r["prnu_weight"], lr_of(r), r["seed"])
     for r in runs:
         by_lam.setdefault(key(r), {})[os.path.basename(r["image"])] = r  # the last run counts
     print("| size | mode | λ | lr | seed | photos | PSNR mean (min) | AUC NCC | C | ΔC vs paper (λ 0, lr 0.001, seed 0) [95%] | ratio ≤ 0.1 | median ratio |"
@@ -61,7 +68,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in sorted(by_lam):
         size, mode, lam, lr, seed = k
-        ref = (size, "aware", 0.0, 0.001, 0)  # the paper's configuration, seed 0
+        ref = (size, "aware", 0.0, PAPER_LR, 0)  # the paper's configuration, seed 0
         base = by_lam.get(ref, {})
         rs = list(by_lam[k].values())
         m, a, c = c_metric(rs, judges)
@@ -90,9 +97,9 @@ def main():
         photos = {r["image"]: r for r in runs if r["height"] == size}.values()
         print(f"\n{size}²: originals of these {len(photos)} photos: AUC NCC {auc(*scores(photos, judges, 'ncc_before')):.3f}")
     print("\nper photo: size, mode, λ, lr, photo, PSNR, NCC before → after (own K_judge), iterations, stop, seconds")
-    for r in sorted(runs, key=lambda r: (r["height"], r["image"], r["mode"], r["prnu_weight"], r.get("lr", 0.001), r["seed"])):
+    for r in sorted(runs, key=lambda r: (r["height"], r["image"], r["mode"], r["prnu_weight"], lr_of(r), r["seed"])):
         own = judges.index(camera(r["image"]))
-        print(f"  {r['height']}  {r['mode']}  {r['prnu_weight']:g}  lr {r.get('lr', 0.001):g}  seed {r['seed']}  {os.path.basename(r['image'])}  {r['psnr']}  "
+        print(f"  {r['height']}  {r['mode']}  {r['prnu_weight']:g}  lr {lr_of(r):g}  seed {r['seed']}  {os.path.basename(r['image'])}  {r['psnr']}  "
               f"{r['ncc_before'][own]:+.5f} → {r['ncc_after'][own]:+.5f}  {r['iterations']}  {r['stop_reason']}  "
               f"{r['seconds_total']:.0f}")
 
