@@ -2,6 +2,7 @@
 // the assembler's block sums equals the whole-image NCC computed independently; reading the
 // iteration's scalars one iteration late gives the same run; the batched block copies of the
 // assembly give what a plain per-block top-L gives; the perturbation buffer keeps the draws.
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -10,6 +11,7 @@
 #include <numeric>
 
 #include "dippas/assembly/assembly.h"
+#include "dippas/dip/input_noise.h"
 #include "dippas/dip/loop.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
@@ -270,6 +272,33 @@ TEST(Perturbation, BufferGivesTheDrawsOfRandnLike) {
   PerturbInput(z, 0.1, buf);  // in place: no new storage, new draws
   EXPECT_EQ(buf.data_ptr<float>(), data);
   EXPECT_FALSE(torch::equal(buf, want));
+}
+
+// Philox normals: the key is the default generator's next 64 bits (seeded runs repeat), the
+// draw is the kernel's for that key, and the thread count does not change a bit.
+TEST(Perturbation, PhiloxFollowsTheSeedWhateverTheThreadCount) {
+  const auto z = torch::randn({1, 16, 40, 37}) * 0.1;  // 23,680 elements: a partial last chunk
+  const int threads = at::get_num_threads();
+  auto one = torch::empty_like(z), two = torch::empty_like(z);
+  at::set_num_threads(1);
+  torch::manual_seed(5);
+  PerturbInput(z, 0.1, one, /*philox=*/true);
+  at::set_num_threads(2);
+  torch::manual_seed(5);
+  PerturbInput(z, 0.1, two, /*philox=*/true);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, two));
+
+  torch::manual_seed(5);
+  const auto key = static_cast<uint64_t>(
+      at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator())->random64());
+  const float* zp = z.data_ptr<float>();
+  const float* got = one.data_ptr<float>();
+  for (int64_t i = 0; i < z.numel(); ++i) {
+    ASSERT_EQ(got[i], zp[i] + PhiloxNormal(key, i) * 0.1f) << i;
+  }
+  PerturbInput(z, 0.1, two, /*philox=*/true);  // the next key: other draws
+  EXPECT_FALSE(torch::equal(one, two));
 }
 
 }  // namespace

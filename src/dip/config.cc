@@ -37,6 +37,7 @@ const std::vector<Field>& Fields() {
       {"lr", &DipOptions::lr},
       {"input_noise_std", &DipOptions::input_noise_std},
       {"reg_noise_std", &DipOptions::reg_noise_std},
+      {"philox_noise", nullptr, &DipOptions::philox_noise},
       {"psnr_stop", &DipOptions::psnr_stop},
       {"psnr_min", &DipOptions::psnr_min},
       {"max_iterations", nullptr, &DipOptions::max_iterations},

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "dippas/util/parallel.h"
+
 namespace dippas {
 
 torch::Tensor SaturationMap(const torch::Tensor& image) {
@@ -45,7 +47,7 @@ void FingerprintAccumulator::Add(const torch::Tensor& image) {
     const float* ps = sc.data_ptr<float>();
     double* num = num_.data_ptr<double>();
     double* den = den_.data_ptr<double>();
-    at::parallel_for(0, xc.numel(), 4096, [&](int64_t begin, int64_t end) {
+    ParallelFor(0, xc.numel(), 65536, at::get_num_threads(), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const double v = px[i];
         num[i] += static_cast<double>(pn[i]) * v / 255.0;

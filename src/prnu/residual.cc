@@ -5,6 +5,7 @@
 
 #include "dippas/prnu/wavelet.h"
 #include "dippas/util/math_mode.h"
+#include "dippas/util/parallel.h"
 #include "wavelet_cpu.h"
 
 namespace dippas {
@@ -54,7 +55,7 @@ torch::Tensor WaveletNoise(const torch::Tensor& x, const ResidualOptions& option
   const double var = options.sigma * options.sigma;
   const float* src = in.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  at::parallel_for(0, in.size(0), 1, [&](int64_t begin, int64_t end) {
+  ParallelFor(0, in.size(0), 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       cpu::WaveletNoisePlane(src + p * h * w, h, w, var, options.levels, dst + p * h * w);
     }
@@ -110,10 +111,12 @@ torch::Tensor WienerDft(const torch::Tensor& x) {
     auto f = torch::fft::fft2(x.to(torch::kFloat64));
     auto gain = (f.abs() / std::sqrt(static_cast<double>(h * w))).to(torch::kFloat32).contiguous();
     auto planes = gain.view({-1, h, w});
-    auto var = sigma.square().flatten().contiguous();
-    at::parallel_for(0, planes.size(0), 1, [&](int64_t begin, int64_t end) {
+    auto var = sigma.square().flatten().to(torch::kFloat64).contiguous();
+    const double* pv = var.data_ptr<double>();
+    float* pg = gain.data_ptr<float>();
+    ParallelFor(0, planes.size(0), 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
-        cpu::WienerGainPlane(gain.data_ptr<float>() + p * h * w, h, w, var[p].item<double>());
+        cpu::WienerGainPlane(pg + p * h * w, h, w, pv[p]);
       }
     });
     return torch::real(torch::fft::ifft2(f * gain.to(torch::kFloat64))).to(x.scalar_type());

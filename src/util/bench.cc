@@ -185,6 +185,22 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   std::printf("  optimizer                 %8.1f %%\n", 100 * prof.optimizer / loop);
   std::printf("  pool (residual, NCC, top-L) %6.1f %%\n", 100 * prof.pool / loop);
   PrintPeak(device);
+  if (device == "cpu") {
+    // The two generators of z's perturbation on this z, side by side (median of 3 each).
+    const auto z = torch::randn({1, run.dip.input_depth, size, size}) * run.dip.input_noise_std;
+    auto out = torch::empty_like(z);
+    PerturbInput(z, run.dip.reg_noise_std, out, true);  // pages touched before timing
+    const double philox =
+        MedianSeconds(3, [&] { PerturbInput(z, run.dip.reg_noise_std, out, true); });
+    const double normal =
+        MedianSeconds(3, [&] { PerturbInput(z, run.dip.reg_noise_std, out, false); });
+    std::printf(
+        "  z + std·n alone, %lld×%lld×%lld: Philox %.1f ms, torch normal_ %.1f ms (%.2fx); the loop"
+        " above used %s\n",
+        static_cast<long long>(run.dip.input_depth), static_cast<long long>(size),
+        static_cast<long long>(size), 1e3 * philox, 1e3 * normal, philox / normal,
+        run.dip.philox_noise ? "Philox" : "normal_");
+  }
 }
 
 }  // namespace dippas

@@ -127,9 +127,10 @@ std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt
 std::string DescribeNetwork(const DipOptions& options);
 
 // out ← z + std·n with n ~ N(0,1) drawn into `out` itself (same shape as z): the DIP's input
-// perturbation without z-sized temporaries, bit for bit z + std·randn_like(z) from the same
-// generator state.
-void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out);
+// perturbation without z-sized temporaries. philox (float CPU tensors): n from PhiloxPerturb
+// under a key drawn from the default CPU generator, the same for any thread count; otherwise
+// (and always on CUDA) bit for bit z + std·randn_like(z) from the same generator state.
+void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox = false);
 
 // Parameter count of the U-Net for these options (γ excluded).
 int64_t NetworkParameterCount(const DipOptions& options);

@@ -1,0 +1,166 @@
+#include "dippas/dip/input_noise.h"
+
+#include <cstring>
+
+namespace dippas {
+namespace {
+
+#define DIPPAS_INLINE inline __attribute__((always_inline))
+
+DIPPAS_INLINE uint32_t FloatBits(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+DIPPAS_INLINE float BitsFloat(uint32_t b) {
+  float x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
+
+// One Philox4x32 round and key bump (Random123's constants).
+constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u, kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+
+DIPPAS_INLINE void Philox10(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0,
+                            uint32_t k1) {
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; ++r) {
+    const uint64_t p0 = static_cast<uint64_t>(kM0) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(kM1) * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<uint32_t>(p1);
+    c3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += kW0;
+    k1 += kW1;
+  }
+}
+
+// ln x for x in [2^-24, 1] (Cephes logf): x = m·2^e, m in [√½, √2), a degree-9 polynomial in m − 1.
+DIPPAS_INLINE float Log(float x) {
+  const uint32_t bits = FloatBits(x);
+  int32_t e = static_cast<int32_t>(bits >> 23) - 126;
+  float m = BitsFloat((bits & 0x007fffffu) | 0x3f000000u);  // [0.5, 1)
+  const bool low = m < 0.707106781186547524f;
+  e = low ? e - 1 : e;
+  m = low ? (m + m) - 1.0f : m - 1.0f;
+  const float z = m * m;
+  float y = 7.0376836292E-2f;
+  y = y * m - 1.1514610310E-1f;
+  y = y * m + 1.1676998740E-1f;
+  y = y * m - 1.2420140846E-1f;
+  y = y * m + 1.4249322787E-1f;
+  y = y * m - 1.6668057665E-1f;
+  y = y * m + 2.0000714765E-1f;
+  y = y * m - 2.4999993993E-1f;
+  y = y * m + 3.3333331174E-1f;
+  y = y * m * z;
+  const float fe = static_cast<float>(e);
+  y = y + -2.12194440E-4f * fe;
+  y = y - 0.5f * z;
+  return (m + y) + 0.693359375f * fe;
+}
+
+// (cos 2πu, sin 2πu) for u in [0, 1): 4u = q + f exactly, f in [−½, ½], then Cephes' sinf/cosf
+// polynomials on θ = f·π/2 in [−π/4, π/4] and a quarter turn per unit of q.
+DIPPAS_INLINE void SinCos2Pi(float u, float& c, float& s) {
+  const float v = u * 4.0f;
+  const int32_t q = static_cast<int32_t>(v + 0.5f);
+  const float x = (v - static_cast<float>(q)) * 1.57079632679489661923f;
+  const float z = x * x;
+  const float sx = ((-1.9515295891E-4f * z + 8.3321608736E-3f) * z - 1.6666654611E-1f) * z * x + x;
+  const float cx =
+      ((2.443315711809948E-5f * z - 1.388731625493765E-3f) * z + 4.166664568298827E-2f) * z * z -
+      0.5f * z + 1.0f;
+  const bool swap = (q & 1) != 0;
+  const float c0 = swap ? sx : cx;
+  const float s0 = swap ? cx : sx;
+  c = ((q + 1) & 2) ? -c0 : c0;  // quarters 1 and 2
+  s = (q & 2) ? -s0 : s0;        // quarters 2 and 3
+}
+
+// Box–Muller on two 32-bit words: u1 = (⌊a/2⁸⌋ + 1)/2²⁴ in (0, 1], u2 = ⌊b/2⁸⌋/2²⁴ in [0, 1).
+DIPPAS_INLINE void BoxMuller(uint32_t a, uint32_t b, float& n0, float& n1) {
+  constexpr float kScale = 1.0f / 16777216.0f;
+  const float u1 = static_cast<float>(static_cast<int32_t>((a >> 8) + 1)) * kScale;
+  const float u2 = static_cast<float>(static_cast<int32_t>(b >> 8)) * kScale;
+  float t = -2.0f * Log(u1);
+  t = t > 0.0f ? t : 0.0f;  // ln 1 may come out a hair above 0
+  const float r = __builtin_sqrtf(t);
+  float c, s;
+  SinCos2Pi(u2, c, s);
+  n0 = r * c;
+  n1 = r * s;
+}
+
+// The 32 normals of chunk `chunk`, in element order.
+DIPPAS_INLINE void ChunkNormals(uint64_t key, int64_t chunk, float* n) {
+  const uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  const uint64_t j0 = static_cast<uint64_t>(chunk) * 8;
+  for (int l = 0; l < 8; ++l) {
+    const uint64_t j = j0 + static_cast<uint64_t>(l);
+    uint32_t c0 = static_cast<uint32_t>(j), c1 = static_cast<uint32_t>(j >> 32), c2 = 0, c3 = 0;
+    Philox10(c0, c1, c2, c3, k0, k1);
+    BoxMuller(c0, c1, n[l], n[8 + l]);
+    BoxMuller(c2, c3, n[16 + l], n[24 + l]);
+  }
+}
+
+DIPPAS_INLINE void Kernel(const float* z, float std, uint64_t key, float* out, int64_t begin,
+                          int64_t end) {
+  alignas(32) float n[kNoiseChunk];
+  for (int64_t c = begin / kNoiseChunk; c * kNoiseChunk < end; ++c) {
+    ChunkNormals(key, c, n);
+    const int64_t i0 = c * kNoiseChunk;
+    if (i0 + kNoiseChunk <= end) {
+      for (int k = 0; k < kNoiseChunk; ++k) out[i0 + k] = z[i0 + k] + n[k] * std;
+    } else {
+      for (int64_t i = i0; i < end; ++i) out[i] = z[i] + n[i - i0] * std;
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DIPPAS_NOISE_AVX2 1
+__attribute__((target("avx2"))) void KernelAvx2(const float* z, float std, uint64_t key, float* out,
+                                                int64_t begin, int64_t end) {
+  Kernel(z, std, key, out, begin, end);
+}
+#endif
+
+}  // namespace
+
+std::array<uint32_t, 4> Philox4x32(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key) {
+  Philox10(counter[0], counter[1], counter[2], counter[3], key[0], key[1]);
+  return counter;
+}
+
+float PhiloxNormal(uint64_t key, int64_t index) {
+  float n[kNoiseChunk];
+  ChunkNormals(key, index / kNoiseChunk, n);
+  return n[index % kNoiseChunk];
+}
+
+void PhiloxPerturbGeneric(const float* z, float std, uint64_t key, float* out, int64_t begin,
+                          int64_t end) {
+  Kernel(z, std, key, out, begin, end);
+}
+
+void PhiloxPerturb(const float* z, float std, uint64_t key, float* out, int64_t begin,
+                   int64_t end) {
+#ifdef DIPPAS_NOISE_AVX2
+  if (__builtin_cpu_supports("avx2")) return KernelAvx2(z, std, key, out, begin, end);
+#endif
+  Kernel(z, std, key, out, begin, end);
+}
+
+const char* PhiloxKernel() {
+#ifdef DIPPAS_NOISE_AVX2
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+  return "generic";
+}
+
+}  // namespace dippas

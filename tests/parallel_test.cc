@@ -1,0 +1,53 @@
+// ParallelFor: every index once, at most `threads` threads, exceptions reach the caller.
+#include "dippas/util/parallel.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace dippas {
+namespace {
+
+TEST(ParallelFor, CoversEveryIndexOnceOnAtMostTheThreadsAsked) {
+  for (const int threads : {1, 2, 3, 8}) {
+    for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{1000}}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n) + 5);
+      std::mutex m;
+      std::set<std::thread::id> ids;
+      int ranges = 0;
+      ParallelFor(5, 5 + n, 10, threads, [&](int64_t b, int64_t e) {
+        EXPECT_LT(b, e);
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(std::this_thread::get_id());
+        ++ranges;
+      });
+      for (int64_t i = 0; i < 5; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)], 0);
+      for (int64_t i = 5; i < 5 + n; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)], 1) << i;
+      // Ranges of at least the grain (10), one per thread.
+      const int64_t most = std::min<int64_t>(threads, (n + 9) / 10);
+      EXPECT_LE(ranges, std::max<int64_t>(most, n > 0 ? 1 : 0)) << threads << " " << n;
+      EXPECT_EQ(static_cast<int64_t>(ids.size()), ranges);
+      if (n == 1000 && threads > 1) EXPECT_EQ(ranges, threads);  // really parallel
+    }
+  }
+}
+
+TEST(ParallelFor, RethrowsAWorkersException) {
+  EXPECT_THROW(ParallelFor(0, 100, 1, 4,
+                           [](int64_t b, int64_t) {
+                             if (b > 0) throw std::runtime_error("worker");
+                           }),
+               std::runtime_error);
+  EXPECT_THROW(
+      ParallelFor(0, 100, 1, 1, [](int64_t, int64_t) { throw std::logic_error("caller"); }),
+      std::logic_error);
+}
+
+}  // namespace
+}  // namespace dippas
