@@ -18,9 +18,10 @@ struct DipOptions {
   double input_noise_std = 0.1;                        // std of z
   double reg_noise_std = 0.1;                          // std of z's per-iteration perturbation
   // How that perturbation's normals are drawn on the CPU: 1 = counter-based Philox4x32-10 in
-  // parallel (5-6× faster at 512², the same numbers for any thread count); 0 = torch's normal_
-  // (one thread; the random stream of earlier dippas builds). Either is N(0, 1): not a setting of
-  // the method, but each seed gives other pixels. CUDA always draws with torch.
+  // parallel (~3× faster at 512² on two cores, the same numbers for any thread count);
+  // 0 = torch's normal_ (one thread; the random stream of earlier dippas builds). Either is
+  // N(0, 1): not a setting of the method, but each seed gives other pixels. CUDA always draws
+  // with torch.
   int64_t philox_noise = 1;
   double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
   double psnr_min = 38.0;                              // τ: pool admission (dB)
