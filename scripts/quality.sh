@@ -47,7 +47,8 @@
 #   DIR/quality.md     the same table in markdown, with the command lines and dates
 #   DIR/crop<N>/fingerprints/, DIR/crop<N>/<variant>/   fingerprints, anonymized crops, metrics,
 #                      logs and evaluation. A photo whose metrics exist, made with the same
-#                      arguments, is not redone (delete DIR/crop<N>/<variant>/ to redo a variant).
+#                      arguments (files among them by content; a YAML config's comments do not
+#                      count), is not redone (delete DIR/crop<N>/<variant>/ to redo a variant).
 #                      Rows of other variants or crops already in the tables are kept.
 # Exit status: 0 done; 2 bad usage or input; 3 interrupted (rerun to resume); 4 some
 # anonymizations failed (recorded in the tables, the others done).
@@ -223,6 +224,18 @@ for c in "${CAMERAS[@]}"; do
 done
 
 # 2. Anonymization: one job per variant and photo, J at a time; done ones are reused.
+# digest FILE: SHA-256 of what a file argument says. A YAML config is read without its comments,
+# trailing blanks and blank lines (dippas's configs hold numbers and lists, never a '#' inside a
+# value), so that editing a comment does not redo the photos made with it; other files by bytes.
+digest() {
+  case $1 in
+    *.yaml | *.yml)
+      sed -e 's/^#.*$//' -e 's/[[:space:]]#.*$//' -e 's/[[:space:]]*$//' "$1" | awk 'NF' |
+        sha256sum | cut -d' ' -f1
+      ;;
+    *) sha256sum <"$1" | cut -d' ' -f1 ;;
+  esac
+}
 # key VARIANT IMAGE CAMERA: what decides whether an existing result can be reused.
 key_of() {
   local v=$1 img=$2 cam=$3 w
@@ -231,7 +244,7 @@ key_of() {
   echo "k_anon=$(sha256sum <"$FPS/$cam.anon.npy" | cut -d' ' -f1)"
   echo "k_judge=$(sha256sum <"$FPS/$cam.judge.npy" | cut -d' ' -f1)"
   while IFS= read -r w; do
-    if [ -f "$w" ]; then echo "arg=$w $(sha256sum <"$w" | cut -d' ' -f1)"; else echo "arg=$w"; fi
+    if [ -f "$w" ]; then echo "arg=$w $(digest "$w")"; else echo "arg=$w"; fi
   done <<<"${VWORDS[$v]}"
 }
 # anonymize VARIANT CAMERA IMAGE BASE: BASE.png, BASE.json (metrics), BASE.log, and BASE.wall and

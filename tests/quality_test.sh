@@ -210,4 +210,18 @@ grep -q "$NPH anonymization(s) run, 0 reused" "$T/run3.out" || bad "changed argu
 grep -q "denoise,64,$NPH,.*,--method denoise --sigma 2," "$O/quality.csv" || bad "denoise row not updated: $(cat "$O/quality.csv")"
 [ "$(grep -c . "$O/quality.csv")" -eq 6 ] || bad "rows of other variants lost: $(cat "$O/quality.csv")"
 
+# --- a config file: its comments are not what it says, its values are ------------
+cp "$SMOKE" "$T/cfg.yaml"
+cfg=(--variant "cfg=--config $T/cfg.yaml --set max_iterations=5")
+q "${common[@]}" "${cfg[@]}" >"$T/run4.out" 2>&1 || bad "config variant: exit $?: $(tail -3 "$T/run4.out")"
+grep -q "$NPH anonymization(s) run, 0 reused" "$T/run4.out" || bad "config variant: $(grep reused "$T/run4.out")"
+sed -i -e '1i # a comment added on top' -e 's/# reproducible/# reproducible, edited/' "$T/cfg.yaml"
+printf '\n   \n# and one at the end\n' >>"$T/cfg.yaml"
+q "${common[@]}" "${cfg[@]}" >"$T/run5.out" 2>&1 || bad "comment edit: exit $?: $(tail -3 "$T/run5.out")"
+grep -q "0 anonymization(s) run, $NPH reused" "$T/run5.out" || bad "comment edit redid photos: $(grep reused "$T/run5.out")"
+sed -i 's/^top: 5 /top: 4 /' "$T/cfg.yaml"
+grep -q '^top: 4 ' "$T/cfg.yaml" || bad "test setup: top not edited"
+q "${common[@]}" "${cfg[@]}" >"$T/run6.out" 2>&1 || bad "value edit: exit $?: $(tail -3 "$T/run6.out")"
+grep -q "$NPH anonymization(s) run, 0 reused" "$T/run6.out" || bad "value edit not redone: $(grep reused "$T/run6.out")"
+
 finish
