@@ -277,7 +277,9 @@ TEST(Perturbation, BufferGivesTheDrawsOfRandnLike) {
 // Philox normals: the key is the default generator's next 64 bits (seeded runs repeat), the
 // draw is the kernel's for that key, and the thread count does not change a bit.
 TEST(Perturbation, PhiloxFollowsTheSeedWhateverTheThreadCount) {
-  const auto z = torch::randn({1, 16, 40, 37}) * 0.1;  // 23,680 elements: a partial last chunk
+  // 266,192 elements: 8,319 chunks, so two threads take two ranges (ParallelFor's grain is 4,096
+  // chunks), and a partial last chunk.
+  const auto z = torch::randn({1, 16, 127, 131}) * 0.1;
   const int threads = at::get_num_threads();
   auto one = torch::empty_like(z), two = torch::empty_like(z);
   at::set_num_threads(1);
