@@ -48,7 +48,11 @@ assert m['config']['psnr_min'] == 30 and m['config']['filters'] == [8, 16, 32, 6
 assert m['pool_size'] > 0 and m['gamma'] >= 0
 assert m['psnr'] >= m['config']['psnr_min'] - 1.0, m['psnr']   # an average of candidates with PSNR ≥ τ
 assert all(k in m['versions'] for k in ('dippas', 'torch', 'opencv'))
-assert abs(m['ncc_after']) < abs(m['ncc_before']), (m['ncc_before'], m['ncc_after'])
+# No direction is asserted for NCC here: on a 64×64 crop chance alone spreads it by ~1/64, more
+# than this crop's NCC before (~0.009), so one seed's after may land either side of it (seeds 0-5
+# of the smoke config: 0.023, -0.012, -0.002, -0.002, -0.003, -0.002). The cut is checked over four
+# seeds on a synthetic camera (Purpose.SyntheticCameraLosesItsFingerprint); here, a finite NCC.
+assert all(math.isfinite(m[k]) and abs(m[k]) < 1 for k in ('ncc_before', 'ncc_after')), m
 print(m['iterations'], m['pool_size'], m['psnr'], m['ncc_before'], m['ncc_after'])
 "
 cat "$T/pyout"

@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 #include <string>
+
+#include "test_util.h"
 
 namespace dippas {
 namespace {
@@ -150,6 +153,87 @@ TEST(Network, CheckRejectsBadOptions) {
   o = NetworkOptions{};
   o.skips.pop_back();
   EXPECT_THROW(MultiResUNet{o}, std::invalid_argument);
+}
+
+// The fused path against LibTorch's own convolutions, in double so that only the summation
+// order separates them: outputs and the gradients of both weights and biases.
+TEST(Network, FusedConvsEqualTheConvolutions) {
+  torch::manual_seed(3);
+  struct Shape {
+    int64_t n, cin, c3, c1, h, w;
+  };
+  for (const auto& s : {Shape{1, 13, 4, 6, 7, 5}, Shape{2, 3, 2, 5, 4, 9}, Shape{1, 5, 3, 2, 1, 3},
+                        Shape{1, 512, 4, 25, 16, 16}}) {
+    SCOPED_TRACE("n " + std::to_string(s.n) + ", in " + std::to_string(s.cin) + ", " +
+                 std::to_string(s.h) + "x" + std::to_string(s.w));
+    namespace nn = torch::nn;
+    nn::Conv2d conv3(nn::Conv2dOptions(s.cin, s.c3, 3).padding(1).bias(true));
+    nn::Conv2d conv1(nn::Conv2dOptions(s.cin, s.c1, 1).bias(true));
+    conv3->to(torch::kDouble);
+    conv1->to(torch::kDouble);
+    {
+      torch::NoGradGuard no_grad;  // non-zero biases, so that a lost bias shows
+      conv3->bias.uniform_(-1, 1);
+      conv1->bias.uniform_(-1, 1);
+    }
+    const auto x = torch::randn({s.n, s.cin, s.h, s.w}, torch::kDouble);
+    const auto g3 = torch::randn({s.n, s.c3, s.h, s.w}, torch::kDouble);
+    const auto g1 = torch::randn({s.n, s.c1, s.h, s.w}, torch::kDouble);
+
+    auto ref3 = conv3(x), ref1 = conv1(x);
+    torch::autograd::backward({ref3, ref1}, {g3, g1});
+    const std::vector<torch::Tensor> ref_grads = {
+        conv3->weight.grad().clone(), conv3->bias.grad().clone(), conv1->weight.grad().clone(),
+        conv1->bias.grad().clone()};
+    for (auto& p : {conv3->weight, conv3->bias, conv1->weight, conv1->bias})
+      p.mutable_grad().reset();
+
+    auto [out3, out1] = FusedConv3x3And1x1(x, conv3, conv1);
+    EXPECT_REL_CLOSE(out3, ref3, 1e-12);
+    EXPECT_REL_CLOSE(out1, ref1, 1e-12);
+    torch::autograd::backward({out3, out1}, {g3, g1});
+    const std::vector<torch::Tensor> grads = {conv3->weight.grad(), conv3->bias.grad(),
+                                              conv1->weight.grad(), conv1->bias.grad()};
+    for (size_t i = 0; i < grads.size(); ++i) {
+      ASSERT_TRUE(grads[i].defined()) << "gradient " << i;
+      EXPECT_REL_CLOSE(grads[i], ref_grads[i], 1e-12) << "gradient " << i;
+    }
+  }
+}
+
+// The whole default network with and without the fused first block, from the same weights, in
+// double: the same output and gradients up to rounding, and the same parameters (a checkpoint of
+// one loads into the other). Gradients are compared against the largest of the network: the
+// biases of convolutions followed by BatchNorm have a gradient of zero, i.e. rounding noise.
+TEST(Network, FusedInputMatchesTheConvolutionNetwork) {
+  NetworkOptions fused, plain;
+  plain.fused_input = false;
+  torch::manual_seed(5);
+  MultiResUNet a(fused);
+  MultiResUNet b(plain);
+  a->to(torch::kDouble);
+  b->to(torch::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    auto pa = a->named_parameters(), pb = b->named_parameters();
+    ASSERT_EQ(pa.size(), pb.size());
+    for (const auto& p : pa) pb[p.key()].copy_(p.value());
+  }
+  const auto z = 0.1 * torch::randn({1, 512, 32, 48}, torch::kDouble);
+  const auto g = torch::randn({1, 3, 32, 48}, torch::kDouble);
+  auto out_a = a->forward(z), out_b = b->forward(z);
+  EXPECT_REL_CLOSE(out_a, out_b, 1e-12);
+  EXPECT_FALSE(torch::equal(out_a, out_b)) << "both ran the same path";
+  out_a.backward(g);
+  out_b.backward(g);
+  double largest = 0;
+  for (const auto& p : b->parameters())
+    largest = std::max(largest, p.grad().abs().max().item<double>());
+  auto pb = b->named_parameters();
+  for (const auto& p : a->named_parameters()) {
+    const double diff = (p.value().grad() - pb[p.key()].grad()).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-10 * largest) << p.key();
+  }
 }
 
 }  // namespace

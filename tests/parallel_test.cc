@@ -33,7 +33,9 @@ TEST(ParallelFor, CoversEveryIndexOnceOnAtMostTheThreadsAsked) {
       const int64_t most = std::min<int64_t>(threads, (n + 9) / 10);
       EXPECT_LE(ranges, std::max<int64_t>(most, n > 0 ? 1 : 0)) << threads << " " << n;
       EXPECT_EQ(static_cast<int64_t>(ids.size()), ranges);
-      if (n == 1000 && threads > 1) EXPECT_EQ(ranges, threads);  // really parallel
+      if (n == 1000 && threads > 1) {
+        EXPECT_EQ(ranges, threads);  // really parallel
+      }
     }
   }
 }

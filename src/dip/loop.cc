@@ -66,6 +66,7 @@ NetworkOptions ToNetworkOptions(const DipOptions& o) {
   n.filters = o.filters;
   n.skips = o.skips;
   n.alpha = o.alpha;
+  n.fused_input = o.fused_input != 0;
   return n;
 }
 

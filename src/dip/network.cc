@@ -1,6 +1,8 @@
 #include "dippas/dip/network.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -14,6 +16,53 @@ torch::Tensor Leaky(const torch::Tensor& x) { return torch::leaky_relu(x, kLeaky
 void Require(bool ok, const std::string& field, const std::string& why) {
   if (!ok) throw std::invalid_argument("NetworkOptions." + field + ": " + why);
 }
+
+// The overlap of an H×W plane with itself shifted by (dy, dx): rows [y0, y0 + h) of the output
+// read rows [y0 + dy, y0 + dy + h) of the tap, and likewise for columns.
+struct Overlap {
+  int64_t y0, h, x0, w;
+};
+Overlap ShiftOverlap(int64_t height, int64_t width, int64_t dy, int64_t dx) {
+  const int64_t y0 = std::max<int64_t>(0, -dy), x0 = std::max<int64_t>(0, -dx);
+  return {y0, height - std::abs(dy), x0, width - std::abs(dx)};
+}
+
+torch::Tensor Window(const torch::Tensor& t, int64_t y, int64_t h, int64_t x, int64_t w) {
+  return t.narrow(-2, y, h).narrow(-1, x, w);
+}
+
+// taps (N, 9, C, H, W), tap k = 3·ky + kx → (N, C, H, W) with
+// out[y, x] = Σ_k taps[k][y + ky − 1, x + kx − 1] (zero outside): a 3×3 cross-correlation
+// with padding 1 whose per-tap products were computed beforehand. The backward pass shifts
+// the gradient back, with zeros where a tap fell outside the plane.
+struct ShiftSum : torch::autograd::Function<ShiftSum> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& taps) {
+    const int64_t height = taps.size(3), width = taps.size(4);
+    ctx->saved_data["shape"] = taps.sizes().vec();
+    auto out = taps.select(1, 4).clone(at::MemoryFormat::Contiguous);  // the centre tap
+    for (int64_t k = 0; k < 9; ++k) {
+      if (k == 4) continue;
+      const auto o = ShiftOverlap(height, width, k / 3 - 1, k % 3 - 1);
+      Window(out, o.y0, o.h, o.x0, o.w)
+          .add_(Window(taps.select(1, k), o.y0 + k / 3 - 1, o.h, o.x0 + k % 3 - 1, o.w));
+    }
+    return out;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto shape = ctx->saved_data["shape"].toIntVector();
+    const auto& g = grads[0];
+    auto taps = torch::zeros(shape, g.options());
+    const int64_t height = shape[3], width = shape[4];
+    for (int64_t k = 0; k < 9; ++k) {
+      const auto o = ShiftOverlap(height, width, k / 3 - 1, k % 3 - 1);
+      Window(taps.select(1, k), o.y0 + k / 3 - 1, o.h, o.x0 + k % 3 - 1, o.w)
+          .copy_(Window(g, o.y0, o.h, o.x0, o.w));
+    }
+    return {taps};
+  }
+};
 
 }  // namespace
 
@@ -62,7 +111,28 @@ ConvUnitImpl::ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
   bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
 
-torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) { return Leaky(bn(conv(x))); }
+torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) { return Finish(conv(x)); }
+
+torch::Tensor ConvUnitImpl::Finish(const torch::Tensor& conv_out) { return Leaky(bn(conv_out)); }
+
+std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& x,
+                                                           const torch::nn::Conv2d& conv3,
+                                                           const torch::nn::Conv2d& conv1) {
+  const auto& w3 = conv3->weight;  // (C3, Cin, 3, 3)
+  const auto& w1 = conv1->weight;  // (C1, Cin, 1, 1)
+  const int64_t n = x.size(0), cin = x.size(1), height = x.size(2), width = x.size(3);
+  const int64_t c3 = w3.size(0), c1 = w1.size(0);
+  // Rows 9·c3 taps (tap-major: row k·c3 + o is W3[o, :, ky, kx]), then the c1 shortcut rows.
+  const auto rows =
+      torch::cat({w3.permute({2, 3, 0, 1}).reshape({9 * c3, cin}), w1.view({c1, cin})});
+  const auto flat = x.reshape({n, cin, height * width});
+  const auto y = n == 1 ? torch::mm(rows, flat[0]).unsqueeze(0) : torch::matmul(rows, flat);
+  const auto taps = y.narrow(1, 0, 9 * c3).reshape({n, 9, c3, height, width});
+  auto out3 = ShiftSum::apply(taps) + conv3->bias.view({1, c3, 1, 1});
+  auto out1 =
+      y.narrow(1, 9 * c3, c1).reshape({n, c1, height, width}) + conv1->bias.view({1, c1, 1, 1});
+  return {out3, out1};
+}
 
 MultiResBlockImpl::MultiResBlockImpl(int64_t u, int64_t in, double alpha) {
   const auto c = MultiResSplit(u, alpha);
@@ -81,6 +151,15 @@ torch::Tensor MultiResBlockImpl::forward(const torch::Tensor& x) {
   auto c = conv3(b);
   auto concat = bn_concat(torch::cat({a, b, c}, /*dim=*/1));
   return bn_out(Leaky(shortcut(x) + concat));
+}
+
+torch::Tensor MultiResBlockImpl::ForwardFused(const torch::Tensor& x) {
+  auto [pre1, pre_shortcut] = FusedConv3x3And1x1(x, conv1->conv, shortcut->conv);
+  auto a = conv1->Finish(pre1);
+  auto b = conv2(a);
+  auto c = conv3(b);
+  auto concat = bn_concat(torch::cat({a, b, c}, /*dim=*/1));
+  return bn_out(Leaky(shortcut->Finish(pre_shortcut) + concat));
 }
 
 ResPathImpl::ResPathImpl(int64_t in, int64_t out) {
@@ -136,7 +215,9 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
         std::to_string(z.size(2)) + "x" + std::to_string(z.size(3)) + "; pad or crop the image");
   }
   std::vector<torch::Tensor> features;
-  auto x = encoders_[0](z);
+  // On CUDA the convolutions stay: the loop there is bound by kernel launches, which the
+  // nine-tap sum would multiply.
+  auto x = options_.fused_input && z.is_cpu() ? encoders_[0]->ForwardFused(z) : encoders_[0](z);
   features.push_back(x);
   for (size_t l = 1; l < levels; ++l) {
     x = encoders_[l](downs_[l - 1](x));

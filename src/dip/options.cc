@@ -47,6 +47,8 @@ void DipOptions::Check() const {
   Require(prnu_block >= 0, "prnu_block", "must be ≥ 0 pixels (0 = whole image)");
   Require(philox_noise == 0 || philox_noise == 1, "philox_noise",
           "must be 1 (Philox normals on the CPU) or 0 (torch's normal_)");
+  Require(fused_input == 0 || fused_input == 1, "fused_input",
+          "must be 1 (z's first convolutions as one matrix product) or 0 (convolutions)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -61,7 +63,7 @@ const std::vector<std::string>& DipOptionKeys() {
   static const std::vector<std::string> keys = {
       "sigma",      "input_depth", "filters",          "skips",
       "alpha",      "lr",          "input_noise_std",  "reg_noise_std",
-      "philox_noise",
+      "philox_noise", "fused_input",
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",

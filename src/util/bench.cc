@@ -15,6 +15,7 @@
 #endif
 
 #include "dippas/dip/loop.h"
+#include "dippas/dip/network.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/fingerprint.h"
 #include "dippas/prnu/residual.h"
@@ -200,6 +201,27 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
         static_cast<long long>(run.dip.input_depth), static_cast<long long>(size),
         static_cast<long long>(size), 1e3 * philox, 1e3 * normal, philox / normal,
         run.dip.philox_noise ? "Philox" : "normal_");
+    // The first block's two convolutions on z (3×3 → c1, 1×1 shortcut), forward and the weights'
+    // backward, both ways on this z, side by side (median of 3 each).
+    torch::manual_seed(0);
+    MultiResBlock block(run.dip.filters[0], run.dip.input_depth, run.dip.alpha);
+    auto conv3 = block->conv1->conv;
+    auto conv1 = block->shortcut->conv;
+    const auto once = [&](bool fused) {
+      block->zero_grad();
+      auto [a, b] =
+          fused ? FusedConv3x3And1x1(out, conv3, conv1) : std::make_pair(conv3(out), conv1(out));
+      (a.sum() + b.sum()).backward();
+    };
+    once(true);
+    once(false);
+    const double fused = MedianSeconds(3, [&] { once(true); });
+    const double convs = MedianSeconds(3, [&] { once(false); });
+    std::printf(
+        "  first block's convolutions on z, forward + backward: one matrix product %.1f ms,"
+        " LibTorch convolutions %.1f ms (%.2fx); the loop above used %s\n",
+        1e3 * fused, 1e3 * convs, fused / convs,
+        run.dip.fused_input ? "the matrix product" : "the convolutions");
   }
 }
 

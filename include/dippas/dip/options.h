@@ -23,6 +23,12 @@ struct DipOptions {
   // N(0, 1): not a setting of the method, but each seed gives other pixels. CUDA always draws
   // with torch.
   int64_t philox_noise = 1;
+  // How the first MultiRes block's two convolutions on z run on the CPU: 1 = one matrix product
+  // of z with all their taps, then the 3×3 taps shifted and summed (~2× faster for 512 channels
+  // of z); 0 = LibTorch's convolutions (earlier dippas builds). The same sums in another order:
+  // outputs equal to ~1e-6, so a seed's trajectory drifts apart over iterations. CUDA always
+  // convolves.
+  int64_t fused_input = 1;
   double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
   double psnr_min = 38.0;                              // τ: pool admission (dB)
   int64_t max_iterations = 10000;                      // iteration budget
