@@ -161,7 +161,8 @@ import glob, json
 for j in glob.glob('$OUT3/**/*.anon.json', recursive=True):
     assert json.load(open(j))['stop_reason'] == 'interrupted', j
 "
-find "$OUT3" -name "*.tmp-*" | grep -q . && bad "temporary files left after a second Ctrl-C"
+find "$OUT3" -name "*.tmp-*" | grep -q . &&
+  bad "temporary files left after a second Ctrl-C: $(find "$OUT3" -name "*.tmp-*")"
 
 # --- baselines -----------------------------------------------------------------
 IMG=$EX/natural/Nikon_D70s_1_22824.png
@@ -233,7 +234,7 @@ assert rows['Nikon_D70s_1/a.png']['status'] == 'done' and rows['Nikon_D70s_1/a.p
 m = json.load(open('$T/out5/Nikon_D70s_1/a.anon.json'))
 assert m['mode'] == 'blind' and m['method'] == 'denoise' and m['eval_prnu'].endswith('Nikon_D70s_1.npy')
 "
-find "$T" -name "*.tmp-*" | grep -q . && bad "temporary files left behind"
+find "$T" -name "*.tmp-*" | grep -q . && bad "temporary files left behind: $(find "$T" -name "*.tmp-*")"
 
 
 # --- an output that names an input is refused before any work; the input is unchanged ------------

@@ -24,6 +24,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "dippas/dip/config.h"
 #include "dippas/dip/settings_hash.h"
@@ -105,7 +106,9 @@ std::optional<nlohmann::json> CompleteMetrics(const BatchItem& item, const fs::p
   return m;
 }
 
-// A killed child (second Ctrl-C, SIGKILL) can leave the atomic writer's temporaries.
+// A killed child (second Ctrl-C, SIGKILL) can leave the atomic writer's temporaries
+// (".NAME.tmp-XXXXXX"): beside its outputs, and in its checkpoint folder, which a first Ctrl-C
+// has the child write while the second one kills it.
 void RemoveStaleTemporaries(const BatchItem& item) {
   std::error_code ec;
   if (!fs::is_directory(item.out_dir, ec)) return;
@@ -115,6 +118,18 @@ void RemoveStaleTemporaries(const BatchItem& item) {
     const std::string name = e.path().filename().string();
     if (name.rfind(png, 0) == 0 || name.rfind(json, 0) == 0) fs::remove(e.path(), ec);
   }
+  const fs::path ckpt = item.out_dir / (item.stem + ".ckpt");
+  if (!fs::is_directory(ckpt, ec)) return;
+  std::vector<fs::path> stale;
+  for (auto it = fs::recursive_directory_iterator(ckpt, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos &&
+        it->is_regular_file(ec)) {
+      stale.push_back(it->path());
+    }
+  }
+  for (const auto& f : stale) fs::remove(f, ec);
 }
 
 // Each run of an item starts its (appended) log with this line and the time.
