@@ -54,7 +54,8 @@ TORCH_MODULE(ConvUnit);
 
 // conv3(x) and conv1(x) of a 3×3 (stride 1, padding 1) and a 1×1 convolution on the same x,
 // with their biases, computed as one matrix product [taps of conv3; conv1]·x followed by the
-// shifted sum of the nine taps. Differentiable in both weights and biases (not in x).
+// shifted sum of the nine taps. Differentiable (tests check the weights' and biases' gradients;
+// x's gradient, unused by the loop since z is fixed, is not checked).
 std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& x,
                                                            const torch::nn::Conv2d& conv3,
                                                            const torch::nn::Conv2d& conv1);
