@@ -68,30 +68,32 @@ int Int(int64_t v) {
   return static_cast<int>(v);
 }
 
+// C (rows×n) = op(A) · B, B (inner×n), A (rows×inner) or, transposed, (inner×rows): the columns
+// of B and C in chunks of kGemmChunk.
+void ColumnChunks(int trans_a, int64_t rows, int64_t n, int64_t inner, const float* a,
+                  const float* b, float* c, int threads) {
+  const SgemmFn sgemm = Find().sgemm;
+  const int64_t chunks = (n + kGemmChunk - 1) / kGemmChunk;
+  const int lda = Int(trans_a == kNoTrans ? inner : rows);
+  RunChunks(chunks, threads, [&](int64_t i) {
+    const int64_t j0 = i * kGemmChunk, w = std::min(kGemmChunk, n - j0);
+    sgemm(kRowMajor, trans_a, kNoTrans, Int(rows), Int(w), Int(inner), 1.0f, a, lda, b + j0, Int(n),
+          0.0f, c + j0, Int(n));
+  });
+}
+
 }  // namespace
 
 bool HaveChunkedSgemm() { return Find().sgemm != nullptr; }
 
 void ChunkedSgemmNN(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
                     int threads) {
-  const SgemmFn sgemm = Find().sgemm;
-  const int64_t chunks = (n + kGemmChunk - 1) / kGemmChunk;
-  RunChunks(chunks, threads, [&](int64_t i) {
-    const int64_t j0 = i * kGemmChunk, w = std::min(kGemmChunk, n - j0);
-    sgemm(kRowMajor, kNoTrans, kNoTrans, Int(m), Int(w), Int(k), 1.0f, a, Int(k), b + j0, Int(n),
-          0.0f, c + j0, Int(n));
-  });
+  ColumnChunks(kNoTrans, m, n, k, a, b, c, threads);
 }
 
 void ChunkedSgemmTN(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
                     int threads) {
-  const SgemmFn sgemm = Find().sgemm;
-  const int64_t chunks = (n + kGemmChunk - 1) / kGemmChunk;
-  RunChunks(chunks, threads, [&](int64_t i) {
-    const int64_t j0 = i * kGemmChunk, w = std::min(kGemmChunk, n - j0);
-    sgemm(kRowMajor, kTrans, kNoTrans, Int(k), Int(w), Int(m), 1.0f, a, Int(k), b + j0, Int(n),
-          0.0f, c + j0, Int(n));
-  });
+  ColumnChunks(kTrans, k, n, m, a, b, c, threads);
 }
 
 void ChunkedSgemmNT(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
