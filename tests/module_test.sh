@@ -38,6 +38,12 @@ grep -qE "^dippas [0-9.]+ \(LibTorch [0-9]+\.[0-9]+.*, OpenCV [0-9.]+\)" "$T/out
 rc=$?
 [ $rc -eq 106 ] || bad "residual without --image: exit $rc, expected CLI11's 106"
 
+# LibTorch's OpenMP threads wait passively unless the user chose otherwise (bench prints it).
+expect_ok "bench (module)" "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet
+grep -qE "^  OpenMP wait policy +PASSIVE$" "$T/out" || bad "bench: OMP_WAIT_POLICY not PASSIVE: $(cat "$T/out")"
+expect_ok "bench, the user's policy" env OMP_WAIT_POLICY=active "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet
+grep -qE "^  OpenMP wait policy +active$" "$T/out" || bad "bench: the user's OMP_WAIT_POLICY replaced: $(cat "$T/out")"
+
 # --- the executable alone: detect, help and --version work; the rest names the module ------
 mkdir -p "$T/alone"
 cp "$DIPPAS" "$T/alone/dippas"

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
@@ -174,6 +175,8 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   std::printf("dip bench, %lldx%lld, %s, %d threads, %lld iterations, %lld parameters (+γ)\n",
               static_cast<long long>(size), static_cast<long long>(size), device.c_str(), at::get_num_threads(),
               static_cast<long long>(iterations), static_cast<long long>(NetworkParameterCount(run.dip)));
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("  OpenMP wait policy        %s\n", wait_policy ? wait_policy : "(unset)");
   std::printf("  iterations/s              %9.3f (no stage timing: the loop as it runs)\n",
               static_cast<double>(iterations) / plain);
   std::printf("  iterations/s, profiled    %9.3f (device synchronised around each stage)\n",
