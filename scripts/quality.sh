@@ -46,9 +46,10 @@
 #   DIR/per_image.csv  one row per variant, crop and photo (the error message of a failure)
 #   DIR/quality.md     the same table in markdown, with the command lines and dates
 #   DIR/crop<N>/fingerprints/, DIR/crop<N>/<variant>/   fingerprints, anonymized crops, metrics,
-#                      logs and evaluation. A photo whose metrics exist, made with the same
-#                      arguments (files among them by content; a YAML config's comments do not
-#                      count), is not redone (delete DIR/crop<N>/<variant>/ to redo a variant).
+#                      logs and evaluation. A photo whose metrics exist, made by the same dippas
+#                      build (executable and module, by content) with the same arguments (files
+#                      among them by content; a YAML config's comments do not count), is not
+#                      redone (delete DIR/crop<N>/<variant>/ to redo a variant).
 #                      Rows of other variants or crops already in the tables are kept.
 # Exit status: 0 done; 2 bad usage or input; 3 interrupted (rerun to resume); 4 some
 # anonymizations failed (recorded in the tables, the others done).
@@ -134,6 +135,14 @@ if [ -z "$DIPPAS_EXE" ]; then
 fi
 [ -x "$DIPPAS_EXE" ] || DIPPAS_EXE=$(command -v "$DIPPAS_EXE" 2>/dev/null) || ds_die "dippas executable not found: '$DIPPAS_EXE'"
 DIPPAS_EXE=$(realpath "$DIPPAS_EXE")
+# The build's content, part of every photo's key: a rebuild can change the pixels a seed gives
+# (rounding, a new default) with the same arguments, so its results are not reused across builds.
+BUILD_KEY=$(
+  for f in "$DIPPAS_EXE" "$(dirname "$DIPPAS_EXE")/libdippas-torch.so" \
+    "$(dirname "$DIPPAS_EXE")/../lib/dippas/libdippas-torch.so"; do
+    [ ! -f "$f" ] || sha256sum <"$f" | cut -c1-16
+  done | paste -sd' '
+)
 
 # Each variant's arguments as words (shell quoting), checked against the options set here.
 declare -A VWORDS=()
@@ -239,6 +248,7 @@ digest() {
 # key VARIANT IMAGE CAMERA: what decides whether an existing result can be reused.
 key_of() {
   local v=$1 img=$2 cam=$3 w
+  echo "dippas=$BUILD_KEY"
   echo "crop=$CROP"
   echo "image=$img $(sha256sum <"$img" | cut -d' ' -f1)"
   echo "k_anon=$(sha256sum <"$FPS/$cam.anon.npy" | cut -d' ' -f1)"

@@ -4,7 +4,8 @@
 # here with fingerprints estimated here (K_judge from flat-fields 6-10), the per-photo NCC ratio
 # taken with K_judge, the chance level, bootstrap intervals, ΔC against a reference variant and
 # edge-only scores, a failing variant recorded without stopping the others, a rerun reusing every
-# anonymization, --baselines alone, changed arguments redone; bad input failing cleanly.
+# anonymization, --baselines alone, changed arguments or another dippas build redone; bad input
+# failing cleanly.
 # Usage: quality_test.sh DIPPAS SOURCE_DIR SHARED_DIR
 set -uo pipefail
 DIPPAS=$1
@@ -223,5 +224,15 @@ sed -i 's/^top: 5 /top: 4 /' "$T/cfg.yaml"
 grep -q '^top: 4 ' "$T/cfg.yaml" || bad "test setup: top not edited"
 q "${common[@]}" "${cfg[@]}" >"$T/run6.out" 2>&1 || bad "value edit: exit $?: $(tail -3 "$T/run6.out")"
 grep -q "$NPH anonymization(s) run, 0 reused" "$T/run6.out" || bad "value edit not redone: $(grep reused "$T/run6.out")"
+
+# --- another build (bytes appended to a copy of the executable, which still runs): redone ----
+mkdir -p "$T/build2"
+cp "$DIPPAS" "$T/build2/dippas"
+mod=$(dirname "$DIPPAS")/libdippas-torch.so
+[ ! -f "$mod" ] || cp "$mod" "$T/build2/"
+printf 'x' >>"$T/build2/dippas"
+"$Q" "${common[@]}" "${cfg[@]}" --dippas "$T/build2/dippas" >"$T/run7.out" 2>&1 ||
+  bad "another build: exit $?: $(tail -3 "$T/run7.out")"
+grep -q "$NPH anonymization(s) run, 0 reused" "$T/run7.out" || bad "another build reused photos: $(grep reused "$T/run7.out")"
 
 finish
