@@ -3,23 +3,28 @@
 # For each size: `dippas bench --what dip` and scripts/bench_python.py (Debian's python3-torch, the
 # same MultiRes U-Net, loss and AMSGrad step, the same thread count), each after its own warm-up
 # iterations, then the ratio dippas / PyTorch (below 1 = dippas faster). Both run as shipped: no
-# allocator or threading variable is set for either.
+# allocator or threading variable is set for either. --rounds R runs the pair R times per size,
+# alternating, and adds the median ratio: on a shared machine one pair moves by ±10 %.
 # Usage: scripts/bench_dip.sh [--threads N] [--sizes "128 256 512"] [--iterations "20 8 3"]
+#          [--rounds R]
 #   needs build/dippas and /usr/bin/python3 with torch (apt-get install python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=$(nproc)
 sizes=(128 256 512)
 iters=(20 8 3)
+rounds=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --sizes) read -r -a sizes <<<"$2"; shift 2 ;;
     --iterations) read -r -a iters <<<"$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_dip.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench_dip.sh: --rounds needs a positive integer, got '$rounds'" >&2; exit 2; }
 [ ${#iters[@]} -eq ${#sizes[@]} ] || { echo "bench_dip.sh: one --iterations value per size" >&2; exit 2; }
 [ -x build/dippas ] || { echo "bench_dip.sh: build/dippas not found; build first" >&2; exit 1; }
 /usr/bin/python3 -c 'import torch' 2>/dev/null ||
@@ -27,26 +32,38 @@ done
 
 printf '%-6s %-6s %14s %14s %8s %16s %16s\n' size iters "dippas s/it" "PyTorch s/it" ratio \
   "dippas peak MB" "PyTorch peak MB"
+medians=()
 for i in "${!sizes[@]}"; do
   n=${sizes[$i]} k=${iters[$i]}
-  d_log=$(mktemp) p_log=$(mktemp)
-  /usr/bin/time -f 'peak %M' build/dippas bench --what dip --size "$n" --iterations "$k" \
-    --threads "$threads" --quiet >"$d_log" 2>&1
-  /usr/bin/time -f 'peak %M' /usr/bin/python3 scripts/bench_python.py --size "$n" --iters "$k" \
-    --threads "$threads" >"$p_log" 2>&1
-  d_ms=$(awk '/time per iteration/ {print $4}' "$d_log")
-  p_its=$(awk '/python it\/s:/ {print $3}' "$p_log")
-  d_peak=$(awk '/^peak/ {print $2}' "$d_log")
-  p_peak=$(awk '/^peak/ {print $2}' "$p_log")
-  if [ -z "$d_ms" ] || [ -z "$p_its" ]; then
-    echo "bench_dip.sh: a benchmark failed at size $n:" >&2
-    cat "$d_log" "$p_log" >&2
-    exit 1
-  fi
-  awk -v n="$n" -v k="$k" -v d="$d_ms" -v p="$p_its" -v dm="$d_peak" -v pm="$p_peak" 'BEGIN {
-    ds = d / 1000; ps = 1 / p
-    printf "%-6s %-6s %14.3f %14.3f %8.3f %16.0f %16.0f\n", n, k, ds, ps, ds / ps, dm / 1024, pm / 1024 }'
-  rm -f "$d_log" "$p_log"
+  ratios=()
+  for _ in $(seq "$rounds"); do
+    d_log=$(mktemp) p_log=$(mktemp)
+    /usr/bin/time -f 'peak %M' build/dippas bench --what dip --size "$n" --iterations "$k" \
+      --threads "$threads" --quiet >"$d_log" 2>&1
+    /usr/bin/time -f 'peak %M' /usr/bin/python3 scripts/bench_python.py --size "$n" --iters "$k" \
+      --threads "$threads" >"$p_log" 2>&1
+    d_ms=$(awk '/time per iteration/ {print $4}' "$d_log")
+    p_its=$(awk '/python it\/s:/ {print $3}' "$p_log")
+    d_peak=$(awk '/^peak/ {print $2}' "$d_log")
+    p_peak=$(awk '/^peak/ {print $2}' "$p_log")
+    if [ -z "$d_ms" ] || [ -z "$p_its" ]; then
+      echo "bench_dip.sh: a benchmark failed at size $n:" >&2
+      cat "$d_log" "$p_log" >&2
+      exit 1
+    fi
+    awk -v n="$n" -v k="$k" -v d="$d_ms" -v p="$p_its" -v dm="$d_peak" -v pm="$p_peak" 'BEGIN {
+      ds = d / 1000; ps = 1 / p
+      printf "%-6s %-6s %14.3f %14.3f %8.3f %16.0f %16.0f\n", n, k, ds, ps, ds / ps, dm / 1024, pm / 1024 }'
+    ratios+=("$(awk -v d="$d_ms" -v p="$p_its" 'BEGIN { printf "%.4f", d / 1000 * p }')")
+    rm -f "$d_log" "$p_log"
+  done
+  medians+=("$n: $(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ r[NR] = $1 } END {
+    m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+    printf "%.3f (min %.3f, max %.3f, %d rounds)", m, r[1], r[NR], NR }')")
 done
+if [ "$rounds" -gt 1 ]; then
+  echo "median ratio dippas / PyTorch per size:"
+  printf '  %s\n' "${medians[@]}"
+fi
 echo "threads: $threads; dippas $(build/dippas --version 2>/dev/null | head -1);" \
   "$(/usr/bin/python3 -c 'import torch; print("torch", torch.__version__)')"
