@@ -51,10 +51,11 @@ for i in "${!sizes[@]}"; do
       cat "$d_log" "$p_log" >&2
       exit 1
     fi
-    awk -v n="$n" -v k="$k" -v d="$d_ms" -v p="$p_its" -v dm="$d_peak" -v pm="$p_peak" 'BEGIN {
-      ds = d / 1000; ps = 1 / p
-      printf "%-6s %-6s %14.3f %14.3f %8.3f %16.0f %16.0f\n", n, k, ds, ps, ds / ps, dm / 1024, pm / 1024 }'
-    ratios+=("$(awk -v d="$d_ms" -v p="$p_its" 'BEGIN { printf "%.4f", d / 1000 * p }')")
+    ratio=$(awk -v d="$d_ms" -v p="$p_its" 'BEGIN { printf "%.4f", d / 1000 * p }')
+    ratios+=("$ratio")
+    awk -v n="$n" -v k="$k" -v d="$d_ms" -v p="$p_its" -v r="$ratio" -v dm="$d_peak" -v pm="$p_peak" \
+      'BEGIN { printf "%-6s %-6s %14.3f %14.3f %8.3f %16.0f %16.0f\n", n, k, d / 1000, 1 / p, r,
+                 dm / 1024, pm / 1024 }'
     rm -f "$d_log" "$p_log"
   done
   medians+=("$n: $(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ r[NR] = $1 } END {
