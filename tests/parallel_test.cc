@@ -1,9 +1,12 @@
-// ParallelFor: every index once, at most `threads` threads, exceptions reach the caller.
+// ParallelFor: every index once, at most `threads` threads, exceptions reach the caller; on
+// std::threads, then on libgomp's team once the process has loaded libgomp.
 #include "dippas/util/parallel.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -13,7 +16,7 @@
 namespace dippas {
 namespace {
 
-TEST(ParallelFor, CoversEveryIndexOnceOnAtMostTheThreadsAsked) {
+void ExpectEveryIndexOnceOnAtMostTheThreadsAsked() {
   for (const int threads : {1, 2, 3, 8}) {
     for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{1000}}) {
       std::vector<std::atomic<int>> hits(static_cast<size_t>(n) + 5);
@@ -40,7 +43,7 @@ TEST(ParallelFor, CoversEveryIndexOnceOnAtMostTheThreadsAsked) {
   }
 }
 
-TEST(ParallelFor, RethrowsAWorkersException) {
+void ExpectWorkersExceptionsRethrown() {
   EXPECT_THROW(ParallelFor(0, 100, 1, 4,
                            [](int64_t b, int64_t) {
                              if (b > 0) throw std::runtime_error("worker");
@@ -49,6 +52,37 @@ TEST(ParallelFor, RethrowsAWorkersException) {
   EXPECT_THROW(
       ParallelFor(0, 100, 1, 1, [](int64_t, int64_t) { throw std::logic_error("caller"); }),
       std::logic_error);
+}
+
+// Declared first, so it runs before anything loads libgomp.
+TEST(ParallelFor, OnStdThreads) {
+  if (dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD) != nullptr)
+    GTEST_SKIP() << "libgomp is already loaded in this process";
+  EXPECT_STREQ(ParallelBackend(), "threads");
+  ExpectEveryIndexOnceOnAtMostTheThreadsAsked();
+  ExpectWorkersExceptionsRethrown();
+}
+
+TEST(ParallelFor, OnLibgompsTeamOnceLoaded) {
+  void* gomp = dlopen("libgomp.so.1", RTLD_NOW);
+  if (gomp == nullptr) GTEST_SKIP() << "no libgomp.so.1 on this system";
+  EXPECT_STREQ(ParallelBackend(), "openmp");
+  ExpectEveryIndexOnceOnAtMostTheThreadsAsked();
+  ExpectWorkersExceptionsRethrown();
+  // The ranges run on the team: OpenMP thread numbers 0..parts−1, 0 being the caller.
+  auto thread_num = reinterpret_cast<int (*)()>(dlsym(gomp, "omp_get_thread_num"));
+  ASSERT_NE(thread_num, nullptr);
+  std::mutex m;
+  std::set<int> numbers;
+  std::set<std::thread::id> ids;
+  ParallelFor(0, 3000, 1, 3, [&](int64_t, int64_t) {
+    std::lock_guard<std::mutex> lock(m);
+    numbers.insert(thread_num());
+    ids.insert(std::this_thread::get_id());
+  });
+  EXPECT_EQ(numbers, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids.count(std::this_thread::get_id()), 1u);
 }
 
 }  // namespace

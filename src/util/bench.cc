@@ -20,6 +20,7 @@
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/fingerprint.h"
 #include "dippas/prnu/residual.h"
+#include "dippas/util/parallel.h"
 
 namespace dippas {
 namespace {
@@ -177,6 +178,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
               static_cast<long long>(iterations), static_cast<long long>(NetworkParameterCount(run.dip)));
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("  OpenMP wait policy        %s\n", wait_policy ? wait_policy : "(unset)");
+  std::printf("  dippas's parallel loops   %s\n", ParallelBackend());
   std::printf("  iterations/s              %9.3f (no stage timing: the loop as it runs)\n",
               static_cast<double>(iterations) / plain);
   std::printf("  iterations/s, profiled    %9.3f (device synchronised around each stage)\n",

@@ -7,11 +7,15 @@
 namespace dippas {
 
 // fn(b, e) over [begin, end) split into at most `threads` contiguous ranges of at least `grain`
-// items each, on std::threads (the calling thread takes the first range); returns when all are
-// done and rethrows the first exception one of them threw. Why not at::parallel_for: LibTorch's
-// is an inline OpenMP loop, and in a unit compiled without -fopenmp (all of dippas's) it runs
-// the whole range on the calling thread.
+// items each, one per thread (the calling thread takes the first range); returns when all are
+// done and rethrows the first exception one of them threw. The threads are libgomp's OpenMP
+// team when the process has loaded libgomp (LibTorch does), else std::threads. Why not
+// at::parallel_for: LibTorch's is an inline OpenMP loop, and in a unit compiled without -fopenmp
+// (all of dippas's) it runs the whole range on the calling thread.
 void ParallelFor(int64_t begin, int64_t end, int64_t grain, int threads,
                  const std::function<void(int64_t, int64_t)>& fn);
+
+// "openmp" or "threads": which threads ParallelFor uses now (openmp from when libgomp is loaded).
+const char* ParallelBackend();
 
 }  // namespace dippas
