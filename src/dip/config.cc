@@ -39,6 +39,7 @@ const std::vector<Field>& Fields() {
       {"reg_noise_std", &DipOptions::reg_noise_std},
       {"philox_noise", nullptr, &DipOptions::philox_noise},
       {"fused_input", nullptr, &DipOptions::fused_input},
+      {"fused_norm", nullptr, &DipOptions::fused_norm},
       {"psnr_stop", &DipOptions::psnr_stop},
       {"psnr_min", &DipOptions::psnr_min},
       {"max_iterations", nullptr, &DipOptions::max_iterations},

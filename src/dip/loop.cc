@@ -67,6 +67,7 @@ NetworkOptions ToNetworkOptions(const DipOptions& o) {
   n.skips = o.skips;
   n.alpha = o.alpha;
   n.fused_input = o.fused_input != 0;
+  n.fused_norm = o.fused_norm != 0;
   return n;
 }
 

@@ -5,15 +5,15 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "dippas/dip/batch_norm_cpu.h"
 #include "dippas/util/blas.h"
 
 namespace dippas {
 namespace {
 
 constexpr double kLeakySlope = 0.2;
-
-torch::Tensor Leaky(const torch::Tensor& x) { return torch::leaky_relu(x, kLeakySlope); }
 
 void Require(bool ok, const std::string& field, const std::string& why) {
   if (!ok) throw std::invalid_argument("NetworkOptions." + field + ": " + why);
@@ -99,7 +99,111 @@ struct ChunkedMm : torch::autograd::Function<ChunkedMm> {
   }
 };
 
+// BatchNorm with training statistics and the LeakyReLU and sum around it, y = post(BN(pre(x +
+// x2))), by NormActForward/Backward (dip/batch_norm_cpu.h); without has_x2, x2 is x again and
+// unused (LibTorch 1.13's custom functions take no undefined input). The batch mean
+// and biased variance go to *stats for the running statistics. Saved for backward: t = pre(x +
+// x2) (x itself when there is neither), the weights and the statistics.
+struct NormStats {
+  std::vector<double> mean, var;
+};
+struct FusedNormAct : torch::autograd::Function<FusedNormAct> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& x2, const torch::Tensor& weight,
+                               const torch::Tensor& bias, bool has_x2, double pre_slope,
+                               double post_slope, double eps, NormStats* stats) {
+    const NormShape shape{x.size(0), x.size(1), x.size(2) * x.size(3)};
+    const NormAct act{static_cast<float>(pre_slope), static_cast<float>(post_slope), eps};
+    const bool write_t = has_x2 || act.pre_slope != 1;
+    auto t = write_t ? torch::empty_like(x) : x;
+    auto y = torch::empty_like(x);
+    stats->mean.assign(static_cast<size_t>(shape.c), 0);
+    stats->var.assign(static_cast<size_t>(shape.c), 0);
+    NormActForward(x.data_ptr<float>(), has_x2 ? x2.data_ptr<float>() : nullptr, shape,
+                   weight.data_ptr<float>(), bias.data_ptr<float>(), act,
+                   write_t ? t.data_ptr<float>() : nullptr, y.data_ptr<float>(), stats->mean.data(),
+                   stats->var.data(), at::get_num_threads());
+    ctx->save_for_backward({t, weight, bias});
+    ctx->saved_data["mean"] = torch::tensor(stats->mean, torch::kDouble);
+    ctx->saved_data["var"] = torch::tensor(stats->var, torch::kDouble);
+    ctx->saved_data["pre"] = pre_slope;
+    ctx->saved_data["post"] = post_slope;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["x2"] = has_x2;
+    return y;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& t = saved[0];
+    const auto& weight = saved[1];
+    const auto& bias = saved[2];
+    const auto mean = ctx->saved_data["mean"].toTensor();
+    const auto var = ctx->saved_data["var"].toTensor();
+    const NormAct act{static_cast<float>(ctx->saved_data["pre"].toDouble()),
+                      static_cast<float>(ctx->saved_data["post"].toDouble()),
+                      ctx->saved_data["eps"].toDouble()};
+    const NormShape shape{t.size(0), t.size(1), t.size(2) * t.size(3)};
+    const auto gy = grads[0].contiguous();
+    auto g_in = torch::empty_like(t);
+    auto grad_w = torch::empty({shape.c}, mean.options());
+    auto grad_b = torch::empty({shape.c}, mean.options());
+    NormActBackward(gy.data_ptr<float>(), t.data_ptr<float>(), shape, weight.data_ptr<float>(),
+                    bias.data_ptr<float>(), act, mean.data_ptr<double>(), var.data_ptr<double>(),
+                    g_in.data_ptr<float>(), grad_w.data_ptr<double>(), grad_b.data_ptr<double>(),
+                    at::get_num_threads());
+    const bool has_x2 = ctx->saved_data["x2"].toBool();
+    return {g_in,
+            has_x2 ? g_in : torch::Tensor(),
+            grad_w.to(weight.scalar_type()),
+            grad_b.to(bias.scalar_type()),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+bool FusableNorm(const torch::nn::BatchNorm2d& bn, const torch::Tensor& x,
+                 const torch::Tensor& x2) {
+  auto plain = [](const torch::Tensor& t) {
+    return t.is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+  };
+  return bn->is_training() && bn->options.affine() && bn->options.track_running_stats() &&
+         x.dim() == 4 && plain(x) && (!x2.defined() || (plain(x2) && x2.sizes() == x.sizes())) &&
+         plain(bn->weight) && plain(bn->bias) && x.size(0) * x.size(2) * x.size(3) > 1;
+}
+
 }  // namespace
+
+torch::Tensor NormActivate(const torch::nn::BatchNorm2d& bn, const torch::Tensor& x,
+                           const torch::Tensor& x2, double pre_slope, double post_slope,
+                           bool fused) {
+  if (!fused || !FusableNorm(bn, x, x2)) {
+    auto t = x2.defined() ? x + x2 : x;
+    if (pre_slope != 1) t = torch::leaky_relu(t, pre_slope);
+    auto y = bn.ptr()->forward(t);
+    return post_slope != 1 ? torch::leaky_relu(y, post_slope) : y;
+  }
+  NormStats stats;
+  auto y = FusedNormAct::apply(x, x2.defined() ? x2 : x, bn->weight, bn->bias, x2.defined(),
+                               pre_slope, post_slope, bn->options.eps(), &stats);
+  // The running statistics, as BatchNorm2d updates them (unbiased variance).
+  torch::NoGradGuard no_grad;
+  bn->num_batches_tracked.add_(1);
+  const double momentum = bn->options.momentum().has_value()
+                              ? *bn->options.momentum()
+                              : 1.0 / static_cast<double>(bn->num_batches_tracked.item<int64_t>());
+  const double count = static_cast<double>(x.size(0) * x.size(2) * x.size(3));
+  const auto mean = torch::tensor(stats.mean, torch::kDouble);
+  const auto var = torch::tensor(stats.var, torch::kDouble) * (count / (count - 1));
+  // In double, rounded once, as LibTorch's CPU kernel does.
+  bn->running_mean.copy_(momentum * mean + (1 - momentum) * bn->running_mean.to(torch::kDouble));
+  bn->running_var.copy_(momentum * var + (1 - momentum) * bn->running_var.to(torch::kDouble));
+  return y;
+}
 
 void NetworkOptions::Check() const {
   Require(input_depth > 0, "input_depth", "must be positive, got " + std::to_string(input_depth));
@@ -148,7 +252,9 @@ ConvUnitImpl::ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
 
 torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) { return Finish(conv(x)); }
 
-torch::Tensor ConvUnitImpl::Finish(const torch::Tensor& conv_out) { return Leaky(bn(conv_out)); }
+torch::Tensor ConvUnitImpl::Finish(const torch::Tensor& conv_out) {
+  return NormActivate(bn, conv_out, {}, 1, kLeakySlope, fused_norm);
+}
 
 torch::Tensor TapsProduct(const torch::Tensor& rows, const torch::Tensor& x) {
   if (rows.dim() == 2 && x.dim() == 2 && rows.is_cpu() && x.is_cpu() &&
@@ -193,8 +299,13 @@ torch::Tensor MultiResBlockImpl::forward(const torch::Tensor& x) {
   auto a = conv1(x);
   auto b = conv2(a);
   auto c = conv3(b);
-  auto concat = bn_concat(torch::cat({a, b, c}, /*dim=*/1));
-  return bn_out(Leaky(shortcut(x) + concat));
+  auto concat = NormActivate(bn_concat, torch::cat({a, b, c}, /*dim=*/1), {}, 1, 1, fused_norm);
+  return NormActivate(bn_out, shortcut(x), concat, kLeakySlope, 1, fused_norm);
+}
+
+void MultiResBlockImpl::SetFusedNorm(bool on) {
+  fused_norm = on;
+  for (auto* unit : {&conv1, &conv2, &conv3, &shortcut}) (*unit)->fused_norm = on;
 }
 
 torch::Tensor MultiResBlockImpl::ForwardFused(const torch::Tensor& x) {
@@ -202,8 +313,8 @@ torch::Tensor MultiResBlockImpl::ForwardFused(const torch::Tensor& x) {
   auto a = conv1->Finish(pre1);
   auto b = conv2(a);
   auto c = conv3(b);
-  auto concat = bn_concat(torch::cat({a, b, c}, /*dim=*/1));
-  return bn_out(Leaky(shortcut->Finish(pre_shortcut) + concat));
+  auto concat = NormActivate(bn_concat, torch::cat({a, b, c}, /*dim=*/1), {}, 1, 1, fused_norm);
+  return NormActivate(bn_out, shortcut->Finish(pre_shortcut), concat, kLeakySlope, 1, fused_norm);
 }
 
 ResPathImpl::ResPathImpl(int64_t in, int64_t out) {
@@ -213,7 +324,13 @@ ResPathImpl::ResPathImpl(int64_t in, int64_t out) {
 }
 
 torch::Tensor ResPathImpl::forward(const torch::Tensor& x) {
-  return bn(Leaky(conv3(x) + conv1(x)));
+  return NormActivate(bn, conv3(x), conv1(x), kLeakySlope, 1, fused_norm);
+}
+
+void ResPathImpl::SetFusedNorm(bool on) {
+  fused_norm = on;
+  conv3->fused_norm = on;
+  conv1->fused_norm = on;
 }
 
 MultiResUNetImpl::MultiResUNetImpl(const NetworkOptions& options) : options_(options) {
@@ -240,6 +357,10 @@ MultiResUNetImpl::MultiResUNetImpl(const NetworkOptions& options) : options_(opt
         MultiResBlock(options_.filters[l], options_.skips[l] + width, options_.alpha));
     width = decoders_[l]->out_channels();
   }
+  for (auto& unit : downs_) unit->fused_norm = options_.fused_norm;
+  for (auto& block : encoders_) block->SetFusedNorm(options_.fused_norm);
+  for (auto& block : decoders_) block->SetFusedNorm(options_.fused_norm);
+  for (auto& path : skips_) path->SetFusedNorm(options_.fused_norm);
   head_ = register_module(
       "head", torch::nn::Conv2d(torch::nn::Conv2dOptions(width, options_.output_channels, 1)));
 }

@@ -49,6 +49,8 @@ void DipOptions::Check() const {
           "must be 1 (Philox normals on the CPU) or 0 (torch's normal_)");
   Require(fused_input == 0 || fused_input == 1, "fused_input",
           "must be 1 (z's first convolutions as one matrix product) or 0 (convolutions)");
+  Require(fused_norm == 0 || fused_norm == 1, "fused_norm",
+          "must be 1 (BatchNorm fused with its LeakyReLU) or 0 (LibTorch's operators)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -63,7 +65,7 @@ const std::vector<std::string>& DipOptionKeys() {
   static const std::vector<std::string> keys = {
       "sigma",      "input_depth", "filters",          "skips",
       "alpha",      "lr",          "input_noise_std",  "reg_noise_std",
-      "philox_noise", "fused_input",
+      "philox_noise", "fused_input", "fused_norm",
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",

@@ -227,6 +227,43 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
         " LibTorch convolutions %.1f ms (%.2fx); the loop above used %s\n",
         1e3 * fused, 1e3 * convs, fused / convs,
         run.dip.fused_input ? "the matrix product" : "the convolutions");
+    // The whole network, forward + MSE + backward on this z, with the fused BatchNorm and with
+    // LibTorch's operators, from the same weights, alternated pair by pair (what a shared
+    // machine's drift would bias otherwise): the medians of 3 pairs after one untimed.
+    NetworkOptions net_options;
+    net_options.input_depth = run.dip.input_depth;
+    net_options.filters = run.dip.filters;
+    net_options.skips = run.dip.skips;
+    net_options.alpha = run.dip.alpha;
+    net_options.fused_input = run.dip.fused_input != 0;
+    net_options.fused_norm = true;
+    MultiResUNet with_fused(net_options);
+    net_options.fused_norm = false;
+    MultiResUNet with_libtorch(net_options);
+    {
+      torch::NoGradGuard no_grad;
+      auto from = with_fused->named_parameters();
+      for (auto& q : with_libtorch->named_parameters()) q.value().copy_(from[q.key()]);
+    }
+    const auto target = torch::rand({1, 3, size, size});
+    std::vector<double> times[2];
+    for (int pair = 0; pair < 4; ++pair) {
+      for (int k = 0; k < 2; ++k) {
+        auto& net = (k == 0) == (pair % 2 == 0) ? with_fused : with_libtorch;
+        const auto t0 = std::chrono::steady_clock::now();
+        net->zero_grad();
+        torch::mse_loss(net->forward(out), target).backward();
+        if (pair > 0)
+          times[net.ptr() == with_fused.ptr() ? 0 : 1].push_back(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+    }
+    for (auto& t : times) std::sort(t.begin(), t.end());
+    std::printf(
+        "  network forward + backward: fused BatchNorm %.1f ms, LibTorch's BatchNorm %.1f ms"
+        " (%.2fx, alternated); the loop above used %s\n",
+        1e3 * times[0][1], 1e3 * times[1][1], times[0][1] / times[1][1],
+        run.dip.fused_norm ? "the fused BatchNorm" : "LibTorch's");
   }
 }
 

@@ -29,6 +29,11 @@ struct DipOptions {
   // outputs equal to ~1e-6, so a seed's trajectory drifts apart over iterations. CUDA always
   // convolves.
   int64_t fused_input = 1;
+  // How each BatchNorm runs with the LeakyReLU and the sum next to it, on the CPU: 1 = one fused
+  // operation, a channel's passes back to back while its plane is in cache (~5 % per iteration);
+  // 0 = LibTorch's separate operators (earlier dippas builds). The same function, its sums in
+  // another order: a seed's trajectory drifts apart over iterations. CUDA always uses LibTorch's.
+  int64_t fused_norm = 1;
   double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
   double psnr_min = 38.0;                              // τ: pool admission (dB)
   int64_t max_iterations = 10000;                      // iteration budget
