@@ -58,8 +58,6 @@ void PrnuInjectionImpl::ClampGamma() {
   gamma.clamp_min_(0.0);
 }
 
-namespace {
-
 NetworkOptions ToNetworkOptions(const DipOptions& o) {
   NetworkOptions n;
   n.input_depth = o.input_depth;
@@ -70,6 +68,8 @@ NetworkOptions ToNetworkOptions(const DipOptions& o) {
   n.fused_norm = o.fused_norm != 0;
   return n;
 }
+
+namespace {
 
 // Reflect-pad (…,H,W) at the bottom/right to a multiple of m; reflection
 // needs H,W ≥ the pad + 1, which the 32-pixel minimum guarantees for m ≤ 32.

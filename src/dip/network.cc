@@ -102,10 +102,10 @@ struct ChunkedMm : torch::autograd::Function<ChunkedMm> {
 // BatchNorm with training statistics and the LeakyReLU and sum around it, y = post(BN(pre(x +
 // x2))), by NormActForward/Backward (dip/batch_norm_cpu.h); without has_x2, x2 is x again and
 // unused (LibTorch 1.13's custom functions take no undefined input). The batch mean
-// and biased variance go to *stats for the running statistics. Saved for backward: t = pre(x +
-// x2) (x itself when there is neither), the weights and the statistics.
+// and biased variance (c doubles) go to *stats for the running statistics. Saved for backward:
+// t = pre(x + x2) (x itself when there is neither), the weights and the statistics.
 struct NormStats {
-  std::vector<double> mean, var;
+  torch::Tensor mean, var;
 };
 struct FusedNormAct : torch::autograd::Function<FusedNormAct> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
@@ -117,15 +117,16 @@ struct FusedNormAct : torch::autograd::Function<FusedNormAct> {
     const bool write_t = has_x2 || act.pre_slope != 1;
     auto t = write_t ? torch::empty_like(x) : x;
     auto y = torch::empty_like(x);
-    stats->mean.assign(static_cast<size_t>(shape.c), 0);
-    stats->var.assign(static_cast<size_t>(shape.c), 0);
+    stats->mean = torch::empty({shape.c}, x.options().dtype(torch::kDouble));
+    stats->var = torch::empty({shape.c}, x.options().dtype(torch::kDouble));
     NormActForward(x.data_ptr<float>(), has_x2 ? x2.data_ptr<float>() : nullptr, shape,
                    weight.data_ptr<float>(), bias.data_ptr<float>(), act,
-                   write_t ? t.data_ptr<float>() : nullptr, y.data_ptr<float>(), stats->mean.data(),
-                   stats->var.data(), at::get_num_threads());
+                   write_t ? t.data_ptr<float>() : nullptr, y.data_ptr<float>(),
+                   stats->mean.data_ptr<double>(), stats->var.data_ptr<double>(),
+                   at::get_num_threads());
     ctx->save_for_backward({t, weight, bias});
-    ctx->saved_data["mean"] = torch::tensor(stats->mean, torch::kDouble);
-    ctx->saved_data["var"] = torch::tensor(stats->var, torch::kDouble);
+    ctx->saved_data["mean"] = stats->mean;
+    ctx->saved_data["var"] = stats->var;
     ctx->saved_data["pre"] = pre_slope;
     ctx->saved_data["post"] = post_slope;
     ctx->saved_data["eps"] = eps;
@@ -197,11 +198,11 @@ torch::Tensor NormActivate(const torch::nn::BatchNorm2d& bn, const torch::Tensor
                               ? *bn->options.momentum()
                               : 1.0 / static_cast<double>(bn->num_batches_tracked.item<int64_t>());
   const double count = static_cast<double>(x.size(0) * x.size(2) * x.size(3));
-  const auto mean = torch::tensor(stats.mean, torch::kDouble);
-  const auto var = torch::tensor(stats.var, torch::kDouble) * (count / (count - 1));
   // In double, rounded once, as LibTorch's CPU kernel does.
-  bn->running_mean.copy_(momentum * mean + (1 - momentum) * bn->running_mean.to(torch::kDouble));
-  bn->running_var.copy_(momentum * var + (1 - momentum) * bn->running_var.to(torch::kDouble));
+  bn->running_mean.copy_(momentum * stats.mean +
+                         (1 - momentum) * bn->running_mean.to(torch::kDouble));
+  bn->running_var.copy_(momentum * (stats.var * (count / (count - 1))) +
+                        (1 - momentum) * bn->running_var.to(torch::kDouble));
   return y;
 }
 

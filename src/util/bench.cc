@@ -230,12 +230,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
     // The whole network, forward + MSE + backward on this z, with the fused BatchNorm and with
     // LibTorch's operators, from the same weights, alternated pair by pair (what a shared
     // machine's drift would bias otherwise): the medians of 3 pairs after one untimed.
-    NetworkOptions net_options;
-    net_options.input_depth = run.dip.input_depth;
-    net_options.filters = run.dip.filters;
-    net_options.skips = run.dip.skips;
-    net_options.alpha = run.dip.alpha;
-    net_options.fused_input = run.dip.fused_input != 0;
+    NetworkOptions net_options = ToNetworkOptions(run.dip);
     net_options.fused_norm = true;
     MultiResUNet with_fused(net_options);
     net_options.fused_norm = false;

@@ -132,6 +132,11 @@ std::string DescribeNetwork(const DipOptions& options);
 // (and always on CUDA) bit for bit z + std·randn_like(z) from the same generator state.
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox = false);
 
+// The network's widths and CPU paths of these options (input_depth, filters, skips, alpha,
+// fused_input, fused_norm); NetworkOptions is in dip/network.h.
+struct NetworkOptions;
+NetworkOptions ToNetworkOptions(const DipOptions& options);
+
 // Parameter count of the U-Net for these options (γ excluded).
 int64_t NetworkParameterCount(const DipOptions& options);
 
