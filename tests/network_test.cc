@@ -158,58 +158,68 @@ TEST(Network, CheckRejectsBadOptions) {
 }
 
 // The fused path against LibTorch's own convolutions, in double so that only the summation
-// order separates them: outputs and the gradients of both weights and biases.
+// order separates them: outputs and the gradients of both weights and biases and of x (the last
+// decoder block's input, fused_decoder, needs it).
 TEST(Network, FusedConvsEqualTheConvolutions) {
   torch::manual_seed(3);
   struct Shape {
     int64_t n, cin, c3, c1, h, w;
   };
-  for (const auto& s : {Shape{1, 13, 4, 6, 7, 5}, Shape{2, 3, 2, 5, 4, 9}, Shape{1, 5, 3, 2, 1, 3},
-                        Shape{1, 512, 4, 25, 16, 16}}) {
-    SCOPED_TRACE("n " + std::to_string(s.n) + ", in " + std::to_string(s.cin) + ", " +
-                 std::to_string(s.h) + "x" + std::to_string(s.w));
-    namespace nn = torch::nn;
-    nn::Conv2d conv3(nn::Conv2dOptions(s.cin, s.c3, 3).padding(1).bias(true));
-    nn::Conv2d conv1(nn::Conv2dOptions(s.cin, s.c1, 1).bias(true));
-    conv3->to(torch::kDouble);
-    conv1->to(torch::kDouble);
-    {
-      torch::NoGradGuard no_grad;  // non-zero biases, so that a lost bias shows
-      conv3->bias.uniform_(-1, 1);
-      conv1->bias.uniform_(-1, 1);
-    }
-    const auto x = torch::randn({s.n, s.cin, s.h, s.w}, torch::kDouble);
-    const auto g3 = torch::randn({s.n, s.c3, s.h, s.w}, torch::kDouble);
-    const auto g1 = torch::randn({s.n, s.c1, s.h, s.w}, torch::kDouble);
+  const int threads_before = at::get_num_threads();
+  // On 3 threads the rows of the shifted sums split inside a plane and across the batch.
+  for (int threads : {1, 3})
+    for (const auto& s : {Shape{1, 13, 4, 6, 7, 5}, Shape{2, 3, 2, 5, 4, 9},
+                          Shape{1, 5, 3, 2, 1, 3}, Shape{1, 512, 4, 25, 16, 16}}) {
+      at::set_num_threads(threads);
+      SCOPED_TRACE("n " + std::to_string(s.n) + ", in " + std::to_string(s.cin) + ", " +
+                   std::to_string(s.h) + "x" + std::to_string(s.w) + ", " +
+                   std::to_string(threads) + " threads");
+      namespace nn = torch::nn;
+      nn::Conv2d conv3(nn::Conv2dOptions(s.cin, s.c3, 3).padding(1).bias(true));
+      nn::Conv2d conv1(nn::Conv2dOptions(s.cin, s.c1, 1).bias(true));
+      conv3->to(torch::kDouble);
+      conv1->to(torch::kDouble);
+      {
+        torch::NoGradGuard no_grad;  // non-zero biases, so that a lost bias shows
+        conv3->bias.uniform_(-1, 1);
+        conv1->bias.uniform_(-1, 1);
+      }
+      const auto x = torch::randn({s.n, s.cin, s.h, s.w}, torch::kDouble).requires_grad_();
+      const auto g3 = torch::randn({s.n, s.c3, s.h, s.w}, torch::kDouble);
+      const auto g1 = torch::randn({s.n, s.c1, s.h, s.w}, torch::kDouble);
 
-    auto ref3 = conv3(x), ref1 = conv1(x);
-    torch::autograd::backward({ref3, ref1}, {g3, g1});
-    const std::vector<torch::Tensor> ref_grads = {
-        conv3->weight.grad().clone(), conv3->bias.grad().clone(), conv1->weight.grad().clone(),
-        conv1->bias.grad().clone()};
-    for (auto& p : {conv3->weight, conv3->bias, conv1->weight, conv1->bias})
-      p.mutable_grad().reset();
+      auto ref3 = conv3(x), ref1 = conv1(x);
+      torch::autograd::backward({ref3, ref1}, {g3, g1});
+      const std::vector<torch::Tensor> ref_grads = {
+          conv3->weight.grad().clone(), conv3->bias.grad().clone(), conv1->weight.grad().clone(),
+          conv1->bias.grad().clone(), x.grad().clone()};
+      for (auto& p : {conv3->weight, conv3->bias, conv1->weight, conv1->bias, x})
+        p.mutable_grad().reset();
 
-    auto [out3, out1] = FusedConv3x3And1x1(x, conv3, conv1);
-    EXPECT_REL_CLOSE(out3, ref3, 1e-12);
-    EXPECT_REL_CLOSE(out1, ref1, 1e-12);
-    torch::autograd::backward({out3, out1}, {g3, g1});
-    const std::vector<torch::Tensor> grads = {conv3->weight.grad(), conv3->bias.grad(),
-                                              conv1->weight.grad(), conv1->bias.grad()};
-    for (size_t i = 0; i < grads.size(); ++i) {
-      ASSERT_TRUE(grads[i].defined()) << "gradient " << i;
-      EXPECT_REL_CLOSE(grads[i], ref_grads[i], 1e-12) << "gradient " << i;
+      auto [out3, out1] = FusedConv3x3And1x1(x, conv3, conv1);
+      EXPECT_REL_CLOSE(out3, ref3, 1e-12);
+      EXPECT_REL_CLOSE(out1, ref1, 1e-12);
+      torch::autograd::backward({out3, out1}, {g3, g1});
+      const std::vector<torch::Tensor> grads = {conv3->weight.grad(), conv3->bias.grad(),
+                                                conv1->weight.grad(), conv1->bias.grad(), x.grad()};
+      for (size_t i = 0; i < grads.size(); ++i) {
+        ASSERT_TRUE(grads[i].defined()) << "gradient " << i;
+        EXPECT_REL_CLOSE(grads[i], ref_grads[i], 1e-12) << "gradient " << i;
+      }
     }
-  }
+  at::set_num_threads(threads_before);
 }
 
-// The whole default network with and without the fused first block, from the same weights, in
-// double: the same output and gradients up to rounding, and the same parameters (a checkpoint of
-// one loads into the other). Gradients are compared against the largest of the network: the
-// biases of convolutions followed by BatchNorm have a gradient of zero, i.e. rounding noise.
-TEST(Network, FusedInputMatchesTheConvolutionNetwork) {
+// The whole default network with and without a fused block (the first, fused_input; the last
+// decoder block, fused_decoder), from the same weights, in double: the same output and gradients
+// up to rounding, and the same parameters (a checkpoint of one loads into the other). Gradients
+// are compared against the largest of the network: the biases of convolutions followed by
+// BatchNorm have a gradient of zero, i.e. rounding noise.
+void ExpectFusedBlockMatchesConvolutions(bool NetworkOptions::*fused_block) {
   NetworkOptions fused, plain;
-  plain.fused_input = false;
+  fused.fused_input = fused.fused_decoder = false;
+  fused.*fused_block = true;
+  plain.fused_input = plain.fused_decoder = false;
   torch::manual_seed(5);
   MultiResUNet a(fused);
   MultiResUNet b(plain);
@@ -236,6 +246,44 @@ TEST(Network, FusedInputMatchesTheConvolutionNetwork) {
     const double diff = (p.value().grad() - pb[p.key()].grad()).abs().max().item<double>();
     EXPECT_LE(diff, 1e-10 * largest) << p.key();
   }
+}
+
+TEST(Network, FusedInputMatchesTheConvolutionNetwork) {
+  ExpectFusedBlockMatchesConvolutions(&NetworkOptions::fused_input);
+}
+
+TEST(Network, FusedDecoderMatchesTheConvolutionNetwork) {
+  ExpectFusedBlockMatchesConvolutions(&NetworkOptions::fused_decoder);
+}
+
+// In float, the fused outputs' bits: the nine taps of the product shifted and added whole, the
+// centre tap first, then k = 0..8, then the bias (the order of the sums before one pass did
+// them), and the shortcut rows plus their bias.
+TEST(Network, FusedConvsSumTheTapsInTheirOrder) {
+  torch::manual_seed(11);
+  namespace nn = torch::nn;
+  const int64_t cin = 7, c3 = 3, c1 = 2, h = 6, w = 9;
+  nn::Conv2d conv3(nn::Conv2dOptions(cin, c3, 3).padding(1).bias(true));
+  nn::Conv2d conv1(nn::Conv2dOptions(cin, c1, 1).bias(true));
+  const auto x = torch::randn({1, cin, h, w});
+  torch::NoGradGuard no_grad;
+  auto [out3, out1] = FusedConv3x3And1x1(x, conv3, conv1);
+  const auto rows = torch::cat(
+      {conv3->weight.permute({2, 3, 0, 1}).reshape({9 * c3, cin}), conv1->weight.view({c1, cin})});
+  const auto y = TapsProduct(rows, x.reshape({cin, h * w}));
+  const auto taps = y.narrow(0, 0, 9 * c3).reshape({9, c3, h, w});
+  auto sum = taps[4].clone();
+  for (int64_t k = 0; k < 9; ++k) {
+    if (k == 4) continue;
+    const int64_t dy = k / 3 - 1, dx = k % 3 - 1;
+    const int64_t y0 = std::max<int64_t>(0, -dy), x0 = std::max<int64_t>(0, -dx);
+    const int64_t rh = h - std::abs(dy), rw = w - std::abs(dx);
+    sum.narrow(1, y0, rh).narrow(2, x0, rw) +=
+        taps[k].narrow(1, y0 + dy, rh).narrow(2, x0 + dx, rw);
+  }
+  EXPECT_TRUE(torch::equal(out3[0], sum + conv3->bias.view({c3, 1, 1})));
+  EXPECT_TRUE(torch::equal(
+      out1[0], y.narrow(0, 9 * c3, c1).reshape({c1, h, w}) + conv1->bias.view({c1, 1, 1})));
 }
 
 // A BatchNorm2d in double with bn's parameters and running statistics: the reference.

@@ -40,6 +40,7 @@ const std::vector<Field>& Fields() {
       {"philox_noise", nullptr, &DipOptions::philox_noise},
       {"fused_input", nullptr, &DipOptions::fused_input},
       {"fused_norm", nullptr, &DipOptions::fused_norm},
+      {"fused_decoder", nullptr, &DipOptions::fused_decoder},
       {"psnr_stop", &DipOptions::psnr_stop},
       {"psnr_min", &DipOptions::psnr_min},
       {"max_iterations", nullptr, &DipOptions::max_iterations},

@@ -9,6 +9,7 @@
 
 #include "dippas/dip/batch_norm_cpu.h"
 #include "dippas/util/blas.h"
+#include "dippas/util/parallel.h"
 
 namespace dippas {
 namespace {
@@ -19,50 +20,127 @@ void Require(bool ok, const std::string& field, const std::string& why) {
   if (!ok) throw std::invalid_argument("NetworkOptions." + field + ": " + why);
 }
 
-// The overlap of an H×W plane with itself shifted by (dy, dx): rows [y0, y0 + h) of the output
-// read rows [y0 + dy, y0 + dy + h) of the tap, and likewise for columns.
-struct Overlap {
-  int64_t y0, h, x0, w;
-};
-Overlap ShiftOverlap(int64_t height, int64_t width, int64_t dy, int64_t dx) {
-  const int64_t y0 = std::max<int64_t>(0, -dy), x0 = std::max<int64_t>(0, -dx);
-  return {y0, height - std::abs(dy), x0, width - std::abs(dx)};
-}
-
-torch::Tensor Window(const torch::Tensor& t, int64_t y, int64_t h, int64_t x, int64_t w) {
-  return t.narrow(-2, y, h).narrow(-1, x, w);
-}
-
-// taps (N, 9, C, H, W), tap k = 3·ky + kx → (N, C, H, W) with
-// out[y, x] = Σ_k taps[k][y + ky − 1, x + kx − 1] (zero outside): a 3×3 cross-correlation
-// with padding 1 whose per-tap products were computed beforehand. The backward pass shifts
-// the gradient back, with zeros where a tap fell outside the plane.
-struct ShiftSum : torch::autograd::Function<ShiftSum> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& taps) {
-    const int64_t height = taps.size(3), width = taps.size(4);
-    ctx->saved_data["shape"] = taps.sizes().vec();
-    auto out = taps.select(1, 4).clone(at::MemoryFormat::Contiguous);  // the centre tap
+// y (N, 9·c3 + c1, H·W), the product of FusedConv3x3And1x1 → out3 (N, c3, H, W) and out1
+// (N, c1, H, W). Row k·c3 + o of y is tap k = 3·ky + kx of output o: out3[y, x] =
+// Σ_k tap_k[y + ky − 1, x + kx − 1] (zero outside, the centre tap first, then k = 0..8 in
+// order) + b3; out1 = the last c1 rows + b1. Each output row is written in one pass, and backward
+// writes y's gradient in one pass (the shifted gradient of out3, zeros where a tap fell outside,
+// then out1's), where a chain of LibTorch operators would make a pass per tap and zero-fill and
+// add y-sized gradients. The sums are those of shifting and adding whole taps, element for
+// element in the same order, so the bits are too.
+template <typename T>
+void ShiftSumRows(const T* taps, int64_t plane_stride, int64_t height, int64_t width, T bias,
+                  int64_t y_begin, int64_t y_end, T* out) {
+  for (int64_t y = y_begin; y < y_end; ++y) {
+    T* row = out + y * width;
+    const T* centre = taps + 4 * plane_stride + y * width;
+    std::copy(centre, centre + width, row);
     for (int64_t k = 0; k < 9; ++k) {
-      if (k == 4) continue;
-      const auto o = ShiftOverlap(height, width, k / 3 - 1, k % 3 - 1);
-      Window(out, o.y0, o.h, o.x0, o.w)
-          .add_(Window(taps.select(1, k), o.y0 + k / 3 - 1, o.h, o.x0 + k % 3 - 1, o.w));
+      const int64_t dy = k / 3 - 1, dx = k % 3 - 1;
+      if (k == 4 || y + dy < 0 || y + dy >= height) continue;
+      const T* src = taps + k * plane_stride + (y + dy) * width + dx;
+      const int64_t x1 = width - std::max<int64_t>(0, dx);
+      for (int64_t x = std::max<int64_t>(0, -dx); x < x1; ++x) row[x] += src[x];
     }
-    return out;
+    for (int64_t x = 0; x < width; ++x) row[x] += bias;
+  }
+}
+
+// The gradient of tap k's plane: grad[y + dy, x + dx] = g[y, x] inside, 0 where the tap fell
+// outside.
+template <typename T>
+void UnshiftPlane(const T* g, int64_t k, int64_t height, int64_t width, T* grad) {
+  const int64_t dy = k / 3 - 1, dx = k % 3 - 1;
+  for (int64_t y = 0; y < height; ++y) {
+    T* row = grad + y * width;
+    const int64_t src_y = y - dy;
+    if (src_y < 0 || src_y >= height) {
+      std::fill(row, row + width, T(0));
+      continue;
+    }
+    const T* src = g + src_y * width - dx;
+    const int64_t x0 = std::min(width, std::max<int64_t>(0, dx));
+    const int64_t x1 = std::max(x0, width + std::min<int64_t>(0, dx));
+    std::fill(row, row + x0, T(0));
+    std::copy(src + x0, src + x1, row + x0);
+    std::fill(row + x1, row + width, T(0));
+  }
+}
+
+struct TapsOutputs : torch::autograd::Function<TapsOutputs> {
+  static torch::autograd::tensor_list forward(torch::autograd::AutogradContext* ctx,
+                                              const torch::Tensor& y, const torch::Tensor& b3,
+                                              const torch::Tensor& b1, int64_t height,
+                                              int64_t width) {
+    const int64_t n = y.size(0), c3 = b3.size(0), c1 = b1.size(0), hw = height * width;
+    ctx->saved_data["shape"] = std::vector<int64_t>{n, c3, c1, height, width};
+    const auto yc = y.contiguous();
+    auto out3 = torch::empty({n, c3, height, width}, y.options());
+    auto out1 = torch::empty({n, c1, height, width}, y.options());
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "TapsOutputs", [&] {
+      const scalar_t* src = yc.data_ptr<scalar_t>();
+      const scalar_t* bias3 = b3.contiguous().data_ptr<scalar_t>();
+      const scalar_t* bias1 = b1.contiguous().data_ptr<scalar_t>();
+      scalar_t* o3 = out3.data_ptr<scalar_t>();
+      scalar_t* o1 = out1.data_ptr<scalar_t>();
+      const int64_t rows = 9 * c3 + c1;
+      // Rows of the c3 shifted sums (9 passes each) first, then the c1 plain planes, each loop
+      // split evenly between the threads.
+      ParallelFor(0, n * c3 * height, 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end;) {
+          const int64_t plane = j / height, y0 = j % height;
+          const int64_t y1 = std::min(height, y0 + end - j);
+          const int64_t b = plane / c3, o = plane % c3;
+          ShiftSumRows(src + (b * rows + o) * hw, c3 * hw, height, width, bias3[o], y0, y1,
+                       o3 + plane * hw);
+          j += y1 - y0;
+        }
+      });
+      ParallelFor(0, n * c1, 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t b = j / c1, o = j % c1;
+          const scalar_t* in = src + (b * rows + 9 * c3 + o) * hw;
+          scalar_t* out = o1 + j * hw;
+          for (int64_t i = 0; i < hw; ++i) out[i] = in[i] + bias1[o];
+        }
+      });
+    });
+    return {out3, out1};
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto shape = ctx->saved_data["shape"].toIntVector();
-    const auto& g = grads[0];
-    auto taps = torch::zeros(shape, g.options());
-    const int64_t height = shape[3], width = shape[4];
-    for (int64_t k = 0; k < 9; ++k) {
-      const auto o = ShiftOverlap(height, width, k / 3 - 1, k % 3 - 1);
-      Window(taps.select(1, k), o.y0 + k / 3 - 1, o.h, o.x0 + k % 3 - 1, o.w)
-          .copy_(Window(g, o.y0, o.h, o.x0, o.w));
-    }
-    return {taps};
+    const int64_t n = shape[0], c3 = shape[1], c1 = shape[2], height = shape[3], width = shape[4],
+                  hw = height * width;
+    // An output that took no part in the loss has no gradient: zeros.
+    const auto& any = grads[0].defined() ? grads[0] : grads[1];
+    const auto g3 = grads[0].defined() ? grads[0].contiguous()
+                                       : torch::zeros({n, c3, height, width}, any.options());
+    const auto g1 = grads[1].defined() ? grads[1].contiguous()
+                                       : torch::zeros({n, c1, height, width}, any.options());
+    auto grad_y = torch::empty({n, 9 * c3 + c1, hw}, g3.options());
+    AT_DISPATCH_FLOATING_TYPES(g3.scalar_type(), "TapsOutputsBackward", [&] {
+      const scalar_t* gp3 = g3.data_ptr<scalar_t>();
+      const scalar_t* gp1 = g1.data_ptr<scalar_t>();
+      scalar_t* gy = grad_y.data_ptr<scalar_t>();
+      const int64_t rows = 9 * c3 + c1;
+      ParallelFor(0, n * rows, 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t b = j / rows, r = j % rows;
+          scalar_t* out = gy + j * hw;
+          if (r < 9 * c3) {
+            UnshiftPlane(gp3 + (b * c3 + r % c3) * hw, r / c3, height, width, out);
+          } else {
+            std::copy(gp1 + (b * c1 + r - 9 * c3) * hw, gp1 + (b * c1 + r - 9 * c3 + 1) * hw, out);
+          }
+        }
+      });
+    });
+    // As autograd reduces the broadcast bias of `out + bias.view(1, c, 1, 1)`.
+    auto grad_b3 = at::sum_to(g3, at::IntArrayRef({1, c3, 1, 1})).view({c3});
+    auto grad_b1 = at::sum_to(g1, at::IntArrayRef({1, c1, 1, 1})).view({c1});
+    return {grad_y, grad_b3, grad_b1, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -278,11 +356,11 @@ std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& 
       torch::cat({w3.permute({2, 3, 0, 1}).reshape({9 * c3, cin}), w1.view({c1, cin})});
   const auto flat = x.reshape({n, cin, height * width});
   const auto y = n == 1 ? TapsProduct(rows, flat[0]).unsqueeze(0) : torch::matmul(rows, flat);
-  const auto taps = y.narrow(1, 0, 9 * c3).reshape({n, 9, c3, height, width});
-  auto out3 = ShiftSum::apply(taps) + conv3->bias.view({1, c3, 1, 1});
-  auto out1 =
-      y.narrow(1, 9 * c3, c1).reshape({n, c1, height, width}) + conv1->bias.view({1, c1, 1, 1});
-  return {out3, out1};
+  // A convolution without bias adds zeros (not a parameter: no gradient).
+  const auto b3 = conv3->bias.defined() ? conv3->bias : torch::zeros({c3}, x.options());
+  const auto b1 = conv1->bias.defined() ? conv1->bias : torch::zeros({c1}, x.options());
+  auto outs = TapsOutputs::apply(y, b3, b1, height, width);
+  return {outs[0], outs[1]};
 }
 
 MultiResBlockImpl::MultiResBlockImpl(int64_t u, int64_t in, double alpha) {
@@ -395,7 +473,9 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
     auto up = F::interpolate(x, F::InterpolateFuncOptions()
                                     .size(std::vector<int64_t>{skip.size(2), skip.size(3)})
                                     .mode(torch::kNearest));
-    x = decoders_[l](torch::cat({skips_[l](skip), up}, /*dim=*/1));
+    auto in = torch::cat({skips_[l](skip), up}, /*dim=*/1);
+    x = l == 0 && options_.fused_decoder && in.is_cpu() ? decoders_[l]->ForwardFused(in)
+                                                        : decoders_[l](in);
   }
   return torch::sigmoid(head_(x));
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #if defined(DIPPAS_HAVE_CUDA)
@@ -48,6 +49,54 @@ double MedianSeconds(int repeats, const std::function<void()>& fn) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+// The network's forward + MSE + backward on z with `set(options, true)` and with
+// `set(options, false)`, from the same weights, alternated pair by pair (what a shared machine's
+// drift would bias otherwise), 5 pairs after one untimed: the median times (s) and the median of
+// the pairs' ratios on / off (steadier than the ratio of the medians when the machine drifts).
+struct BothWays {
+  double on = 0, off = 0, ratio = 0;
+};
+BothWays NetworkBothWays(const DipOptions& dip, const torch::Tensor& z,
+                         const std::function<void(NetworkOptions&, bool)>& set) {
+  NetworkOptions options = ToNetworkOptions(dip);
+  set(options, true);
+  MultiResUNet on(options);
+  set(options, false);
+  MultiResUNet off(options);
+  {
+    torch::NoGradGuard no_grad;
+    auto from = on->named_parameters();
+    for (auto& q : off->named_parameters()) q.value().copy_(from[q.key()]);
+  }
+  const auto target = torch::rand({1, 3, z.size(2), z.size(3)});
+  const auto seconds = [&](MultiResUNet& net) {
+    const auto t0 = std::chrono::steady_clock::now();
+    net->zero_grad();
+    torch::mse_loss(net->forward(z), target).backward();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> times_on, times_off, ratios;
+  for (int pair = 0; pair < 6; ++pair) {
+    double t_on, t_off;
+    if (pair % 2 == 0) {
+      t_on = seconds(on);
+      t_off = seconds(off);
+    } else {
+      t_off = seconds(off);
+      t_on = seconds(on);
+    }
+    if (pair == 0) continue;
+    times_on.push_back(t_on);
+    times_off.push_back(t_off);
+    ratios.push_back(t_on / t_off);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(times_on), median(times_off), median(ratios)};
 }
 
 }  // namespace
@@ -227,38 +276,20 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
         " LibTorch convolutions %.1f ms (%.2fx); the loop above used %s\n",
         1e3 * fused, 1e3 * convs, fused / convs,
         run.dip.fused_input ? "the matrix product" : "the convolutions");
-    // The whole network, forward + MSE + backward on this z, with the fused BatchNorm and with
-    // LibTorch's operators, from the same weights, alternated pair by pair (what a shared
-    // machine's drift would bias otherwise): the medians of 3 pairs after one untimed.
-    NetworkOptions net_options = ToNetworkOptions(run.dip);
-    net_options.fused_norm = true;
-    MultiResUNet with_fused(net_options);
-    net_options.fused_norm = false;
-    MultiResUNet with_libtorch(net_options);
-    {
-      torch::NoGradGuard no_grad;
-      auto from = with_fused->named_parameters();
-      for (auto& q : with_libtorch->named_parameters()) q.value().copy_(from[q.key()]);
-    }
-    const auto target = torch::rand({1, 3, size, size});
-    std::vector<double> times[2];
-    for (int pair = 0; pair < 4; ++pair) {
-      for (int k = 0; k < 2; ++k) {
-        auto& net = (k == 0) == (pair % 2 == 0) ? with_fused : with_libtorch;
-        const auto t0 = std::chrono::steady_clock::now();
-        net->zero_grad();
-        torch::mse_loss(net->forward(out), target).backward();
-        if (pair > 0)
-          times[net.ptr() == with_fused.ptr() ? 0 : 1].push_back(
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-    }
-    for (auto& t : times) std::sort(t.begin(), t.end());
-    std::printf(
-        "  network forward + backward: fused BatchNorm %.1f ms, LibTorch's BatchNorm %.1f ms"
-        " (%.2fx, alternated); the loop above used %s\n",
-        1e3 * times[0][1], 1e3 * times[1][1], times[0][1] / times[1][1],
-        run.dip.fused_norm ? "the fused BatchNorm" : "LibTorch's");
+    // The whole network, forward + MSE + backward on this z, each CPU rewrite on and off.
+    const auto both_ways = [&](bool NetworkOptions::*field, bool used, const char* on_name,
+                               const char* off_name) {
+      const auto t =
+          NetworkBothWays(run.dip, out, [&](NetworkOptions& o, bool on) { o.*field = on; });
+      std::printf(
+          "  network forward + backward: %s %.1f ms, %s %.1f ms (%.2fx, median of 5 alternated"
+          " pairs); the loop above used the %s\n",
+          on_name, 1e3 * t.on, off_name, 1e3 * t.off, t.ratio, used ? "first" : "second");
+    };
+    both_ways(&NetworkOptions::fused_norm, run.dip.fused_norm != 0, "fused BatchNorm",
+              "LibTorch's BatchNorm");
+    both_ways(&NetworkOptions::fused_decoder, run.dip.fused_decoder != 0,
+              "last decoder block as one matrix product", "as convolutions");
   }
 }
 

@@ -34,6 +34,11 @@ struct DipOptions {
   // 0 = LibTorch's separate operators (earlier dippas builds). The same function, its sums in
   // another order: a seed's trajectory drifts apart over iterations. CUDA always uses LibTorch's.
   int64_t fused_norm = 1;
+  // The same for the last decoder block (full resolution): its 3×3 and 1×1 shortcut
+  // convolutions on its input (skip + upsampled, 67 channels by default) as one matrix product
+  // (~5 % per iteration at 256² and 512²); 0 = LibTorch's convolutions (earlier dippas builds).
+  // Outputs equal to ~1e-6, so a seed's trajectory drifts apart over iterations. CUDA convolves.
+  int64_t fused_decoder = 1;
   double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
   double psnr_min = 38.0;                              // τ: pool admission (dB)
   int64_t max_iterations = 10000;                      // iteration budget
