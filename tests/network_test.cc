@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "dippas/dip/batch_norm_cpu.h"
 #include "dippas/util/blas.h"
 #include "test_util.h"
 
@@ -356,6 +359,59 @@ TEST(Network, FusedNormMatchesLibTorchInDouble) {
       EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(),
                 ref_bn->num_batches_tracked.item<int64_t>());
     }
+  }
+}
+
+// The fused kernels on data far from zero (values near 1e5 and −1000, spreads 0.5 and 0.05)
+// against two-pass sums in double. The statistics are accumulated shifted by a value of the
+// channel, so the variance keeps its digits (Σx²/M − μ² in double loses ~4e-6 of it). With a
+// constant gradient Σ gu·(t − μ) = 0, so the weight's gradient and the input's are ~0, although
+// t − μ_f in float is off from t − μ by μ − float(μ) (up to half an ulp of μ: uncorrected, the
+// weight's gradient would be M·(μ − μ_f)·invstd).
+TEST(Network, FusedNormKernelsKeepTheDigitsOfDataFarFromZero) {
+  const NormShape s{2, 2, 257};
+  const double offset[2] = {1e5 + 0.37, -1000.3}, spread[2] = {0.5, 0.05};
+  std::mt19937 rng(17);
+  std::normal_distribution<double> normal;
+  std::vector<float> x(s.n * s.c * s.m);
+  for (int64_t i = 0; i < s.n; ++i)
+    for (int64_t ch = 0; ch < s.c; ++ch)
+      for (int64_t j = 0; j < s.m; ++j)
+        x[(i * s.c + ch) * s.m + j] = static_cast<float>(offset[ch] + spread[ch] * normal(rng));
+  const std::vector<float> w = {1.3f, 0.7f}, b = {0.2f, -0.1f};
+  const NormAct act;  // no activations: t = x, and gu = the output's gradient
+  std::vector<float> y(x.size()), g_in(x.size()), ones(x.size(), 1.0f);
+  double mean[2], var[2], grad_w[2], grad_b[2];
+  NormActForward(x.data(), nullptr, s, w.data(), b.data(), act, nullptr, y.data(), mean, var, 1);
+  NormActBackward(ones.data(), x.data(), s, w.data(), b.data(), act, mean, var, g_in.data(), grad_w,
+                  grad_b, 1);
+  for (int64_t ch = 0; ch < s.c; ++ch) {
+    SCOPED_TRACE("channel " + std::to_string(ch));
+    const double count = static_cast<double>(s.n * s.m);
+    double mu = 0, v = 0, abs_dev = 0;
+    for (int64_t i = 0; i < s.n; ++i)
+      for (int64_t j = 0; j < s.m; ++j) mu += x[(i * s.c + ch) * s.m + j];
+    mu /= count;
+    for (int64_t i = 0; i < s.n; ++i) {
+      for (int64_t j = 0; j < s.m; ++j) {
+        const double d = x[(i * s.c + ch) * s.m + j] - mu;
+        v += d * d;
+        abs_dev += std::abs(d);
+      }
+    }
+    v /= count;
+    const double invstd = 1 / std::sqrt(v + act.eps);
+    EXPECT_NEAR(mean[ch], mu, 1e-12 * std::abs(mu));
+    EXPECT_NEAR(var[ch], v, 1e-9 * v);
+    EXPECT_NEAR(grad_b[ch], count, 1e-9 * count);
+    // Σ (t − μ)·invstd = 0, on the scale of Σ |t − μ|·invstd.
+    EXPECT_NEAR(grad_w[ch], 0, 1e-9 * abs_dev * invstd);
+    // ∂(Σ y)/∂x = 0, on the scale of w·invstd (float rounding of the three coefficients).
+    float worst = 0;
+    for (int64_t i = 0; i < s.n; ++i)
+      for (int64_t j = 0; j < s.m; ++j)
+        worst = std::max(worst, std::abs(g_in[(i * s.c + ch) * s.m + j]));
+    EXPECT_LE(worst, 1e-5 * w[ch] * invstd);
   }
 }
 
