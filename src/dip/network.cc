@@ -355,7 +355,9 @@ std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& 
   const auto rows =
       torch::cat({w3.permute({2, 3, 0, 1}).reshape({9 * c3, cin}), w1.view({c1, cin})});
   const auto flat = x.reshape({n, cin, height * width});
-  const auto y = n == 1 ? TapsProduct(rows, flat[0]).unsqueeze(0) : torch::matmul(rows, flat);
+  // N = 1 through a view, not flat[0]: a select's backward zero-fills and copies x's gradient.
+  const auto y = n == 1 ? TapsProduct(rows, flat.view({cin, height * width})).unsqueeze(0)
+                        : torch::matmul(rows, flat);
   // A convolution without bias adds zeros (not a parameter: no gradient).
   const auto b3 = conv3->bias.defined() ? conv3->bias : torch::zeros({c3}, x.options());
   const auto b1 = conv1->bias.defined() ? conv1->bias : torch::zeros({c1}, x.options());
