@@ -74,13 +74,13 @@ struct TapsOutputs : torch::autograd::Function<TapsOutputs> {
                                               int64_t width) {
     const int64_t n = y.size(0), c3 = b3.size(0), c1 = b1.size(0), hw = height * width;
     ctx->saved_data["shape"] = std::vector<int64_t>{n, c3, c1, height, width};
-    const auto yc = y.contiguous();
+    const auto yc = y.contiguous(), b3c = b3.contiguous(), b1c = b1.contiguous();
     auto out3 = torch::empty({n, c3, height, width}, y.options());
     auto out1 = torch::empty({n, c1, height, width}, y.options());
     AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "TapsOutputs", [&] {
       const scalar_t* src = yc.data_ptr<scalar_t>();
-      const scalar_t* bias3 = b3.contiguous().data_ptr<scalar_t>();
-      const scalar_t* bias1 = b1.contiguous().data_ptr<scalar_t>();
+      const scalar_t* bias3 = b3c.data_ptr<scalar_t>();
+      const scalar_t* bias1 = b1c.data_ptr<scalar_t>();
       scalar_t* o3 = out3.data_ptr<scalar_t>();
       scalar_t* o1 = out1.data_ptr<scalar_t>();
       const int64_t rows = 9 * c3 + c1;

@@ -39,6 +39,11 @@ void PrintPeak(const std::string& device) {
   }
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 double MedianSeconds(int repeats, const std::function<void()>& fn) {
   fn();
   std::vector<double> t;
@@ -47,23 +52,22 @@ double MedianSeconds(int repeats, const std::function<void()>& fn) {
     fn();
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return Median(t);
 }
 
-// The network's forward + MSE + backward on z with `set(options, true)` and with
-// `set(options, false)`, from the same weights, alternated pair by pair (what a shared machine's
+// The network's forward + MSE + backward on z with the option `field` on and off, from the same
+// weights, alternated pair by pair (what a shared machine's
 // drift would bias otherwise), 5 pairs after one untimed: the median times (s) and the median of
 // the pairs' ratios on / off (steadier than the ratio of the medians when the machine drifts).
 struct BothWays {
   double on = 0, off = 0, ratio = 0;
 };
 BothWays NetworkBothWays(const DipOptions& dip, const torch::Tensor& z,
-                         const std::function<void(NetworkOptions&, bool)>& set) {
+                         bool NetworkOptions::*field) {
   NetworkOptions options = ToNetworkOptions(dip);
-  set(options, true);
+  options.*field = true;
   MultiResUNet on(options);
-  set(options, false);
+  options.*field = false;
   MultiResUNet off(options);
   {
     torch::NoGradGuard no_grad;
@@ -92,11 +96,7 @@ BothWays NetworkBothWays(const DipOptions& dip, const torch::Tensor& z,
     times_off.push_back(t_off);
     ratios.push_back(t_on / t_off);
   }
-  const auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  return {median(times_on), median(times_off), median(ratios)};
+  return {Median(times_on), Median(times_off), Median(ratios)};
 }
 
 }  // namespace
@@ -279,8 +279,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
     // The whole network, forward + MSE + backward on this z, each CPU rewrite on and off.
     const auto both_ways = [&](bool NetworkOptions::*field, bool used, const char* on_name,
                                const char* off_name) {
-      const auto t =
-          NetworkBothWays(run.dip, out, [&](NetworkOptions& o, bool on) { o.*field = on; });
+      const auto t = NetworkBothWays(run.dip, out, field);
       std::printf(
           "  network forward + backward: %s %.1f ms, %s %.1f ms (%.2fx, median of 5 alternated"
           " pairs); the loop above used the %s\n",
