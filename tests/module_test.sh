@@ -42,13 +42,19 @@ rc=$?
 expect_ok "bench (module)" "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet
 grep -qE "^  OpenMP wait policy +PASSIVE$" "$T/out" || bad "bench: OMP_WAIT_POLICY not PASSIVE: $(cat "$T/out")"
 # Each CPU rewrite timed both ways, and which way the loop took (the config's, default on).
-decoder_line='^  network forward \+ backward: last decoder block as one matrix product [0-9.]+ ms, as convolutions [0-9.]+ ms \([0-9.]+x, median of 5 alternated pairs\); the loop above used the'
-grep -qE "$decoder_line first$" "$T/out" || bad "bench: no fused_decoder line (on): $(cat "$T/out")"
+decoder_line='^  network forward \+ backward: last decoder block as one matrix product [0-9.]+ ms, as convolutions [0-9.]+ ms \([0-9.]+x, median of 5 alternated pairs\); the loop above used'
+grep -qE "$decoder_line the first$" "$T/out" || bad "bench: no fused_decoder line (on): $(cat "$T/out")"
 grep -qE "^  network forward \+ backward: fused BatchNorm [0-9.]+ ms, LibTorch's BatchNorm [0-9.]+ ms .*used the first$" "$T/out" ||
   bad "bench: no fused_norm line (on): $(cat "$T/out")"
+upsample_line='^  network forward \+ backward: that product on the deeper features before upsampling [0-9.]+ ms, on the upsampled concatenation [0-9.]+ ms \([0-9.]+x, median of 5 alternated pairs\); the loop above used'
+grep -qE "$upsample_line the first$" "$T/out" || bad "bench: no fused_upsample line (on): $(cat "$T/out")"
 printf 'fused_decoder: 0\n' >"$T/decoder0.yaml"
 expect_ok "bench, fused_decoder: 0" "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet --config "$T/decoder0.yaml"
-grep -qE "$decoder_line second$" "$T/out" || bad "bench: fused_decoder: 0 not reported: $(cat "$T/out")"
+grep -qE "$decoder_line the second$" "$T/out" || bad "bench: fused_decoder: 0 not reported: $(cat "$T/out")"
+grep -qE "$upsample_line neither \(fused_decoder: 0\)$" "$T/out" || bad "bench: fused_upsample with fused_decoder: 0: $(cat "$T/out")"
+printf 'fused_upsample: 0\n' >"$T/upsample0.yaml"
+expect_ok "bench, fused_upsample: 0" "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet --config "$T/upsample0.yaml"
+grep -qE "$upsample_line the second$" "$T/out" || bad "bench: fused_upsample: 0 not reported: $(cat "$T/out")"
 expect_ok "bench, the user's policy" env OMP_WAIT_POLICY=active "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet
 grep -qE "^  OpenMP wait policy +active$" "$T/out" || bad "bench: the user's OMP_WAIT_POLICY replaced: $(cat "$T/out")"
 

@@ -214,16 +214,77 @@ TEST(Network, FusedConvsEqualTheConvolutions) {
   at::set_num_threads(threads_before);
 }
 
+// With `low`: the convolutions of cat(x, nearest ×2 upsampling of low), low's taps multiplied at
+// its resolution. Against LibTorch's convolutions on the upsampled concatenation, in double:
+// outputs and the gradients of the weights, biases, x and low. An odd size or a batch of two
+// takes the concatenation itself.
+TEST(Network, FusedConvsOnAnUpsampledInputEqualTheConvolutions) {
+  torch::manual_seed(4);
+  struct Shape {
+    int64_t n, cx, cl, c3, c1, h, w;
+  };
+  const int threads_before = at::get_num_threads();
+  for (int threads : {1, 3})
+    for (const auto& s : {Shape{1, 3, 5, 4, 6, 8, 6}, Shape{1, 16, 51, 4, 25, 16, 16},
+                          Shape{1, 2, 3, 2, 3, 3, 10}, Shape{2, 3, 4, 2, 5, 4, 8}}) {
+      at::set_num_threads(threads);
+      SCOPED_TRACE("n " + std::to_string(s.n) + ", x " + std::to_string(s.cx) + ", low " +
+                   std::to_string(s.cl) + ", " + std::to_string(s.h) + "x" + std::to_string(s.w) +
+                   ", " + std::to_string(threads) + " threads");
+      namespace nn = torch::nn;
+      namespace F = torch::nn::functional;
+      nn::Conv2d conv3(nn::Conv2dOptions(s.cx + s.cl, s.c3, 3).padding(1).bias(true));
+      nn::Conv2d conv1(nn::Conv2dOptions(s.cx + s.cl, s.c1, 1).bias(true));
+      conv3->to(torch::kDouble);
+      conv1->to(torch::kDouble);
+      {
+        torch::NoGradGuard no_grad;
+        conv3->bias.uniform_(-1, 1);
+        conv1->bias.uniform_(-1, 1);
+      }
+      const auto x = torch::randn({s.n, s.cx, s.h, s.w}, torch::kDouble).requires_grad_();
+      const auto low = torch::randn({s.n, s.cl, s.h / 2, s.w / 2}, torch::kDouble).requires_grad_();
+      const auto g3 = torch::randn({s.n, s.c3, s.h, s.w}, torch::kDouble);
+      const auto g1 = torch::randn({s.n, s.c1, s.h, s.w}, torch::kDouble);
+
+      const auto up = F::interpolate(
+          low,
+          F::InterpolateFuncOptions().size(std::vector<int64_t>{s.h, s.w}).mode(torch::kNearest));
+      const auto in = torch::cat({x, up}, 1);
+      auto ref3 = conv3(in), ref1 = conv1(in);
+      torch::autograd::backward({ref3, ref1}, {g3, g1});
+      const std::vector<torch::Tensor> ref_grads = {
+          conv3->weight.grad().clone(), conv3->bias.grad().clone(), conv1->weight.grad().clone(),
+          conv1->bias.grad().clone(),   x.grad().clone(),           low.grad().clone()};
+      for (auto& p : {conv3->weight, conv3->bias, conv1->weight, conv1->bias, x, low})
+        p.mutable_grad().reset();
+
+      auto [out3, out1] = FusedConv3x3And1x1(x, conv3, conv1, low);
+      EXPECT_REL_CLOSE(out3, ref3, 1e-12);
+      EXPECT_REL_CLOSE(out1, ref1, 1e-12);
+      torch::autograd::backward({out3, out1}, {g3, g1});
+      const std::vector<torch::Tensor> grads = {
+          conv3->weight.grad(), conv3->bias.grad(), conv1->weight.grad(),
+          conv1->bias.grad(),   x.grad(),           low.grad()};
+      for (size_t i = 0; i < grads.size(); ++i) {
+        ASSERT_TRUE(grads[i].defined()) << "gradient " << i;
+        EXPECT_REL_CLOSE(grads[i], ref_grads[i], 1e-12) << "gradient " << i;
+      }
+    }
+  at::set_num_threads(threads_before);
+}
+
 // The whole default network with and without a fused block (the first, fused_input; the last
 // decoder block, fused_decoder), from the same weights, in double: the same output and gradients
 // up to rounding, and the same parameters (a checkpoint of one loads into the other). Gradients
 // are compared against the largest of the network: the biases of convolutions followed by
 // BatchNorm have a gradient of zero, i.e. rounding noise.
-void ExpectFusedBlockMatchesConvolutions(bool NetworkOptions::*fused_block) {
+void ExpectFusedBlockMatchesConvolutions(std::vector<bool NetworkOptions::*> fused_blocks,
+                                         torch::Tensor* output = nullptr) {
   NetworkOptions fused, plain;
-  fused.fused_input = fused.fused_decoder = false;
-  fused.*fused_block = true;
-  plain.fused_input = plain.fused_decoder = false;
+  fused.fused_input = fused.fused_decoder = fused.fused_upsample = false;
+  for (auto field : fused_blocks) fused.*field = true;
+  plain.fused_input = plain.fused_decoder = plain.fused_upsample = false;
   torch::manual_seed(5);
   MultiResUNet a(fused);
   MultiResUNet b(plain);
@@ -240,6 +301,7 @@ void ExpectFusedBlockMatchesConvolutions(bool NetworkOptions::*fused_block) {
   auto out_a = a->forward(z), out_b = b->forward(z);
   EXPECT_REL_CLOSE(out_a, out_b, 1e-12);
   EXPECT_FALSE(torch::equal(out_a, out_b)) << "both ran the same path";
+  if (output) *output = out_a.detach();
   out_a.backward(g);
   out_b.backward(g);
   double largest = 0;
@@ -253,11 +315,19 @@ void ExpectFusedBlockMatchesConvolutions(bool NetworkOptions::*fused_block) {
 }
 
 TEST(Network, FusedInputMatchesTheConvolutionNetwork) {
-  ExpectFusedBlockMatchesConvolutions(&NetworkOptions::fused_input);
+  ExpectFusedBlockMatchesConvolutions({&NetworkOptions::fused_input});
 }
 
 TEST(Network, FusedDecoderMatchesTheConvolutionNetwork) {
-  ExpectFusedBlockMatchesConvolutions(&NetworkOptions::fused_decoder);
+  ExpectFusedBlockMatchesConvolutions({&NetworkOptions::fused_decoder});
+}
+
+TEST(Network, FusedDecoderOnTheDeeperFeaturesMatchesTheConvolutionNetwork) {
+  torch::Tensor with, without;
+  ExpectFusedBlockMatchesConvolutions(
+      {&NetworkOptions::fused_decoder, &NetworkOptions::fused_upsample}, &with);
+  ExpectFusedBlockMatchesConvolutions({&NetworkOptions::fused_decoder}, &without);
+  EXPECT_FALSE(torch::equal(with, without)) << "fused_upsample changed no sum: not used?";
 }
 
 // In float, the fused outputs' bits: the nine taps of the product shifted and added whole, the

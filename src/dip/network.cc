@@ -144,6 +144,58 @@ struct TapsOutputs : torch::autograd::Function<TapsOutputs> {
   }
 };
 
+// out = y + the nearest ×2 upsampling of y_low, y (R, H·W) and y_low (R, H/2·W/2): the taps of
+// the upsampled channels added to those of the others. Backward: y's gradient is out's (the same
+// tensor), y_low's the sum of each 2×2 cell, in the order (0, 0), (0, 1), (1, 0), (1, 1).
+struct AddUpsampled : torch::autograd::Function<AddUpsampled> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& y,
+                               const torch::Tensor& y_low, int64_t height, int64_t width) {
+    const int64_t rows = y.size(0), h2 = height / 2, w2 = width / 2;
+    ctx->saved_data["shape"] = std::vector<int64_t>{rows, height, width};
+    const auto yc = y.contiguous(), lc = y_low.contiguous();
+    auto out = torch::empty_like(yc);
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "AddUpsampled", [&] {
+      const scalar_t* src = yc.data_ptr<scalar_t>();
+      const scalar_t* low = lc.data_ptr<scalar_t>();
+      scalar_t* dst = out.data_ptr<scalar_t>();
+      ParallelFor(0, rows * height, 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t r = j / height, row = j % height;
+          const scalar_t* in = src + j * width;
+          const scalar_t* l = low + (r * h2 + row / 2) * w2;
+          scalar_t* o = dst + j * width;
+          for (int64_t x = 0; x < width; ++x) o[x] = in[x] + l[x / 2];
+        }
+      });
+    });
+    return out;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto shape = ctx->saved_data["shape"].toIntVector();
+    const int64_t rows = shape[0], height = shape[1], width = shape[2];
+    const int64_t h2 = height / 2, w2 = width / 2;
+    const auto g = grads[0].contiguous();
+    auto grad_low = torch::empty({rows, h2 * w2}, g.options());
+    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "AddUpsampledBackward", [&] {
+      const scalar_t* gp = g.data_ptr<scalar_t>();
+      scalar_t* gl = grad_low.data_ptr<scalar_t>();
+      ParallelFor(0, rows * h2, 1, at::get_num_threads(), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const int64_t r = j / h2, i = j % h2;
+          const scalar_t* top = gp + (r * height + 2 * i) * width;
+          const scalar_t* bottom = top + width;
+          scalar_t* o = gl + j * w2;
+          for (int64_t x = 0; x < w2; ++x)
+            o[x] = top[2 * x] + top[2 * x + 1] + bottom[2 * x] + bottom[2 * x + 1];
+        }
+      });
+    });
+    return {g, grad_low, torch::Tensor(), torch::Tensor()};
+  }
+};
+
 // rows (M×K) · x (K×N) for 2-D float CPU tensors, by ChunkedSgemm forward and for the rows'
 // gradient (g·xᵀ) and x's (rowsᵀ·g).
 struct ChunkedMm : torch::autograd::Function<ChunkedMm> {
@@ -346,18 +398,39 @@ torch::Tensor TapsProduct(const torch::Tensor& rows, const torch::Tensor& x) {
 
 std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& x,
                                                            const torch::nn::Conv2d& conv3,
-                                                           const torch::nn::Conv2d& conv1) {
+                                                           const torch::nn::Conv2d& conv1,
+                                                           const torch::Tensor& low) {
   const auto& w3 = conv3->weight;  // (C3, Cin, 3, 3)
   const auto& w1 = conv1->weight;  // (C1, Cin, 1, 1)
-  const int64_t n = x.size(0), cin = x.size(1), height = x.size(2), width = x.size(3);
+  const int64_t n = x.size(0), height = x.size(2), width = x.size(3);
+  const int64_t cx = x.size(1), cin = cx + (low.defined() ? low.size(1) : 0);
   const int64_t c3 = w3.size(0), c1 = w1.size(0);
+  if (low.defined() &&
+      (n != 1 || low.size(0) != 1 || low.size(2) * 2 != height || low.size(3) * 2 != width)) {
+    // Another batch or shape: the upsampled concatenation itself.
+    namespace F = torch::nn::functional;
+    const auto up = F::interpolate(low, F::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{height, width})
+                                            .mode(torch::kNearest));
+    return FusedConv3x3And1x1(torch::cat({x, up}, /*dim=*/1), conv3, conv1);
+  }
   // Rows 9·c3 taps (tap-major: row k·c3 + o is W3[o, :, ky, kx]), then the c1 shortcut rows.
   const auto rows =
       torch::cat({w3.permute({2, 3, 0, 1}).reshape({9 * c3, cin}), w1.view({c1, cin})});
-  const auto flat = x.reshape({n, cin, height * width});
-  // N = 1 through a view, not flat[0]: a select's backward zero-fills and copies x's gradient.
-  const auto y = n == 1 ? TapsProduct(rows, flat.view({cin, height * width})).unsqueeze(0)
-                        : torch::matmul(rows, flat);
+  const auto flat = x.reshape({n, cx, height * width});
+  torch::Tensor y;
+  if (low.defined()) {
+    // The taps of x's channels at full resolution plus those of low's at half, upsampled.
+    const auto y_x =
+        TapsProduct(rows.slice(1, 0, cx).contiguous(), flat.view({cx, height * width}));
+    const auto y_low =
+        TapsProduct(rows.slice(1, cx).contiguous(), low.reshape({cin - cx, height * width / 4}));
+    y = AddUpsampled::apply(y_x, y_low, height, width).unsqueeze(0);
+  } else {
+    // N = 1 through a view, not flat[0]: a select's backward zero-fills and copies x's gradient.
+    y = n == 1 ? TapsProduct(rows, flat.view({cx, height * width})).unsqueeze(0)
+               : torch::matmul(rows, flat);
+  }
   // A convolution without bias adds zeros (not a parameter: no gradient).
   const auto b3 = conv3->bias.defined() ? conv3->bias : torch::zeros({c3}, x.options());
   const auto b1 = conv1->bias.defined() ? conv1->bias : torch::zeros({c1}, x.options());
@@ -391,6 +464,16 @@ void MultiResBlockImpl::SetFusedNorm(bool on) {
 
 torch::Tensor MultiResBlockImpl::ForwardFused(const torch::Tensor& x) {
   auto [pre1, pre_shortcut] = FusedConv3x3And1x1(x, conv1->conv, shortcut->conv);
+  auto a = conv1->Finish(pre1);
+  auto b = conv2(a);
+  auto c = conv3(b);
+  auto concat = NormActivate(bn_concat, torch::cat({a, b, c}, /*dim=*/1), {}, 1, 1, fused_norm);
+  return NormActivate(bn_out, shortcut->Finish(pre_shortcut), concat, kLeakySlope, 1, fused_norm);
+}
+
+torch::Tensor MultiResBlockImpl::ForwardFusedUpsampled(const torch::Tensor& x,
+                                                       const torch::Tensor& low) {
+  auto [pre1, pre_shortcut] = FusedConv3x3And1x1(x, conv1->conv, shortcut->conv, low);
   auto a = conv1->Finish(pre1);
   auto b = conv2(a);
   auto c = conv3(b);
@@ -472,12 +555,16 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
   namespace F = torch::nn::functional;
   for (size_t l = levels - 1; l-- > 0;) {
     const auto& skip = features[l];
+    const bool fused = l == 0 && options_.fused_decoder && skip.is_cpu();
+    if (fused && options_.fused_upsample) {
+      x = decoders_[l]->ForwardFusedUpsampled(skips_[l](skip), x);
+      continue;
+    }
     auto up = F::interpolate(x, F::InterpolateFuncOptions()
                                     .size(std::vector<int64_t>{skip.size(2), skip.size(3)})
                                     .mode(torch::kNearest));
     auto in = torch::cat({skips_[l](skip), up}, /*dim=*/1);
-    x = l == 0 && options_.fused_decoder && in.is_cpu() ? decoders_[l]->ForwardFused(in)
-                                                        : decoders_[l](in);
+    x = fused ? decoders_[l]->ForwardFused(in) : decoders_[l](in);
   }
   return torch::sigmoid(head_(x));
 }

@@ -54,6 +54,9 @@ void DipOptions::Check() const {
   Require(fused_decoder == 0 || fused_decoder == 1, "fused_decoder",
           "must be 1 (the last decoder block's first convolutions as one matrix product) or 0 "
           "(convolutions)");
+  Require(fused_upsample == 0 || fused_upsample == 1, "fused_upsample",
+          "must be 1 (that product on the deeper features before their upsampling) or 0 (on the "
+          "upsampled concatenation)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -69,6 +72,7 @@ const std::vector<std::string>& DipOptionKeys() {
       "sigma",      "input_depth", "filters",          "skips",
       "alpha",      "lr",          "input_noise_std",  "reg_noise_std",
       "philox_noise", "fused_input", "fused_norm", "fused_decoder",
+      "fused_upsample",
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",

@@ -55,16 +55,18 @@ double MedianSeconds(int repeats, const std::function<void()>& fn) {
   return Median(t);
 }
 
-// The network's forward + MSE + backward on z with the option `field` on and off, from the same
-// weights, alternated pair by pair (what a shared machine's
-// drift would bias otherwise), 5 pairs after one untimed: the median times (s) and the median of
-// the pairs' ratios on / off (steadier than the ratio of the medians when the machine drifts).
+// The network's forward + MSE + backward on z with the option `field` on and off (and `also`,
+// an option `field` needs, on in both), from the same weights, alternated pair by pair (what a
+// shared machine's drift would bias otherwise), 5 pairs after one untimed: the median times (s) and
+// the median of the pairs' ratios on / off (steadier than the ratio of the medians when the machine
+// drifts).
 struct BothWays {
   double on = 0, off = 0, ratio = 0;
 };
-BothWays NetworkBothWays(const DipOptions& dip, const torch::Tensor& z,
-                         bool NetworkOptions::*field) {
+BothWays NetworkBothWays(const DipOptions& dip, const torch::Tensor& z, bool NetworkOptions::*field,
+                         bool NetworkOptions::*also = nullptr) {
   NetworkOptions options = ToNetworkOptions(dip);
+  if (also) options.*also = true;
   options.*field = true;
   MultiResUNet on(options);
   options.*field = false;
@@ -277,18 +279,24 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
         1e3 * fused, 1e3 * convs, fused / convs,
         run.dip.fused_input ? "the matrix product" : "the convolutions");
     // The whole network, forward + MSE + backward on this z, each CPU rewrite on and off.
-    const auto both_ways = [&](bool NetworkOptions::*field, bool used, const char* on_name,
-                               const char* off_name) {
-      const auto t = NetworkBothWays(run.dip, out, field);
+    const auto both_ways = [&](bool NetworkOptions::*field, const char* used, const char* on_name,
+                               const char* off_name, bool NetworkOptions::*also = nullptr) {
+      const auto t = NetworkBothWays(run.dip, out, field, also);
       std::printf(
           "  network forward + backward: %s %.1f ms, %s %.1f ms (%.2fx, median of 5 alternated"
-          " pairs); the loop above used the %s\n",
-          on_name, 1e3 * t.on, off_name, 1e3 * t.off, t.ratio, used ? "first" : "second");
+          " pairs); the loop above used %s\n",
+          on_name, 1e3 * t.on, off_name, 1e3 * t.off, t.ratio, used);
     };
-    both_ways(&NetworkOptions::fused_norm, run.dip.fused_norm != 0, "fused BatchNorm",
+    const auto which = [](bool first) { return first ? "the first" : "the second"; };
+    both_ways(&NetworkOptions::fused_norm, which(run.dip.fused_norm != 0), "fused BatchNorm",
               "LibTorch's BatchNorm");
-    both_ways(&NetworkOptions::fused_decoder, run.dip.fused_decoder != 0,
+    both_ways(&NetworkOptions::fused_decoder, which(run.dip.fused_decoder != 0),
               "last decoder block as one matrix product", "as convolutions");
+    both_ways(&NetworkOptions::fused_upsample,
+              run.dip.fused_decoder == 0 ? "neither (fused_decoder: 0)"
+                                         : which(run.dip.fused_upsample != 0),
+              "that product on the deeper features before upsampling",
+              "on the upsampled concatenation", &NetworkOptions::fused_decoder);
   }
 }
 

@@ -133,7 +133,7 @@ std::string DescribeNetwork(const DipOptions& options);
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox = false);
 
 // The network's widths and CPU paths of these options (input_depth, filters, skips, alpha,
-// fused_input, fused_norm, fused_decoder); NetworkOptions is in dip/network.h.
+// fused_input, fused_norm, fused_decoder, fused_upsample); NetworkOptions is in dip/network.h.
 struct NetworkOptions;
 NetworkOptions ToNetworkOptions(const DipOptions& options);
 

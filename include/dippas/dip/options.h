@@ -39,6 +39,11 @@ struct DipOptions {
   // (~5 % per iteration at 256² and 512²); 0 = LibTorch's convolutions (earlier dippas builds).
   // Outputs equal to ~1e-6, so a seed's trajectory drifts apart over iterations. CUDA convolves.
   int64_t fused_decoder = 1;
+  // With fused_decoder: 1 = that product reads the deeper level's features (51 of the 67
+  // channels) before their nearest ×2 upsampling and upsamples its result (4× fewer multiply-adds
+  // for them, no upsampled copy or concatenation); 0 = the product on the concatenation (earlier
+  // dippas builds). The same function, its sums in another order (outputs equal to ~1e-6).
+  int64_t fused_upsample = 1;
   double psnr_stop = 39.0;                             // stop once PSNR exceeds this (dB)
   double psnr_min = 38.0;                              // τ: pool admission (dB)
   int64_t max_iterations = 10000;                      // iteration budget
