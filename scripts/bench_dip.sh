@@ -10,6 +10,9 @@
 #   needs build/dippas and /usr/bin/python3 with torch (apt-get install python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The two programs compared; tests/bench_dip_test.sh puts stand-ins here.
+dippas=${BENCH_DIP_DIPPAS:-build/dippas}
+python=${BENCH_DIP_PYTHON:-/usr/bin/python3}
 threads=$(nproc)
 sizes=(128 256 512)
 iters=(20 8 3)
@@ -26,9 +29,10 @@ while [ $# -gt 0 ]; do
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench_dip.sh: --rounds needs a positive integer, got '$rounds'" >&2; exit 2; }
 [ ${#iters[@]} -eq ${#sizes[@]} ] || { echo "bench_dip.sh: one --iterations value per size" >&2; exit 2; }
-[ -x build/dippas ] || { echo "bench_dip.sh: build/dippas not found; build first" >&2; exit 1; }
-/usr/bin/python3 -c 'import torch' 2>/dev/null ||
-  { echo "bench_dip.sh: /usr/bin/python3 has no torch (apt-get install python3-torch)" >&2; exit 1; }
+[ -x "$dippas" ] || { echo "bench_dip.sh: $dippas not found; build first" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench_dip.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
+"$python" -c 'import torch' 2>/dev/null ||
+  { echo "bench_dip.sh: $python has no torch (apt-get install python3-torch)" >&2; exit 1; }
 
 printf '%-6s %-6s %14s %14s %8s %16s %16s\n' size iters "dippas s/it" "PyTorch s/it" ratio \
   "dippas peak MB" "PyTorch peak MB"
@@ -38,9 +42,9 @@ for i in "${!sizes[@]}"; do
   ratios=()
   for _ in $(seq "$rounds"); do
     d_log=$(mktemp) p_log=$(mktemp)
-    /usr/bin/time -f 'peak %M' build/dippas bench --what dip --size "$n" --iterations "$k" \
+    /usr/bin/time -f 'peak %M' "$dippas" bench --what dip --size "$n" --iterations "$k" \
       --threads "$threads" --quiet >"$d_log" 2>&1
-    /usr/bin/time -f 'peak %M' /usr/bin/python3 scripts/bench_python.py --size "$n" --iters "$k" \
+    /usr/bin/time -f 'peak %M' "$python" scripts/bench_python.py --size "$n" --iters "$k" \
       --threads "$threads" >"$p_log" 2>&1
     d_ms=$(awk '/time per iteration/ {print $4}' "$d_log")
     p_its=$(awk '/python it\/s:/ {print $3}' "$p_log")
@@ -66,5 +70,5 @@ if [ "$rounds" -gt 1 ]; then
   echo "median ratio dippas / PyTorch per size:"
   printf '  %s\n' "${medians[@]}"
 fi
-echo "threads: $threads; dippas $(build/dippas --version 2>/dev/null | head -1);" \
-  "$(/usr/bin/python3 -c 'import torch; print("torch", torch.__version__)')"
+echo "threads: $threads; dippas $("$dippas" --version 2>/dev/null | head -1);" \
+  "$("$python" -c 'import torch; print("torch", torch.__version__)')"

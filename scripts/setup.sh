@@ -16,6 +16,7 @@ PKGS+=(libimage-exiftool-perl)  # tests/hardening_test.sh: metadata planted in i
 PKGS+=(python3-pil)  # tests/limits_test.cc: CMYK JPEG and TIFF written with PIL
 PKGS+=(libjemalloc-dev)  # the allocator dippas links: ~2x faster DIP iterations than glibc's malloc
 PKGS+=(libmatio-dev)  # MATLAB .mat fingerprints (optional at build time)
+PKGS+=(time)  # /usr/bin/time: peak memory in scripts/bench_*.sh
 if [ $TEST_DEPS -eq 1 ]; then
   PKGS+=(python3-scipy)  # tests/mat_test.cc: .mat files written by scipy's savemat
   PKGS+=(slurm-wlm munge)  # tests/slurm_test.sh: a single-node Slurm cluster runs the job-array scripts
