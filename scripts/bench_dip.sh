@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Seconds per DIP iteration, dippas against the same network in PyTorch, side by side in one run.
-# For each size: `dippas bench --what dip` and scripts/bench_python.py (Debian's python3-torch, the
-# same MultiRes U-Net, loss and AMSGrad step, the same thread count), each after its own warm-up
-# iterations, then the ratio dippas / PyTorch (below 1 = dippas faster). Both run as shipped: no
-# allocator or threading variable is set for either. --rounds R runs the pair R times per size,
-# alternating, and adds the median ratio: on a shared machine one pair moves by ±10 %.
+# For each size: `dippas bench --what dip --loop-only` and scripts/bench_python.py (Debian's
+# python3-torch, the same MultiRes U-Net, loss and AMSGrad step, the same thread count), each after
+# its own warm-up iterations, then the ratio dippas / PyTorch (below 1 = dippas faster), and each
+# process's peak memory. Both run as shipped: no allocator or threading variable is set for
+# either. --rounds R runs the pair R times per size, alternating, and adds the median ratio: on a
+# shared machine one pair moves by ±10 %.
 # Usage: scripts/bench_dip.sh [--threads N] [--sizes "128 256 512"] [--iterations "20 8 3"]
 #          [--rounds R]
-#   needs build/dippas and /usr/bin/python3 with torch (apt-get install python3-torch).
+#   needs build/dippas, /usr/bin/time and /usr/bin/python3 with torch (apt-get install time
+#   python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The two programs compared; tests/bench_dip_test.sh puts stand-ins here.
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     --sizes) read -r -a sizes <<<"$2"; shift 2 ;;
     --iterations) read -r -a iters <<<"$2"; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_dip.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +45,7 @@ for i in "${!sizes[@]}"; do
   for _ in $(seq "$rounds"); do
     d_log=$(mktemp) p_log=$(mktemp)
     /usr/bin/time -f 'peak %M' "$dippas" bench --what dip --size "$n" --iterations "$k" \
-      --threads "$threads" --quiet >"$d_log" 2>&1
+      --threads "$threads" --loop-only --quiet >"$d_log" 2>&1
     /usr/bin/time -f 'peak %M' "$python" scripts/bench_python.py --size "$n" --iters "$k" \
       --threads "$threads" >"$p_log" 2>&1
     d_ms=$(awk '/time per iteration/ {print $4}' "$d_log")

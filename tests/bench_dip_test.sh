@@ -25,6 +25,8 @@ bad() {
 cat >"$T/dippas" <<SH
 #!/bin/sh
 [ "\$1" = --version ] && { echo "dippas stand-in"; exit 0; }
+# The comparisons of the CPU rewrites would count in the peak: the script must ask for the loop.
+case " \$* " in *" --loop-only "*) ;; *) echo "no --loop-only" >&2; exit 0 ;; esac
 v=\$(head -1 "$T/d_queue"); sed -i 1d "$T/d_queue"
 [ -n "\$v" ] && printf '  time per iteration        %9.2f ms\n' "\$v"
 exit 0

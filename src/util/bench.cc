@@ -188,7 +188,8 @@ void BenchPrnu(int64_t size, int repeats, const std::string& device) {
 
 // N iterations of the real loop (default network unless --config/--set), with
 // every candidate admitted to the pool (τ = 0) so that the pool work is counted.
-void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& base) {
+void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& base,
+              bool compare) {
   ResetPeakMemory(device);
   torch::manual_seed(0);
   auto base_img = torch::rand({1, 3, size / 8, size / 8}) * 200.0;
@@ -242,7 +243,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   std::printf("  optimizer                 %8.1f %%\n", 100 * prof.optimizer / loop);
   std::printf("  pool (residual, NCC, top-L) %6.1f %%\n", 100 * prof.pool / loop);
   PrintPeak(device);
-  if (device == "cpu") {
+  if (device == "cpu" && compare) {
     // The two generators of z's perturbation on this z, side by side (median of 3 each).
     const auto z = torch::randn({1, run.dip.input_depth, size, size}) * run.dip.input_noise_std;
     auto out = torch::empty_like(z);

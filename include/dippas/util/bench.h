@@ -21,7 +21,10 @@ double PeakMemoryMiB(const std::string& device);
 void BenchPrnu(int64_t size, int repeats, const std::string& device = "cpu");
 
 // `iterations` of the real DIP loop (every candidate admitted, so the pool
-// work counts): it/s, time shares, peak memory.
-void BenchDip(int64_t size, int64_t iterations, const std::string& device, const DipOptions& options);
+// work counts): it/s, time shares, peak memory. On the CPU, `compare` adds each CPU rewrite
+// against what it replaces, side by side (about a minute at 512², and their memory counts in the
+// process's peak).
+void BenchDip(int64_t size, int64_t iterations, const std::string& device,
+              const DipOptions& options, bool compare = true);
 
 }  // namespace dippas
