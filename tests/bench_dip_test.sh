@@ -6,19 +6,9 @@
 #   bench_dip_test.sh <source dir>
 set -u
 SRC=${1:?usage: bench_dip_test.sh <source dir>}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-if [ ! -x /usr/bin/time ]; then
-  echo "SKIP: /usr/bin/time absent (apt-get install time): bench_dip.sh measures peak memory with it"
-  exit 77
-fi
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL: $*"
-}
+source "$(dirname "$0")/cli_lib.sh"
+[ -x /usr/bin/time ] ||
+  skip_all "/usr/bin/time absent (apt-get install time): bench_dip.sh measures peak memory with it"
 
 # Each stand-in prints the next value of its queue ($T/d_queue: ms per iteration; $T/p_queue:
 # iterations per second); an empty queue prints no timing, as a crashed benchmark would.
@@ -92,5 +82,4 @@ run "one --iterations value per size" 2 "" "" 'one --iterations value per size' 
   --sizes "32 64" --iterations 1
 NO_TORCH=1 run "no torch" 1 "" "" 'has no torch' -- --sizes 32 --iterations 1
 
-echo "bench_dip_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -462,17 +462,7 @@ void MultiResBlockImpl::SetFusedNorm(bool on) {
   for (auto* unit : {&conv1, &conv2, &conv3, &shortcut}) (*unit)->fused_norm = on;
 }
 
-torch::Tensor MultiResBlockImpl::ForwardFused(const torch::Tensor& x) {
-  auto [pre1, pre_shortcut] = FusedConv3x3And1x1(x, conv1->conv, shortcut->conv);
-  auto a = conv1->Finish(pre1);
-  auto b = conv2(a);
-  auto c = conv3(b);
-  auto concat = NormActivate(bn_concat, torch::cat({a, b, c}, /*dim=*/1), {}, 1, 1, fused_norm);
-  return NormActivate(bn_out, shortcut->Finish(pre_shortcut), concat, kLeakySlope, 1, fused_norm);
-}
-
-torch::Tensor MultiResBlockImpl::ForwardFusedUpsampled(const torch::Tensor& x,
-                                                       const torch::Tensor& low) {
+torch::Tensor MultiResBlockImpl::ForwardFused(const torch::Tensor& x, const torch::Tensor& low) {
   auto [pre1, pre_shortcut] = FusedConv3x3And1x1(x, conv1->conv, shortcut->conv, low);
   auto a = conv1->Finish(pre1);
   auto b = conv2(a);
@@ -557,7 +547,7 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
     const auto& skip = features[l];
     const bool fused = l == 0 && options_.fused_decoder && skip.is_cpu();
     if (fused && options_.fused_upsample) {
-      x = decoders_[l]->ForwardFusedUpsampled(skips_[l](skip), x);
+      x = decoders_[l]->ForwardFused(skips_[l](skip), x);
       continue;
     }
     auto up = F::interpolate(x, F::InterpolateFuncOptions()

@@ -101,10 +101,9 @@ std::pair<torch::Tensor, torch::Tensor> FusedConv3x3And1x1(const torch::Tensor& 
 struct MultiResBlockImpl : torch::nn::Module {
   MultiResBlockImpl(int64_t u, int64_t in, double alpha);
   torch::Tensor forward(const torch::Tensor& x);
-  // The same function, conv1 and the shortcut computed by FusedConv3x3And1x1.
-  torch::Tensor ForwardFused(const torch::Tensor& x);
-  // ForwardFused of cat(x, nearest ×2 upsampling of low), low's taps at its own resolution.
-  torch::Tensor ForwardFusedUpsampled(const torch::Tensor& x, const torch::Tensor& low);
+  // The same function, conv1 and the shortcut computed by FusedConv3x3And1x1; with `low`, of
+  // cat(x, nearest ×2 upsampling of low), low's taps at its own resolution.
+  torch::Tensor ForwardFused(const torch::Tensor& x, const torch::Tensor& low = {});
   int64_t out_channels() const { return out_channels_; }
   // NormActivate's `fused` for this block and its conv units.
   void SetFusedNorm(bool on);
