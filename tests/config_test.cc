@@ -29,6 +29,7 @@ void ExpectSame(const DipOptions& a, const DipOptions& b) {
   EXPECT_EQ(a.fused_norm, b.fused_norm);
   EXPECT_EQ(a.fused_decoder, b.fused_decoder);
   EXPECT_EQ(a.fused_upsample, b.fused_upsample);
+  EXPECT_EQ(a.direct_conv, b.direct_conv);
   EXPECT_EQ(a.psnr_stop, b.psnr_stop);
   EXPECT_EQ(a.psnr_min, b.psnr_min);
   EXPECT_EQ(a.max_iterations, b.max_iterations);
@@ -216,6 +217,7 @@ TEST(DipConfig, OutOfRangeFailsCheckNamingTheKey) {
   EXPECT_TRUE(StartsWith(ParseError("fused_norm: 2\n"), "cfg.yaml: fused_norm"));
   EXPECT_TRUE(StartsWith(ParseError("fused_decoder: 3\n"), "cfg.yaml: fused_decoder"));
   EXPECT_TRUE(StartsWith(ParseError("fused_upsample: 2\n"), "cfg.yaml: fused_upsample"));
+  EXPECT_TRUE(StartsWith(ParseError("direct_conv: 2\n"), "cfg.yaml: direct_conv"));
   EXPECT_TRUE(StartsWith(ParseError("filters: [8, 16]\n"), "cfg.yaml: skips"));
 }
 

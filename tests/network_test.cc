@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "dippas/dip/batch_norm_cpu.h"
+#include "dippas/dip/conv_cpu.h"
 #include "dippas/util/blas.h"
 #include "test_util.h"
 
@@ -564,6 +565,155 @@ TEST(Network, FusedNormNetworkAsAccurateAsLibTorchInFloat) {
     EXPECT_LE(err_a, std::max(4 * err_b, key == "output" ? 1e-6 : 1e-5))
         << key << ", LibTorch's: " << err_b;
   }
+}
+
+// The direct 3×3 kernels (dip/conv_cpu.h) of every instruction set this CPU has, against
+// LibTorch's convolution in double: the output and the gradients of x, the weights and the bias,
+// in float. The shapes have output channels that fill no whole block (3, 13, 17), heights that
+// fill no whole band of rows (1, 7, 10), widths of one to nine vectors, and a batch of two.
+TEST(Network, DirectConvKernelsMatchLibTorch) {
+  const std::string best = Conv3x3Kernel();
+  struct Shape {
+    int64_t n, cin, cout, h, w;
+  };
+  int kernels = 0;
+  for (const char* kernel : {"generic", "avx2", "avx512"}) {
+    if (!SelectConv3x3Kernel(kernel)) continue;
+    ++kernels;
+    for (const auto& s : {Shape{1, 4, 8, 16, 16}, Shape{1, 8, 13, 7, 48}, Shape{2, 5, 17, 10, 32},
+                          Shape{1, 3, 3, 1, 16}, Shape{1, 25, 16, 12, 144}}) {
+      SCOPED_TRACE(std::string(kernel) + ": n " + std::to_string(s.n) + ", " +
+                   std::to_string(s.cin) + " → " + std::to_string(s.cout) + ", " +
+                   std::to_string(s.h) + "x" + std::to_string(s.w));
+      torch::manual_seed(9);
+      namespace nn = torch::nn;
+      nn::Conv2d conv(nn::Conv2dOptions(s.cin, s.cout, 3).padding(1).bias(true));
+      nn::Conv2d ref(nn::Conv2dOptions(s.cin, s.cout, 3).padding(1).bias(true));
+      ref->to(torch::kDouble);
+      {
+        torch::NoGradGuard no_grad;  // a non-zero bias, so that a lost one shows
+        conv->bias.uniform_(-1, 1);
+        ref->weight.copy_(conv->weight);
+        ref->bias.copy_(conv->bias);
+      }
+      const auto x = torch::randn({s.n, s.cin, s.h, s.w}).requires_grad_();
+      const auto x_ref = x.detach().to(torch::kDouble).requires_grad_();
+      const auto g = torch::randn({s.n, s.cout, s.h, s.w});
+      auto out = DirectConv3x3(x, conv);
+      auto out_ref = ref(x_ref);
+      EXPECT_REL_CLOSE(out, out_ref, 1e-6);
+      out.backward(g);
+      out_ref.backward(g.to(torch::kDouble));
+      EXPECT_REL_CLOSE(x.grad(), x_ref.grad(), 1e-6) << "x";
+      EXPECT_REL_CLOSE(conv->weight.grad(), ref->weight.grad(), 1e-6) << "weights";
+      EXPECT_REL_CLOSE(conv->bias.grad(), ref->bias.grad(), 1e-6) << "bias";
+    }
+  }
+  EXPECT_GE(kernels, 1);
+  EXPECT_TRUE(SelectConv3x3Kernel(best));
+}
+
+// The same bits on 1, 2 and 3 threads: rows are split in fixed bands, and the weights' gradient
+// sums the bands in order whatever thread computed them.
+TEST(Network, DirectConvGivesTheSameBitsOnAnyThreadCount) {
+  const int threads_before = at::get_num_threads();
+  torch::manual_seed(10);
+  namespace nn = torch::nn;
+  nn::Conv2d conv(nn::Conv2dOptions(8, 13, 3).padding(1).bias(true));
+  const auto x = torch::randn({1, 8, 66, 64});
+  const auto g = torch::randn({1, 13, 66, 64});
+  std::vector<std::vector<torch::Tensor>> runs;
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    const auto xt = x.clone().requires_grad_();
+    conv->zero_grad();
+    auto out = DirectConv3x3(xt, conv);
+    out.backward(g);
+    runs.push_back(
+        {out.detach(), xt.grad(), conv->weight.grad().clone(), conv->bias.grad().clone()});
+  }
+  at::set_num_threads(threads_before);
+  for (size_t r = 1; r < runs.size(); ++r) {
+    for (size_t i = 0; i < runs[0].size(); ++i) {
+      EXPECT_TRUE(torch::equal(runs[r][i], runs[0][i])) << "run " << r << ", tensor " << i;
+    }
+  }
+}
+
+// A conv unit takes the direct kernels for its 3×3 stride-1 convolution of a float image at least
+// kDirectConvMinWidth wide (width a multiple of 16), the matrix product for a 1×1 one (batch 1),
+// and LibTorch's convolution otherwise: a narrower, double or odd-width image, a stride of 2, a
+// batch of two for 1×1.
+TEST(Network, ConvUnitTakesTheDirectKernelsWhereTheyApply) {
+  torch::manual_seed(12);
+  const auto differs = [](ConvUnit unit, const torch::Tensor& x) {
+    unit->direct_conv = true;
+    const auto direct = unit(x);
+    unit->direct_conv = false;
+    const auto plain = unit(x);
+    EXPECT_REL_CLOSE(direct, plain, 1e-5);
+    return !torch::equal(direct, plain);
+  };
+  const int64_t w = kDirectConvMinWidth;
+  EXPECT_TRUE(differs(ConvUnit(4, 8, 3), torch::randn({1, 4, 8, w})));
+  EXPECT_FALSE(differs(ConvUnit(4, 8, 3), torch::randn({1, 4, 8, w - 16})));
+  EXPECT_FALSE(differs(ConvUnit(4, 8, 3), torch::randn({1, 4, 8, w + 8})));
+  EXPECT_FALSE(differs(ConvUnit(4, 8, 3, 2), torch::randn({1, 4, 8, w})));
+  ConvUnit in_double(4, 8, 3);
+  in_double->to(torch::kDouble);
+  EXPECT_FALSE(differs(in_double, torch::randn({1, 4, 8, w}, torch::kDouble)));
+  if (HaveChunkedSgemm()) {
+    EXPECT_TRUE(differs(ConvUnit(25, 16, 1), torch::randn({1, 25, 8, w})));
+    EXPECT_FALSE(differs(ConvUnit(25, 16, 1), torch::randn({1, 25, 8, w - 16})));
+    EXPECT_FALSE(differs(ConvUnit(25, 16, 1), torch::randn({2, 25, 8, w})));
+  }
+}
+
+// The 1×1 convolution as a matrix product, against LibTorch's convolution in double: the output
+// and the gradients of x, the weights and the bias, in float, on a width that leaves TapsProduct
+// a short last chunk.
+TEST(Network, Conv1x1ProductMatchesLibTorch) {
+  torch::manual_seed(15);
+  namespace nn = torch::nn;
+  const int64_t cin = 25, cout = 3, h = 40, w = 240;  // 9,600 pixels: one chunk and a part
+  nn::Conv2d conv(nn::Conv2dOptions(cin, cout, 1).bias(true));
+  nn::Conv2d ref(nn::Conv2dOptions(cin, cout, 1).bias(true));
+  ref->to(torch::kDouble);
+  {
+    torch::NoGradGuard no_grad;
+    conv->bias.uniform_(-1, 1);
+    ref->weight.copy_(conv->weight);
+    ref->bias.copy_(conv->bias);
+  }
+  const auto x = torch::randn({1, cin, h, w}).requires_grad_();
+  const auto x_ref = x.detach().to(torch::kDouble).requires_grad_();
+  const auto g = torch::randn({1, cout, h, w});
+  auto out = Conv1x1Product(x, conv);
+  auto out_ref = ref(x_ref);
+  EXPECT_REL_CLOSE(out, out_ref, 1e-6);
+  out.backward(g);
+  out_ref.backward(g.to(torch::kDouble));
+  EXPECT_REL_CLOSE(x.grad(), x_ref.grad(), 1e-6) << "x";
+  EXPECT_REL_CLOSE(conv->weight.grad(), ref->weight.grad(), 1e-6) << "weights";
+  EXPECT_REL_CLOSE(conv->bias.grad(), ref->bias.grad(), 1e-6) << "bias";
+}
+
+// The network passes direct_conv to its conv units: at 128², on and off, the same output up to
+// float rounding, but not the same bits.
+TEST(Network, DirectConvNetworkMatchesTheConvolutionNetwork) {
+  NetworkOptions direct, plain;
+  plain.direct_conv = false;
+  torch::manual_seed(14);
+  MultiResUNet a(direct), b(plain);
+  {
+    torch::NoGradGuard no_grad;
+    auto pa = a->named_parameters();
+    for (auto& p : b->named_parameters()) p.value().copy_(pa[p.key()]);
+  }
+  const auto z = 0.1 * torch::randn({1, 512, 128, 128});
+  const auto out_a = a->forward(z), out_b = b->forward(z);
+  EXPECT_REL_CLOSE(out_a, out_b, 1e-4);
+  EXPECT_FALSE(torch::equal(out_a, out_b)) << "both ran the same path";
 }
 
 // The chunked product (OpenBLAS on dippas's threads) against a double reference, forward and

@@ -42,6 +42,7 @@ const std::vector<Field>& Fields() {
       {"fused_norm", nullptr, &DipOptions::fused_norm},
       {"fused_decoder", nullptr, &DipOptions::fused_decoder},
       {"fused_upsample", nullptr, &DipOptions::fused_upsample},
+      {"direct_conv", nullptr, &DipOptions::direct_conv},
       {"psnr_stop", &DipOptions::psnr_stop},
       {"psnr_min", &DipOptions::psnr_min},
       {"max_iterations", nullptr, &DipOptions::max_iterations},

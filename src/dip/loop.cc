@@ -68,6 +68,7 @@ NetworkOptions ToNetworkOptions(const DipOptions& o) {
   n.fused_norm = o.fused_norm != 0;
   n.fused_decoder = o.fused_decoder != 0;
   n.fused_upsample = o.fused_upsample != 0;
+  n.direct_conv = o.direct_conv != 0;
   return n;
 }
 

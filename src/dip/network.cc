@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dippas/dip/batch_norm_cpu.h"
+#include "dippas/dip/conv_cpu.h"
 #include "dippas/util/blas.h"
 #include "dippas/util/parallel.h"
 
@@ -373,7 +374,88 @@ int64_t MultiResWidth(int64_t u, double alpha) {
   return c[0] + c[1] + c[2];
 }
 
-ConvUnitImpl::ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+namespace {
+
+// conv(x, w) + b for a 3×3 convolution (stride 1, padding 1) by dip/conv_cpu.h's direct kernels,
+// sample by sample; backward: x's and w's gradients by the same kernels, b's as autograd reduces
+// a broadcast bias.
+struct DirectConv3x3Fn : torch::autograd::Function<DirectConv3x3Fn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& w, const torch::Tensor& b) {
+    const auto xc = x.contiguous(), wc = w.contiguous(), bc = b.contiguous();
+    const int64_t n = x.size(0), cin = x.size(1), height = x.size(2), width = x.size(3);
+    const Conv3x3Shape shape{cin, w.size(0), height, width};
+    auto out = torch::empty({n, shape.cout, height, width}, x.options());
+    for (int64_t i = 0; i < n; ++i) {
+      Conv3x3Forward(xc.data_ptr<float>() + i * cin * height * width, wc.data_ptr<float>(),
+                     bc.data_ptr<float>(), shape,
+                     out.data_ptr<float>() + i * shape.cout * height * width,
+                     at::get_num_threads());
+    }
+    ctx->save_for_backward({xc, wc});
+    return out;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const auto g = grads[0].contiguous();
+    const int64_t n = x.size(0), cin = x.size(1), height = x.size(2), width = x.size(3);
+    const Conv3x3Shape shape{cin, w.size(0), height, width};
+    const int64_t in_size = cin * height * width, out_size = shape.cout * height * width;
+    const int threads = at::get_num_threads();
+    torch::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) {
+      grad_x = torch::empty_like(x);
+      for (int64_t i = 0; i < n; ++i) {
+        Conv3x3BackwardInput(g.data_ptr<float>() + i * out_size, w.data_ptr<float>(), shape,
+                             grad_x.data_ptr<float>() + i * in_size, threads);
+      }
+    }
+    torch::Tensor grad_w;
+    if (ctx->needs_input_grad(1)) {
+      grad_w = torch::empty_like(w);
+      auto sample = n > 1 ? torch::empty_like(w) : grad_w;
+      for (int64_t i = 0; i < n; ++i) {
+        Conv3x3BackwardWeight(x.data_ptr<float>() + i * in_size, g.data_ptr<float>() + i * out_size,
+                              shape, (i == 0 ? grad_w : sample).data_ptr<float>(), threads);
+        if (i > 0) grad_w.add_(sample);
+      }
+    }
+    torch::Tensor grad_b;
+    if (ctx->needs_input_grad(2)) {
+      grad_b = at::sum_to(g, at::IntArrayRef({1, shape.cout, 1, 1})).view({shape.cout});
+    }
+    return {grad_x, grad_w, grad_b};
+  }
+};
+
+}  // namespace
+
+torch::Tensor DirectConv3x3(const torch::Tensor& x, const torch::nn::Conv2d& conv) {
+  return DirectConv3x3Fn::apply(x, conv->weight, conv->bias);
+}
+
+torch::Tensor Conv1x1Product(const torch::Tensor& x, const torch::nn::Conv2d& conv) {
+  const int64_t cin = x.size(1), cout = conv->weight.size(0), height = x.size(2), width = x.size(3);
+  auto y = TapsProduct(conv->weight.view({cout, cin}), x.view({cin, height * width}));
+  if (conv->bias.defined()) y = y + conv->bias.view({cout, 1});
+  return y.view({1, cout, height, width});
+}
+
+bool DirectConvApplies(const torch::Tensor& x, int64_t kernel) {
+  if (x.dim() != 4 || !x.is_cpu() || x.scalar_type() != torch::kFloat ||
+      x.size(3) < kDirectConvMinWidth) {
+    return false;
+  }
+  if (kernel == 1) return x.size(0) == 1 && x.is_contiguous() && HaveChunkedSgemm();
+  return kernel == 3 && x.size(3) % 16 == 0;
+}
+
+ConvUnitImpl::ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride)
+    : kernel_(kernel), stride_(stride) {
   conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
                                                        .stride(stride)
                                                        .padding((kernel - 1) / 2)
@@ -381,7 +463,12 @@ ConvUnitImpl::ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
   bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
 
-torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) { return Finish(conv(x)); }
+torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) {
+  if (direct_conv && stride_ == 1 && DirectConvApplies(x, kernel_)) {
+    return Finish(kernel_ == 3 ? DirectConv3x3(x, conv) : Conv1x1Product(x, conv));
+  }
+  return Finish(conv(x));
+}
 
 torch::Tensor ConvUnitImpl::Finish(const torch::Tensor& conv_out) {
   return NormActivate(bn, conv_out, {}, 1, kLeakySlope, fused_norm);
@@ -515,6 +602,9 @@ MultiResUNetImpl::MultiResUNetImpl(const NetworkOptions& options) : options_(opt
   for (auto& block : encoders_) block->SetFusedNorm(options_.fused_norm);
   for (auto& block : decoders_) block->SetFusedNorm(options_.fused_norm);
   for (auto& path : skips_) path->SetFusedNorm(options_.fused_norm);
+  for (const auto& module : modules(/*include_self=*/false)) {
+    if (auto* unit = module->as<ConvUnitImpl>()) unit->direct_conv = options_.direct_conv;
+  }
   head_ = register_module(
       "head", torch::nn::Conv2d(torch::nn::Conv2dOptions(width, options_.output_channels, 1)));
 }
@@ -556,7 +646,8 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
     auto in = torch::cat({skips_[l](skip), up}, /*dim=*/1);
     x = fused ? decoders_[l]->ForwardFused(in) : decoders_[l](in);
   }
-  return torch::sigmoid(head_(x));
+  const bool product = options_.direct_conv && DirectConvApplies(x, 1);
+  return torch::sigmoid(product ? Conv1x1Product(x, head_) : head_(x));
 }
 
 int64_t MultiResUNetImpl::NumParameters() const {

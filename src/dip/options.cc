@@ -57,6 +57,8 @@ void DipOptions::Check() const {
   Require(fused_upsample == 0 || fused_upsample == 1, "fused_upsample",
           "must be 1 (that product on the deeper features before their upsampling) or 0 (on the "
           "upsampled concatenation)");
+  Require(direct_conv == 0 || direct_conv == 1, "direct_conv",
+          "must be 1 (dippas's direct 3×3 kernels) or 0 (LibTorch's convolutions)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -72,7 +74,7 @@ const std::vector<std::string>& DipOptionKeys() {
       "sigma",      "input_depth", "filters",          "skips",
       "alpha",      "lr",          "input_noise_std",  "reg_noise_std",
       "philox_noise", "fused_input", "fused_norm", "fused_decoder",
-      "fused_upsample",
+      "fused_upsample", "direct_conv",
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",

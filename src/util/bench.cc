@@ -16,6 +16,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include "dippas/dip/conv_cpu.h"
 #include "dippas/dip/loop.h"
 #include "dippas/dip/network.h"
 #include "dippas/prnu/detection.h"
@@ -231,6 +232,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("  OpenMP wait policy        %s\n", wait_policy ? wait_policy : "(unset)");
   std::printf("  dippas's parallel loops   %s\n", ParallelBackend());
+  std::printf("  direct 3×3 kernels        %s\n", Conv3x3Kernel());
   std::printf("  iterations/s              %9.3f (no stage timing: the loop as it runs)\n",
               static_cast<double>(iterations) / plain);
   std::printf("  iterations/s, profiled    %9.3f (device synchronised around each stage)\n",
@@ -298,6 +300,11 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
                                          : which(run.dip.fused_upsample != 0),
               "that product on the deeper features before upsampling",
               "on the upsampled concatenation", &NetworkOptions::fused_decoder);
+    both_ways(&NetworkOptions::direct_conv,
+              run.dip.direct_conv == 0     ? "the second"
+              : size < kDirectConvMinWidth ? "neither (no layer is 128 pixels wide at this size)"
+                                           : "the first",
+              "dippas's own convolutions (3×3 direct, 1×1 products)", "oneDNN's");
   }
 }
 

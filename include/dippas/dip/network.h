@@ -41,6 +41,12 @@ struct NetworkOptions {
   // upsampled copy or concatenation. The same function, the skip's and the deeper channels'
   // sums added last (outputs equal to ~1e-6). false = the product on the concatenation.
   bool fused_upsample = true;
+  // On the CPU, the stride-1 convolutions of the conv units and the head on images at least
+  // kDirectConvMinWidth wide: 3×3 by dip/conv_cpu.h's direct kernels (width a multiple of 16),
+  // 1×1 as TapsProduct's chunked matrix product (DirectConvApplies). The same sums in another
+  // order (outputs equal to ~1e-6); oneDNN is 1.1–7× slower on these narrow layers (3 to 276
+  // channels), its backward slowest. false = LibTorch's convolutions (earlier dippas builds).
+  bool direct_conv = true;
 
   // Throws std::invalid_argument naming the offending field: non-positive
   // widths, skips.size() != filters.size() − 1, or a filter so small that a
@@ -63,6 +69,24 @@ torch::Tensor NormActivate(const torch::nn::BatchNorm2d& bn, const torch::Tensor
                            const torch::Tensor& x2, double pre_slope, double post_slope,
                            bool fused);
 
+// Narrower images keep LibTorch's convolutions: measured on two cores, oneDNN is as fast or
+// faster on the wide 3×3 layers at 64² and below (212 → 128 channels and more).
+constexpr int64_t kDirectConvMinWidth = 128;
+
+// conv(x) of a 3×3 convolution with stride 1, padding 1 and a bias, by dip/conv_cpu.h's direct
+// kernels: float CPU tensors (N, C, H, W), W a multiple of 16 (Conv3x3Supported). Differentiable
+// in x, the weights and the bias.
+torch::Tensor DirectConv3x3(const torch::Tensor& x, const torch::nn::Conv2d& conv);
+
+// conv(x) of a 1×1 convolution (stride 1) as TapsProduct(weights, x) plus the bias: x
+// contiguous, batch 1. Differentiable in x, the weights and the bias.
+torch::Tensor Conv1x1Product(const torch::Tensor& x, const torch::nn::Conv2d& conv);
+
+// Whether NetworkOptions::direct_conv takes over a stride-1 convolution of this kernel size (3 or
+// 1) on x: a float CPU image at least kDirectConvMinWidth wide; for 3×3 a width that is a multiple
+// of 16, for 1×1 batch 1, contiguous, with OpenBLAS loaded (TapsProduct's chunks).
+bool DirectConvApplies(const torch::Tensor& x, int64_t kernel);
+
 // conv k×k (zero padding (k−1)/2, bias) → BatchNorm2d → LeakyReLU(0.2).
 struct ConvUnitImpl : torch::nn::Module {
   ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1);
@@ -72,7 +96,11 @@ struct ConvUnitImpl : torch::nn::Module {
 
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
-  bool fused_norm = true;  // NormActivate's `fused`
+  bool fused_norm = true;   // NormActivate's `fused`
+  bool direct_conv = true;  // NetworkOptions::direct_conv
+
+ private:
+  int64_t kernel_, stride_;
 };
 TORCH_MODULE(ConvUnit);
 
