@@ -514,16 +514,14 @@ TEST(Network, FusedNormFallsBackToLibTorch) {
   EXPECT_REL_CLOSE(fused, plain, 1e-5);
 }
 
-// The whole default network in float with and without the fused normalisation, from the same
-// weights, against the same network in double: the fused one's output and gradients are as close
-// to double as LibTorch's float operators are (within a factor of 4 of their error). A value that
-// sits within rounding of a LeakyReLU's kink can take the other slope in float than in double,
-// and one such pixel near the output moves every gradient upstream by ~1e-3: a rare event that
-// hits either network depending on the machine's convolution kernels. So each error is the
-// smallest over five weight draws; a lasting loss of accuracy shows in all five.
-TEST(Network, FusedNormNetworkAsAccurateAsLibTorchInFloat) {
-  NetworkOptions fused, plain;
-  plain.fused_norm = false;
+// The whole default network in float with one CPU rewrite (options `rewrite`) and without it
+// (`plain`), from the same weights, against the same network in double: the rewrite's output and
+// gradients are as close to double as LibTorch's float operators are (within a factor of 4 of
+// their error). A value that sits within rounding of a LeakyReLU's kink can take the other slope
+// in float than in double, and one such pixel near the output moves every gradient upstream by
+// ~1e-3: a rare event that hits either network depending on the machine's kernels. So each error
+// is the smallest over five weight draws; a lasting loss of accuracy shows in all five.
+void ExpectAsAccurateAsLibTorchInFloat(const NetworkOptions& rewrite, const NetworkOptions& plain) {
   std::map<std::string, double> best_a, best_b;  // per parameter's gradient, and "output"
   auto keep = [](std::map<std::string, double>& best, const std::string& key, double err) {
     auto it = best.find(key);
@@ -531,7 +529,7 @@ TEST(Network, FusedNormNetworkAsAccurateAsLibTorchInFloat) {
   };
   for (int seed : {13, 1, 2, 3, 4}) {
     torch::manual_seed(seed);
-    MultiResUNet a(fused), b(plain), ref(plain);
+    MultiResUNet a(rewrite), b(plain), ref(plain);
     {
       torch::NoGradGuard no_grad;
       auto pa = a->named_parameters();
@@ -565,6 +563,22 @@ TEST(Network, FusedNormNetworkAsAccurateAsLibTorchInFloat) {
     EXPECT_LE(err_a, std::max(4 * err_b, key == "output" ? 1e-6 : 1e-5))
         << key << ", LibTorch's: " << err_b;
   }
+}
+
+// The fused normalisation, LibTorch's convolutions on both sides.
+TEST(Network, FusedNormNetworkAsAccurateAsLibTorchInFloat) {
+  NetworkOptions fused, plain;
+  fused.direct_conv = plain.direct_conv = false;
+  plain.fused_norm = false;
+  ExpectAsAccurateAsLibTorchInFloat(fused, plain);
+}
+
+// dippas's own convolutions (at 32 × 48 the first level's narrow layers), the fused
+// normalisation on both sides.
+TEST(Network, DirectConvNetworkAsAccurateAsLibTorchInFloat) {
+  NetworkOptions direct, plain;
+  plain.direct_conv = false;
+  ExpectAsAccurateAsLibTorchInFloat(direct, plain);
 }
 
 // The direct 3×3 kernels (dip/conv_cpu.h) of every instruction set this CPU has, against
@@ -640,10 +654,36 @@ TEST(Network, DirectConvGivesTheSameBitsOnAnyThreadCount) {
   }
 }
 
-// A conv unit takes the direct kernels for its 3×3 stride-1 convolution of a float image at least
-// kDirectConvMinWidth wide (width a multiple of 16), the matrix product for a 1×1 one (batch 1),
-// and LibTorch's convolution otherwise: a narrower, double or odd-width image, a stride of 2, a
-// batch of two for 1×1.
+// Where direct_conv takes over: 3×3 on a float image at least kDirectConvMinWidth wide (width a
+// multiple of 16), or narrower down to kDirectConvNarrowMinWidth with at most
+// kDirectConvNarrowMaxChannels input × output channels; 1×1 likewise, batch 1 and contiguous.
+TEST(Network, DirectConvAppliesToTheLayersItWasMeasuredOn) {
+  const int64_t w = kDirectConvMinWidth, narrow = kDirectConvNarrowMinWidth;
+  const auto image = [](int64_t n, int64_t c, int64_t width) {
+    return torch::zeros({n, c, 4, width});
+  };
+  EXPECT_TRUE(DirectConvApplies(image(1, 4, w), 3, 8));
+  EXPECT_TRUE(DirectConvApplies(image(1, 276, w), 3, 105));
+  EXPECT_TRUE(DirectConvApplies(image(2, 4, w), 3, 8));
+  EXPECT_TRUE(DirectConvApplies(image(1, 4, narrow), 3, 8));
+  EXPECT_TRUE(DirectConvApplies(image(1, 64, w - 16), 3, 64));  // 4,096 channels
+  EXPECT_FALSE(DirectConvApplies(image(1, 64, w - 16), 3, 65));
+  EXPECT_FALSE(DirectConvApplies(image(1, 4, narrow - 16), 3, 8));
+  EXPECT_FALSE(DirectConvApplies(image(1, 4, w + 8), 3, 8));  // not a multiple of 16
+  EXPECT_FALSE(DirectConvApplies(image(1, 4, w).to(torch::kDouble), 3, 8));
+  EXPECT_FALSE(DirectConvApplies(image(1, 4, w), 5, 8));
+  const bool blas = HaveChunkedSgemm();
+  EXPECT_EQ(DirectConvApplies(image(1, 25, w), 1, 3), blas);
+  EXPECT_EQ(DirectConvApplies(image(1, 25, w + 8), 1, 3), blas);  // any width
+  EXPECT_EQ(DirectConvApplies(image(1, 25, narrow), 1, 16), blas);
+  EXPECT_FALSE(DirectConvApplies(image(1, 80, w - 16), 1, 80));
+  EXPECT_FALSE(DirectConvApplies(image(2, 25, w), 1, 3));
+  EXPECT_FALSE(DirectConvApplies(image(1, 25, w).transpose(2, 3), 1, 3));  // not contiguous
+}
+
+// A conv unit takes dippas's convolution where DirectConvApplies says so (its output differs from
+// LibTorch's in the last bits), and LibTorch's for a stride of 2, with direct_conv off, or where
+// it does not apply (the same bits).
 TEST(Network, ConvUnitTakesTheDirectKernelsWhereTheyApply) {
   torch::manual_seed(12);
   const auto differs = [](ConvUnit unit, const torch::Tensor& x) {
@@ -655,18 +695,10 @@ TEST(Network, ConvUnitTakesTheDirectKernelsWhereTheyApply) {
     return !torch::equal(direct, plain);
   };
   const int64_t w = kDirectConvMinWidth;
-  EXPECT_TRUE(differs(ConvUnit(4, 8, 3), torch::randn({1, 4, 8, w})));
-  EXPECT_FALSE(differs(ConvUnit(4, 8, 3), torch::randn({1, 4, 8, w - 16})));
-  EXPECT_FALSE(differs(ConvUnit(4, 8, 3), torch::randn({1, 4, 8, w + 8})));
-  EXPECT_FALSE(differs(ConvUnit(4, 8, 3, 2), torch::randn({1, 4, 8, w})));
-  ConvUnit in_double(4, 8, 3);
-  in_double->to(torch::kDouble);
-  EXPECT_FALSE(differs(in_double, torch::randn({1, 4, 8, w}, torch::kDouble)));
-  if (HaveChunkedSgemm()) {
-    EXPECT_TRUE(differs(ConvUnit(25, 16, 1), torch::randn({1, 25, 8, w})));
-    EXPECT_FALSE(differs(ConvUnit(25, 16, 1), torch::randn({1, 25, 8, w - 16})));
-    EXPECT_FALSE(differs(ConvUnit(25, 16, 1), torch::randn({2, 25, 8, w})));
-  }
+  EXPECT_TRUE(differs(ConvUnit(25, 16, 3), torch::randn({1, 25, 8, w})));
+  EXPECT_FALSE(differs(ConvUnit(25, 16, 3, 2), torch::randn({1, 25, 8, w})));
+  EXPECT_FALSE(differs(ConvUnit(64, 65, 3), torch::randn({1, 64, 4, w - 16})));
+  if (HaveChunkedSgemm()) EXPECT_TRUE(differs(ConvUnit(51, 32, 1), torch::randn({1, 51, 8, w})));
 }
 
 // The 1×1 convolution as a matrix product, against LibTorch's convolution in double: the output

@@ -57,9 +57,12 @@ template <int kVw, int kCo, int kXv>
 DIPPAS_INLINE void ForwardTile(const float* band, int64_t cin, int64_t cstride, int64_t pw,
                                const float* wp, const float* bias, float* out, int64_t plane) {
   using V = typename Vec<kVw>::type;
+  // The bias is added last, as oneDNN does: a sum started from it would carry its rounding
+  // (relative to the bias) into the outputs, which the BatchNorm after every conv unit then
+  // magnifies once it takes the mean, and with it the bias, away.
   V acc[kCo][kXv];
   for (int c = 0; c < kCo; ++c) {
-    for (int v = 0; v < kXv; ++v) acc[c][v] = V{} + bias[c];
+    for (int v = 0; v < kXv; ++v) acc[c][v] = V{};
   }
   for (int64_t ci = 0; ci < cin; ++ci) {
     const float* src = band + ci * cstride;
@@ -77,7 +80,10 @@ DIPPAS_INLINE void ForwardTile(const float* band, int64_t cin, int64_t cstride, 
     }
   }
   for (int c = 0; c < kCo; ++c) {
-    for (int v = 0; v < kXv; ++v) std::memcpy(out + c * plane + v * kVw, &acc[c][v], sizeof(V));
+    for (int v = 0; v < kXv; ++v) {
+      acc[c][v] += bias[c];
+      std::memcpy(out + c * plane + v * kVw, &acc[c][v], sizeof(V));
+    }
   }
 }
 

@@ -445,11 +445,12 @@ torch::Tensor Conv1x1Product(const torch::Tensor& x, const torch::nn::Conv2d& co
   return y.view({1, cout, height, width});
 }
 
-bool DirectConvApplies(const torch::Tensor& x, int64_t kernel) {
-  if (x.dim() != 4 || !x.is_cpu() || x.scalar_type() != torch::kFloat ||
-      x.size(3) < kDirectConvMinWidth) {
-    return false;
-  }
+bool DirectConvApplies(const torch::Tensor& x, int64_t kernel, int64_t out_channels) {
+  if (x.dim() != 4 || !x.is_cpu() || x.scalar_type() != torch::kFloat) return false;
+  const bool wide = x.size(3) >= kDirectConvMinWidth;
+  const bool narrow = x.size(3) >= kDirectConvNarrowMinWidth &&
+                      x.size(1) * out_channels <= kDirectConvNarrowMaxChannels;
+  if (!wide && !narrow) return false;
   if (kernel == 1) return x.size(0) == 1 && x.is_contiguous() && HaveChunkedSgemm();
   return kernel == 3 && x.size(3) % 16 == 0;
 }
@@ -464,7 +465,7 @@ ConvUnitImpl::ConvUnitImpl(int64_t in, int64_t out, int64_t kernel, int64_t stri
 }
 
 torch::Tensor ConvUnitImpl::forward(const torch::Tensor& x) {
-  if (direct_conv && stride_ == 1 && DirectConvApplies(x, kernel_)) {
+  if (direct_conv && stride_ == 1 && DirectConvApplies(x, kernel_, conv->weight.size(0))) {
     return Finish(kernel_ == 3 ? DirectConv3x3(x, conv) : Conv1x1Product(x, conv));
   }
   return Finish(conv(x));
@@ -646,7 +647,7 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
     auto in = torch::cat({skips_[l](skip), up}, /*dim=*/1);
     x = fused ? decoders_[l]->ForwardFused(in) : decoders_[l](in);
   }
-  const bool product = options_.direct_conv && DirectConvApplies(x, 1);
+  const bool product = options_.direct_conv && DirectConvApplies(x, 1, options_.output_channels);
   return torch::sigmoid(product ? Conv1x1Product(x, head_) : head_(x));
 }
 

@@ -300,10 +300,8 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
                                          : which(run.dip.fused_upsample != 0),
               "that product on the deeper features before upsampling",
               "on the upsampled concatenation", &NetworkOptions::fused_decoder);
-    both_ways(&NetworkOptions::direct_conv,
-              run.dip.direct_conv == 0     ? "the second"
-              : size < kDirectConvMinWidth ? "neither (no layer is 128 pixels wide at this size)"
-                                           : "the first",
+    // At the smallest size (32) the first level's narrow layers still take them.
+    both_ways(&NetworkOptions::direct_conv, which(run.dip.direct_conv != 0),
               "dippas's own convolutions (3×3 direct, 1×1 products)", "oneDNN's");
   }
 }

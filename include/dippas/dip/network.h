@@ -42,7 +42,8 @@ struct NetworkOptions {
   // sums added last (outputs equal to ~1e-6). false = the product on the concatenation.
   bool fused_upsample = true;
   // On the CPU, the stride-1 convolutions of the conv units and the head on images at least
-  // kDirectConvMinWidth wide: 3×3 by dip/conv_cpu.h's direct kernels (width a multiple of 16),
+  // kDirectConvMinWidth wide, and the narrow ones on images down to kDirectConvNarrowMinWidth
+  // (DirectConvApplies): 3×3 by dip/conv_cpu.h's direct kernels (width a multiple of 16),
   // 1×1 as TapsProduct's chunked matrix product (DirectConvApplies). The same sums in another
   // order (outputs equal to ~1e-6); oneDNN is 1.1–7× slower on these narrow layers (3 to 276
   // channels), its backward slowest. false = LibTorch's convolutions (earlier dippas builds).
@@ -69,9 +70,14 @@ torch::Tensor NormActivate(const torch::nn::BatchNorm2d& bn, const torch::Tensor
                            const torch::Tensor& x2, double pre_slope, double post_slope,
                            bool fused);
 
-// Narrower images keep LibTorch's convolutions: measured on two cores, oneDNN is as fast or
-// faster on the wide 3×3 layers at 64² and below (212 → 128 channels and more).
+// Where direct_conv takes over: every layer of an image at least kDirectConvMinWidth wide, and
+// on narrower ones down to kDirectConvNarrowMinWidth the layers with at most
+// kDirectConvNarrowMaxChannels input × output channels. Measured on two cores (AVX-512),
+// forward + backward: at 64² dippas's take 0.33–0.78 of oneDNN's time on such layers (25 → 8 up
+// to 105 → 35) but up to 2.4× on wide ones (554 → 212); at 32² 0.37–0.87 against up to 1.6×.
 constexpr int64_t kDirectConvMinWidth = 128;
+constexpr int64_t kDirectConvNarrowMinWidth = 32;
+constexpr int64_t kDirectConvNarrowMaxChannels = 4096;
 
 // conv(x) of a 3×3 convolution with stride 1, padding 1 and a bias, by dip/conv_cpu.h's direct
 // kernels: float CPU tensors (N, C, H, W), W a multiple of 16 (Conv3x3Supported). Differentiable
@@ -83,9 +89,10 @@ torch::Tensor DirectConv3x3(const torch::Tensor& x, const torch::nn::Conv2d& con
 torch::Tensor Conv1x1Product(const torch::Tensor& x, const torch::nn::Conv2d& conv);
 
 // Whether NetworkOptions::direct_conv takes over a stride-1 convolution of this kernel size (3 or
-// 1) on x: a float CPU image at least kDirectConvMinWidth wide; for 3×3 a width that is a multiple
-// of 16, for 1×1 batch 1, contiguous, with OpenBLAS loaded (TapsProduct's chunks).
-bool DirectConvApplies(const torch::Tensor& x, int64_t kernel);
+// 1) and output width on x: a float CPU image at least kDirectConvMinWidth wide, or at least
+// kDirectConvNarrowMinWidth with few channels (above); for 3×3 a width that is a multiple of 16,
+// for 1×1 batch 1, contiguous, with OpenBLAS loaded (TapsProduct's chunks).
+bool DirectConvApplies(const torch::Tensor& x, int64_t kernel, int64_t out_channels);
 
 // conv k×k (zero padding (k−1)/2, bias) → BatchNorm2d → LeakyReLU(0.2).
 struct ConvUnitImpl : torch::nn::Module {

@@ -45,7 +45,8 @@ struct DipOptions {
   // dippas builds). The same function, its sums in another order (outputs equal to ~1e-6).
   int64_t fused_upsample = 1;
   // How the stride-1 convolutions of the conv units and the head on images at least 128 pixels
-  // wide run on the CPU: 1 = dippas's own (3×3: direct kernels, 1×1: chunked matrix products;
+  // wide (and the narrow layers, ≤ 4,096 input × output channels, on images 32 to 127 wide) run
+  // on the CPU: 1 = dippas's own (3×3: direct kernels, 1×1: chunked matrix products;
   // 1.1–7× faster than oneDNN on these narrow layers); 0 = LibTorch's convolutions (earlier
   // dippas builds). The same sums in another order (outputs equal to ~1e-6), so a seed's
   // trajectory drifts apart. CUDA convolves.
