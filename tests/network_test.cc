@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -581,6 +582,24 @@ TEST(Network, DirectConvNetworkAsAccurateAsLibTorchInFloat) {
   ExpectAsAccurateAsLibTorchInFloat(direct, plain);
 }
 
+// conv_fn(x, conv) in float against `ref` (conv's weights in double) on a random x of that shape:
+// the output and the gradients of x, the weights and the bias, to 1e-6 of the largest value.
+void ExpectConvMatchesDouble(
+    const std::function<torch::Tensor(const torch::Tensor&, const torch::nn::Conv2d&)>& conv_fn,
+    const torch::nn::Conv2d& conv, torch::nn::Conv2d ref, std::vector<int64_t> shape) {
+  const auto x = torch::randn(shape).requires_grad_();
+  const auto x_ref = x.detach().to(torch::kDouble).requires_grad_();
+  auto out = conv_fn(x, conv);
+  auto out_ref = ref(x_ref);
+  EXPECT_REL_CLOSE(out, out_ref, 1e-6);
+  const auto g = torch::randn(out.sizes());
+  out.backward(g);
+  out_ref.backward(g.to(torch::kDouble));
+  EXPECT_REL_CLOSE(x.grad(), x_ref.grad(), 1e-6) << "x";
+  EXPECT_REL_CLOSE(conv->weight.grad(), ref->weight.grad(), 1e-6) << "weights";
+  EXPECT_REL_CLOSE(conv->bias.grad(), ref->bias.grad(), 1e-6) << "bias";
+}
+
 // The direct 3×3 kernels (dip/conv_cpu.h) of every instruction set this CPU has, against
 // LibTorch's convolution in double: the output and the gradients of x, the weights and the bias,
 // in float. The shapes have output channels that fill no whole block (3, 13, 17), heights that
@@ -610,17 +629,7 @@ TEST(Network, DirectConvKernelsMatchLibTorch) {
         ref->weight.copy_(conv->weight);
         ref->bias.copy_(conv->bias);
       }
-      const auto x = torch::randn({s.n, s.cin, s.h, s.w}).requires_grad_();
-      const auto x_ref = x.detach().to(torch::kDouble).requires_grad_();
-      const auto g = torch::randn({s.n, s.cout, s.h, s.w});
-      auto out = DirectConv3x3(x, conv);
-      auto out_ref = ref(x_ref);
-      EXPECT_REL_CLOSE(out, out_ref, 1e-6);
-      out.backward(g);
-      out_ref.backward(g.to(torch::kDouble));
-      EXPECT_REL_CLOSE(x.grad(), x_ref.grad(), 1e-6) << "x";
-      EXPECT_REL_CLOSE(conv->weight.grad(), ref->weight.grad(), 1e-6) << "weights";
-      EXPECT_REL_CLOSE(conv->bias.grad(), ref->bias.grad(), 1e-6) << "bias";
+      ExpectConvMatchesDouble(DirectConv3x3, conv, ref, {s.n, s.cin, s.h, s.w});
     }
   }
   EXPECT_GE(kernels, 1);
@@ -698,7 +707,9 @@ TEST(Network, ConvUnitTakesTheDirectKernelsWhereTheyApply) {
   EXPECT_TRUE(differs(ConvUnit(25, 16, 3), torch::randn({1, 25, 8, w})));
   EXPECT_FALSE(differs(ConvUnit(25, 16, 3, 2), torch::randn({1, 25, 8, w})));
   EXPECT_FALSE(differs(ConvUnit(64, 65, 3), torch::randn({1, 64, 4, w - 16})));
-  if (HaveChunkedSgemm()) EXPECT_TRUE(differs(ConvUnit(51, 32, 1), torch::randn({1, 51, 8, w})));
+  if (HaveChunkedSgemm()) {
+    EXPECT_TRUE(differs(ConvUnit(51, 32, 1), torch::randn({1, 51, 8, w})));
+  }
 }
 
 // The 1×1 convolution as a matrix product, against LibTorch's convolution in double: the output
@@ -717,17 +728,7 @@ TEST(Network, Conv1x1ProductMatchesLibTorch) {
     ref->weight.copy_(conv->weight);
     ref->bias.copy_(conv->bias);
   }
-  const auto x = torch::randn({1, cin, h, w}).requires_grad_();
-  const auto x_ref = x.detach().to(torch::kDouble).requires_grad_();
-  const auto g = torch::randn({1, cout, h, w});
-  auto out = Conv1x1Product(x, conv);
-  auto out_ref = ref(x_ref);
-  EXPECT_REL_CLOSE(out, out_ref, 1e-6);
-  out.backward(g);
-  out_ref.backward(g.to(torch::kDouble));
-  EXPECT_REL_CLOSE(x.grad(), x_ref.grad(), 1e-6) << "x";
-  EXPECT_REL_CLOSE(conv->weight.grad(), ref->weight.grad(), 1e-6) << "weights";
-  EXPECT_REL_CLOSE(conv->bias.grad(), ref->bias.grad(), 1e-6) << "bias";
+  ExpectConvMatchesDouble(Conv1x1Product, conv, ref, {1, cin, h, w});
 }
 
 // The network passes direct_conv to its conv units: at 128², on and off, the same output up to
