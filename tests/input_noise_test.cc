@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace dippas {
@@ -123,16 +124,48 @@ TEST(Philox, PerturbIsZPlusStdTimesTheDrawWhateverTheSplit) {
   EXPECT_NE(parts, whole);
 }
 
-TEST(Philox, VectorKernelGivesTheGenericKernelsBits) {
-  if (std::string(PhiloxKernel()) == "generic") GTEST_SKIP() << "this CPU runs the generic kernel";
-  const int64_t n = 32 * 4096 + 19;
+TEST(Philox, VectorKernelsGiveTheGenericKernelsBits) {
+  const std::string best = PhiloxKernel();
+  const int64_t n = 32 * 4096 + 19;  // a partial last chunk
   std::vector<float> z(n), vec(n), gen(n);
   for (int64_t i = 0; i < n; ++i) z[i] = static_cast<float>(std::sin(0.001 * i));
-  for (uint64_t key : {uint64_t{0}, uint64_t{1} << 63, uint64_t{0x5555aaaa3333cccc}}) {
-    PhiloxPerturb(z.data(), 0.1f, key, vec.data(), 0, n);
-    PhiloxPerturbGeneric(z.data(), 0.1f, key, gen.data(), 0, n);
-    EXPECT_EQ(vec, gen) << key;
+  int tried = 0;
+  for (const char* kernel : {"avx2", "avx512"}) {
+    if (!SelectPhiloxKernel(kernel)) continue;
+    ++tried;
+    for (uint64_t key : {uint64_t{0}, uint64_t{1} << 63, uint64_t{0x5555aaaa3333cccc}}) {
+      // Whole, then from an odd chunk (the AVX-512 kernel takes chunks in pairs).
+      for (int64_t begin : {int64_t{0}, int64_t{32 * 3}}) {
+        PhiloxPerturbGeneric(z.data(), 0.1f, key, gen.data(), begin, n);
+        std::fill(vec.begin(), vec.end(), 0.0f);
+        std::copy(gen.begin(), gen.begin() + begin, vec.begin());
+        PhiloxPerturb(z.data(), 0.1f, key, vec.data(), begin, n);
+        EXPECT_EQ(vec, gen) << kernel << " key " << key << " from " << begin;
+      }
+    }
   }
+  ASSERT_TRUE(SelectPhiloxKernel(best));
+  EXPECT_FALSE(SelectPhiloxKernel("avx1024"));
+  if (tried == 0) GTEST_SKIP() << "this CPU runs the generic kernel only";
+}
+
+// Counters near 2^32: started from an odd chunk, the AVX-512 kernel's pair of chunks
+// 2^29 − 1 and 2^29 runs the counters 2^32 − 8 .. 2^32 + 7, whose low word wraps inside the
+// vector; the high word must carry there as in the plain kernel.
+TEST(Philox, VectorKernelsCarryIntoTheCountersHighWord) {
+  const int64_t first = (int64_t{1} << 29) - 3;
+  const int64_t begin = first * 32, n = 32 * 8;
+  // PhiloxPerturb indexes z and out by element index and touches only [begin, end): the
+  // pointers are offset so that element `begin` is [0].
+  std::vector<float> z(n, 0.5f), vec(n), gen(n);
+  PhiloxPerturbGeneric(z.data() - begin, 1.0f, 9, gen.data() - begin, begin, begin + n);
+  const std::string best = PhiloxKernel();
+  for (const char* kernel : {"avx2", "avx512"}) {
+    if (!SelectPhiloxKernel(kernel)) continue;
+    PhiloxPerturb(z.data() - begin, 1.0f, 9, vec.data() - begin, begin, begin + n);
+    EXPECT_EQ(vec, gen) << kernel;
+  }
+  ASSERT_TRUE(SelectPhiloxKernel(best));
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ grep -qE "$upsample_line the second$" "$T/out" || bad "bench: fused_upsample: 0 
 direct_line='^  network forward \+ backward: dippas.s own convolutions \(3×3 direct, 1×1 products\) [0-9.]+ ms, oneDNN.s [0-9.]+ ms \([0-9.]+x, median of 5 alternated pairs\); the loop above used'
 grep -qE "$direct_line the first$" "$T/out" || bad "bench: no direct_conv line at 32: $(cat "$T/out")"
 grep -qE "^  direct 3×3 kernels +(avx512|avx2|generic)$" "$T/out" || bad "bench: no direct kernels line: $(cat "$T/out")"
+grep -qE "^  Philox kernel +(avx512|avx2|generic)$" "$T/out" || bad "bench: no Philox kernel line: $(cat "$T/out")"
 printf 'direct_conv: 0\n' >"$T/direct0.yaml"
 expect_ok "bench, direct_conv: 0" "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet --config "$T/direct0.yaml"
 grep -qE "$direct_line the second$" "$T/out" || bad "bench: direct_conv: 0 not reported: $(cat "$T/out")"

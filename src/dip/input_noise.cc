@@ -1,6 +1,8 @@
 #include "dippas/dip/input_noise.h"
 
+#include <atomic>
 #include <cstring>
+#include <string>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -194,7 +196,173 @@ __attribute__((target("avx2"))) void KernelAvx2(const float* z, float std, uint6
     }
   }
 }
+
+// GCC 12 takes the self-initialised _mm512_undefined_* inside its AVX-512 intrinsics for an
+// uninitialised read (a false positive; the intrinsics' masks are all ones).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define DIPPAS_AVX512 __attribute__((target("avx512f"), always_inline)) inline
+
+// MulHiLo on 16 lanes.
+DIPPAS_AVX512 void MulHiLo512(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+// a·b + c, rounded twice.
+DIPPAS_AVX512 __m512 MulAdd512(__m512 a, __m512 b, float c) {
+  return _mm512_add_ps(_mm512_mul_ps(a, b), _mm512_set1_ps(c));
+}
+
+// −x in the lanes of `mask` (the sign bit flipped, as the plain code's unary minus).
+DIPPAS_AVX512 __m512 Negate512(__m512 x, __mmask16 mask) {
+  const __m512i bits = _mm512_castps_si512(x);
+  return _mm512_castsi512_ps(
+      _mm512_mask_xor_epi32(bits, mask, bits, _mm512_set1_epi32(static_cast<int>(0x80000000u))));
+}
+
+// Log, SinCos2Pi and BoxMuller on 16 lanes: the same float operations in the same order (this
+// unit is built without contraction, so no multiply-add is fused), hence the same bits.
+DIPPAS_AVX512 __m512 Log512(__m512 x) {
+  const __m512i bits = _mm512_castps_si512(x);
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126));
+  __m512 m = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f000000)));
+  const __mmask16 low = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+  e = _mm512_mask_sub_epi32(e, low, e, _mm512_set1_epi32(1));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  m = _mm512_mask_blend_ps(low, _mm512_sub_ps(m, one), _mm512_sub_ps(_mm512_add_ps(m, m), one));
+  const __m512 z = _mm512_mul_ps(m, m);
+  __m512 y = _mm512_set1_ps(7.0376836292E-2f);
+  y = MulAdd512(y, m, -1.1514610310E-1f);
+  y = MulAdd512(y, m, 1.1676998740E-1f);
+  y = MulAdd512(y, m, -1.2420140846E-1f);
+  y = MulAdd512(y, m, 1.4249322787E-1f);
+  y = MulAdd512(y, m, -1.6668057665E-1f);
+  y = MulAdd512(y, m, 2.0000714765E-1f);
+  y = MulAdd512(y, m, -2.4999993993E-1f);
+  y = MulAdd512(y, m, 3.3333331174E-1f);
+  y = _mm512_mul_ps(_mm512_mul_ps(y, m), z);
+  const __m512 fe = _mm512_cvtepi32_ps(e);
+  y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_set1_ps(-2.12194440E-4f), fe));
+  y = _mm512_sub_ps(y, _mm512_mul_ps(_mm512_set1_ps(0.5f), z));
+  return _mm512_add_ps(_mm512_add_ps(m, y), _mm512_mul_ps(_mm512_set1_ps(0.693359375f), fe));
+}
+
+DIPPAS_AVX512 void SinCos2Pi512(__m512 u, __m512& c, __m512& s) {
+  const __m512 v = _mm512_mul_ps(u, _mm512_set1_ps(4.0f));
+  const __m512i q = _mm512_cvttps_epi32(_mm512_add_ps(v, _mm512_set1_ps(0.5f)));
+  const __m512 x = _mm512_mul_ps(_mm512_sub_ps(v, _mm512_cvtepi32_ps(q)),
+                                 _mm512_set1_ps(1.57079632679489661923f));
+  const __m512 z = _mm512_mul_ps(x, x);
+  __m512 sx = MulAdd512(_mm512_set1_ps(-1.9515295891E-4f), z, 8.3321608736E-3f);
+  sx = MulAdd512(sx, z, -1.6666654611E-1f);
+  sx = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(sx, z), x), x);
+  __m512 cx = MulAdd512(_mm512_set1_ps(2.443315711809948E-5f), z, -1.388731625493765E-3f);
+  cx = MulAdd512(cx, z, 4.166664568298827E-2f);
+  cx = _mm512_mul_ps(_mm512_mul_ps(cx, z), z);
+  cx = _mm512_sub_ps(cx, _mm512_mul_ps(_mm512_set1_ps(0.5f), z));
+  cx = _mm512_add_ps(cx, _mm512_set1_ps(1.0f));
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
+  const __mmask16 swap = _mm512_test_epi32_mask(q, one);
+  const __m512 c0 = _mm512_mask_blend_ps(swap, cx, sx);
+  const __m512 s0 = _mm512_mask_blend_ps(swap, sx, cx);
+  c = Negate512(c0, _mm512_test_epi32_mask(_mm512_add_epi32(q, one), two));  // quarters 1 and 2
+  s = Negate512(s0, _mm512_test_epi32_mask(q, two));                         // quarters 2 and 3
+}
+
+DIPPAS_AVX512 void BoxMuller512(__m512i a, __m512i b, __m512& n0, __m512& n1) {
+  const __m512 scale = _mm512_set1_ps(1.0f / 16777216.0f);
+  const __m512 u1 = _mm512_mul_ps(
+      _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(a, 8), _mm512_set1_epi32(1))), scale);
+  const __m512 u2 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(b, 8)), scale);
+  __m512 t = _mm512_mul_ps(_mm512_set1_ps(-2.0f), Log512(u1));
+  t = _mm512_max_ps(t, _mm512_setzero_ps());  // t > 0 ? t : +0, as in BoxMuller
+  const __m512 r = _mm512_sqrt_ps(t);
+  __m512 c, s;
+  SinCos2Pi512(u2, c, s);
+  n0 = _mm512_mul_ps(r, c);
+  n1 = _mm512_mul_ps(r, s);
+}
+
+// Two chunks, c and c + 1, at once: lane l < 8 runs counter 8c + l, lane 8 + l counter
+// 8(c + 1) + l, so the 16 lanes are the consecutive counters 8c .. 8c + 15.
+__attribute__((target("avx512f"))) void KernelAvx512(const float* z, float std, uint64_t key,
+                                                     float* out, int64_t begin, int64_t end) {
+  __m512i k0[10], k1[10];
+  uint32_t a = static_cast<uint32_t>(key), b = static_cast<uint32_t>(key >> 32);
+  for (int r = 0; r < 10; ++r, a += kW0, b += kW1) {
+    k0[r] = _mm512_set1_epi32(static_cast<int>(a));
+    k1[r] = _mm512_set1_epi32(static_cast<int>(b));
+  }
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kM0));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kM1));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 sd = _mm512_set1_ps(std);
+  int64_t c = begin / kNoiseChunk;
+  for (; (c + 2) * kNoiseChunk <= end; c += 2) {
+    const uint64_t j0 = static_cast<uint64_t>(c) * 8;
+    const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(j0)));
+    __m512i c0 = _mm512_add_epi32(lo, lane);
+    __m512i c1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(j0 >> 32)));
+    c1 = _mm512_mask_add_epi32(c1, _mm512_cmplt_epu32_mask(c0, lo), c1, _mm512_set1_epi32(1));
+    __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+#pragma GCC unroll 10
+    for (int r = 0; r < 10; ++r) {
+      __m512i hi0, lo0, hi1, lo1;
+      MulHiLo512(c0, m0, hi0, lo0);
+      MulHiLo512(c2, m1, hi1, lo1);
+      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), k0[r]);
+      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), k1[r]);
+      c1 = lo1;
+      c3 = lo0;
+    }
+    __m512 cos01, sin01, cos23, sin23;
+    BoxMuller512(c0, c1, cos01, sin01);
+    BoxMuller512(c2, c3, cos23, sin23);
+    // Chunk c: cos01, sin01, cos23, sin23 of lanes 0–7; chunk c + 1: of lanes 8–15.
+    const __m512 n[4] = {
+        _mm512_shuffle_f32x4(cos01, sin01, 0x44), _mm512_shuffle_f32x4(cos23, sin23, 0x44),
+        _mm512_shuffle_f32x4(cos01, sin01, 0xEE), _mm512_shuffle_f32x4(cos23, sin23, 0xEE)};
+    const int64_t i0 = c * kNoiseChunk;
+    for (int k = 0; k < 4; ++k) {
+      const __m512 zk = _mm512_loadu_ps(z + i0 + 16 * k);
+      _mm512_storeu_ps(out + i0 + 16 * k, _mm512_add_ps(zk, _mm512_mul_ps(n[k], sd)));
+    }
+  }
+  if (c * kNoiseChunk < end) KernelAvx2(z, std, key, out, c * kNoiseChunk, end);
+}
+#pragma GCC diagnostic pop
 #endif
+
+using PerturbFn = void (*)(const float*, float, uint64_t, float*, int64_t, int64_t);
+struct Perturber {
+  const char* name;
+  PerturbFn fn;
+  bool (*supported)();
+};
+const Perturber kGenericPerturber{"generic", Kernel, [] { return true; }};
+#ifdef DIPPAS_NOISE_AVX2
+const Perturber kAvx2Perturber{"avx2", KernelAvx2,
+                               [] { return bool(__builtin_cpu_supports("avx2")); }};
+const Perturber kAvx512Perturber{
+    "avx512", KernelAvx512,
+    [] { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2"); }};
+#endif
+
+// The best kernel this CPU runs, unless SelectPhiloxKernel chose another.
+std::atomic<const Perturber*>& CurrentPerturber() {
+  static std::atomic<const Perturber*> current{[] {
+#ifdef DIPPAS_NOISE_AVX2
+    if (kAvx512Perturber.supported()) return &kAvx512Perturber;
+    if (kAvx2Perturber.supported()) return &kAvx2Perturber;
+#endif
+    return &kGenericPerturber;
+  }()};
+  return current;
+}
 
 }  // namespace
 
@@ -216,17 +384,24 @@ void PhiloxPerturbGeneric(const float* z, float std, uint64_t key, float* out, i
 
 void PhiloxPerturb(const float* z, float std, uint64_t key, float* out, int64_t begin,
                    int64_t end) {
-#ifdef DIPPAS_NOISE_AVX2
-  if (__builtin_cpu_supports("avx2")) return KernelAvx2(z, std, key, out, begin, end);
-#endif
-  Kernel(z, std, key, out, begin, end);
+  CurrentPerturber().load()->fn(z, std, key, out, begin, end);
 }
 
-const char* PhiloxKernel() {
+const char* PhiloxKernel() { return CurrentPerturber().load()->name; }
+
+bool SelectPhiloxKernel(const std::string& name) {
+  for (const Perturber* p : {&kGenericPerturber
 #ifdef DIPPAS_NOISE_AVX2
-  if (__builtin_cpu_supports("avx2")) return "avx2";
+                             ,
+                             &kAvx2Perturber, &kAvx512Perturber
 #endif
-  return "generic";
+       }) {
+    if (name != p->name) continue;
+    if (!p->supported()) return false;
+    CurrentPerturber().store(p);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace dippas

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #endif
 
 #include "dippas/dip/conv_cpu.h"
+#include "dippas/dip/input_noise.h"
 #include "dippas/dip/loop.h"
 #include "dippas/dip/network.h"
 #include "dippas/prnu/detection.h"
@@ -233,6 +235,7 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
   std::printf("  OpenMP wait policy        %s\n", wait_policy ? wait_policy : "(unset)");
   std::printf("  dippas's parallel loops   %s\n", ParallelBackend());
   std::printf("  direct 3×3 kernels        %s\n", Conv3x3Kernel());
+  std::printf("  Philox kernel             %s\n", PhiloxKernel());
   std::printf("  iterations/s              %9.3f (no stage timing: the loop as it runs)\n",
               static_cast<double>(iterations) / plain);
   std::printf("  iterations/s, profiled    %9.3f (device synchronised around each stage)\n",
@@ -260,6 +263,17 @@ void BenchDip(int64_t size, int64_t iterations, const std::string& device, const
         static_cast<long long>(run.dip.input_depth), static_cast<long long>(size),
         static_cast<long long>(size), 1e3 * philox, 1e3 * normal, philox / normal,
         run.dip.philox_noise ? "Philox" : "normal_");
+    // The AVX-512 Philox kernel against the AVX2 one, the same bits (median of 3 each).
+    const std::string best = PhiloxKernel();
+    if (best == "avx512" && SelectPhiloxKernel("avx2")) {
+      const double avx2 =
+          MedianSeconds(3, [&] { PerturbInput(z, run.dip.reg_noise_std, out, true); });
+      SelectPhiloxKernel(best);
+      std::printf(
+          "  z + std·n alone, Philox kernels: avx512 %.1f ms, avx2 %.1f ms (%.2fx); the loop"
+          " above used the first\n",
+          1e3 * philox, 1e3 * avx2, philox / avx2);
+    }
     // The first block's two convolutions on z (3×3 → c1, 1×1 shortcut), forward and the weights'
     // backward, both ways on this z, side by side (median of 3 each).
     torch::manual_seed(0);

@@ -10,11 +10,13 @@
 //
 // Layout: elements come in chunks of 32. Chunk c runs the counters j = 8c + l, l = 0..7; counter
 // j gives words w0..w3; (w0, w1) gives element 32c + l (r·cos θ) and 32c + 8 + l (r·sin θ),
-// (w2, w3) gives 32c + 16 + l and 32c + 24 + l. Eight lanes side by side: one AVX2 vector.
+// (w2, w3) gives 32c + 16 + l and 32c + 24 + l. Eight lanes side by side: one AVX2 vector; two
+// chunks side by side: one AVX-512 vector.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace dippas {
 
@@ -29,11 +31,17 @@ float PhiloxNormal(uint64_t key, int64_t index);
 
 // out[i] = z[i] + std·n_i for i in [begin, end), n_i = PhiloxNormal(key, i); two roundings as
 // torch's z + std·randn_like(z): n·std, then + z. `begin` must be a multiple of kNoiseChunk;
-// `out` may be `z`. Vectorized with AVX2 where the CPU has it (same bits either way).
+// `out` may be `z`. Vectorized with AVX-512 or AVX2 where the CPU has them (same bits
+// either way).
 void PhiloxPerturb(const float* z, float std, uint64_t key, float* out, int64_t begin, int64_t end);
 
-// Which kernel PhiloxPerturb runs on this CPU: "avx2" or "generic".
+// Which kernel PhiloxPerturb runs: "avx512", "avx2" or "generic" (the best this CPU has, unless
+// SelectPhiloxKernel chose another).
 const char* PhiloxKernel();
+
+// Makes PhiloxPerturb run kernel `name` from now on, for tests and benchmarks; false (and no
+// change) where the name is unknown or this CPU cannot run it.
+bool SelectPhiloxKernel(const std::string& name);
 
 // The generic kernel alone, for tests that compare it with the vector one bit for bit.
 void PhiloxPerturbGeneric(const float* z, float std, uint64_t key, float* out, int64_t begin,
