@@ -4,23 +4,27 @@
 # is anonymized with K_anon (centre crop), and scored with K_judge. One row per configuration and
 # image: wall time, iterations, stop reason, peak RSS, PSNR, |NCC| before and after (K_judge).
 # Usage: scripts/bench_whole.sh DATA_DIR [--crop 512] [--threads N] [--config FILE]...
-#          [--camera NAME]... [--out DIR]
+#          [--camera NAME]... [--pool-max M,...] [--out DIR]
 #   DATA_DIR holds flatfield/<camera>_*.png and natural/<camera>_*.png (10 flat-fields each);
 #   each --config is one configuration (default: the paper's, configs/default.yaml); default
-#   cameras: three of different models found in DATA_DIR. Keeps the outputs in --out (default a
-#   temporary folder, removed). At 512×512 on two cores expect one to a few hours per image.
+#   cameras: three of different models found in DATA_DIR. --pool-max saves each run's pool and
+#   adds a row per M: the same run stopped at its M-th candidate (pool_max = M), re-assembled with
+#   `dippas assemble --pool-max` (wall time: the run's, scaled by the iterations). Keeps the
+#   outputs in --out (default a temporary folder, removed). At 512×512 on two cores expect up to
+#   an hour or more per image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] && [ -d "$1" ] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] && [ -d "$1" ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 data=$1
 shift
-crop=512 threads=$(nproc) out="" configs=() cameras=()
+crop=512 threads=$(nproc) out="" pool_max="" configs=() cameras=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --crop) crop=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --config) configs+=("$2"); shift 2 ;;
     --camera) cameras+=("$2"); shift 2 ;;
+    --pool-max) pool_max=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) echo "bench_whole.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -48,17 +52,40 @@ for cam in "${cameras[@]}"; do
   for config in "${configs[@]}"; do
     name=$(basename "$config" .yaml)
     stem="$out/${name}_$(basename "${image%.*}")"
+    save=()
+    [ -z "$pool_max" ] || save=(--save-pool "$stem.pool")
     /usr/bin/time -f '%e %M' -o "$stem.time" build/dippas anonymize --quiet --image "$image" \
       --crop "$crop" --prnu "$out/${cam}_anon.npy" --eval-prnu "$out/${cam}_judge.npy" \
-      --config "$config" --threads "$threads" --out "$stem.png" --history "$stem.csv"
+      --config "$config" --threads "$threads" --out "$stem.png" --history "$stem.csv" "${save[@]}"
     read -r wall peak <"$stem.time"
-    /usr/bin/python3 - "$stem.json" "$name" "$(basename "$image")" "$wall" "$peak" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[1]))
-nb, na = abs(m["ncc_before"]), abs(m["ncc_after"])
-print("%-22s %-26s %9.0f %6d %-14s %9.0f %7.2f %10.5f %10.5f %7.3f" % (
-    sys.argv[2], sys.argv[3], float(sys.argv[4]), m["iterations"], m["stop_reason"],
-    float(sys.argv[5]) / 1024, m["psnr"], nb, na, na / nb if nb else float("nan")))
+    if [ -n "$pool_max" ]; then
+      read -r b l tau < <(/usr/bin/python3 -c "import json, sys; c = json.load(open(sys.argv[1]))['config']
+print(c['block_size'], c['top'], c['psnr_min'])" "$stem.json")
+      rm -rf "$stem.sweep"
+      build/dippas assemble --quiet --pool "$stem.pool" --image "$image" --crop "$crop" \
+        --prnu "$out/${cam}_anon.npy" --eval-prnu "$out/${cam}_judge.npy" --block-size "$b" \
+        --top "$l" --psnr-min "$tau" --pool-max "$pool_max" --threads "$threads" \
+        --out-dir "$stem.sweep"
+    fi
+    /usr/bin/python3 - "$stem" "$name" "$(basename "$image")" "$wall" "$peak" <<'EOF'
+import json, os, sys
+stem, name, image, wall, peak = sys.argv[1:]
+m = json.load(open(stem + ".json"))
+def row(config, wall, iters, stop, peak, psnr, nb, na):
+    nb, na = abs(nb), abs(na)
+    print("%-22s %-26s %9s %6d %-14s %9s %7.2f %10.5f %10.5f %7.3f" % (
+        config, image, wall, iters, stop, peak, psnr, nb, na, na / nb if nb else float("nan")))
+row(name, "%.0f" % float(wall), m["iterations"], m["stop_reason"], "%.0f" % (float(peak) / 1024),
+    m["psnr"], m["ncc_before"], m["ncc_after"])
+sweep = stem + ".sweep/sweep.json"
+for r in (json.load(open(sweep))["rows"] if os.path.exists(sweep) else []):
+    if not r["pool_max"] or r["psnr"] is None:
+        continue
+    full = r["pool_size"] < r["pool_max"]  # the run stopped before its M-th candidate
+    iters = m["iterations"] if full else r["last_iteration"]
+    row("%s M=%d" % (name, r["pool_max"]), "~%.0f" % (float(wall) * iters / m["iterations"]),
+        iters, m["stop_reason"] if full else "pool_full", "-", r["psnr"], r["ncc_before"],
+        r["ncc_after"])
 EOF
   done
 done

@@ -77,6 +77,23 @@ assert all(c['psnr'] >= 30 for c in p['candidates'])
 "
 [ "$(stat -c %a "$T/pool")" = 700 ] || bad "pool folder is not private (0700)"
 
+# pool_max = M stops the same run at its M-th candidate: the image equals `dippas assemble
+# --pool-max M` of the whole run's saved pool, byte for byte, and the run ends there.
+M=$("$PY" -c "import json; print(max(1, json.load(open('$T/a.json'))['pool_size'] // 2))")
+expect_ok "anonymize pool_max=$M" "$DIPPAS" "${A[@]}" --out "$T/m.png" --set pool_max="$M"
+expect_ok "assemble --pool-max $M" "$DIPPAS" assemble --quiet --pool "$T/pool" --image "$IMG" --crop 64 \
+  --prnu "$T/K.npy" --block-size 32 --top 5 --psnr-min 30 --pool-max "$M" --out-dir "$T/pm"
+cmp -s "$T/m.png" "$T/pm/assembled_B32_L5_tau30_M$M.png" ||
+  bad "pool_max=$M: the run's image is not assemble --pool-max $M of the whole pool"
+check "pool_max run stops at its M-th candidate" "
+import json
+m = json.load(open('$T/m.json')); a = json.load(open('$T/a.json'))
+r = json.load(open('$T/pm/sweep.json'))['rows'][0]
+assert m['pool_size'] == r['pool_size'] == $M, (m['pool_size'], r)
+assert m['iterations'] == r['last_iteration'] <= a['iterations'], (m['iterations'], r)
+assert m['stop_reason'] == ('pool_full' if $M < a['pool_size'] else a['stop_reason']), m['stop_reason']
+"
+
 # Same seed, same bytes; another seed, another image.
 expect_ok "anonymize again" "$DIPPAS" "${A[@]}" --out "$T/b.png"
 cmp -s "$T/a.png" "$T/b.png" || bad "same seed gave a different image"

@@ -100,10 +100,15 @@ for r in rows:
         assert any(abs(r['psnr'] - p) < 1e-6 for p in e['psnrs'] if p >= r['psnr_min']), r
 lines = list(csv.DictReader(open(t + '/sweep/sweep.csv')))
 assert len(lines) == 8
-assert list(lines[0].keys()) == ['block_size', 'top', 'psnr_min', 'pool_size', 'psnr', 'ncc_after',
-                                 'pce_after', 'ncc_before', 'pce_before', 'output'], lines[0].keys()
+assert list(lines[0].keys()) == ['block_size', 'top', 'psnr_min', 'pool_max', 'pool_size',
+                                 'last_iteration', 'psnr', 'ncc_after', 'pce_after', 'ncc_before',
+                                 'pce_before', 'output'], lines[0].keys()
 for l, r in zip(lines, rows):
     assert int(l['pool_size']) == r['pool_size'] and l['output'] == r['output']
+    assert r['pool_max'] == 0 and int(l['pool_max']) == 0, r
+    # The last candidate taken at τ: the pool's last one with PSNR ≥ τ (iterations 10, 20, ...).
+    last = max(10 * (i + 1) for i, p in enumerate(e['psnrs']) if p >= r['psnr_min'])
+    assert r['last_iteration'] == last and int(l['last_iteration']) == last, (r, last)
     assert abs(float(l['psnr']) - r['psnr']) < 1e-6 * r['psnr']
 "
 
@@ -136,6 +141,48 @@ r1 = json.load(open('$T/order1/sweep.json'))['rows'][0]
 assert r0['order_by_abs'] is False and r1['order_by_abs'] is True, (r0, r1)
 assert abs(r1['ncc_after']) <= abs(r0['ncc_after']) + 1e-12, (r0['ncc_after'], r1['ncc_after'])
 print(r0['ncc_after'], r1['ncc_after'])"
+
+# --pool-max M: the first M candidates at τ, what a run with pool_max = M keeps. The reference is
+# independent of the option: the pool cut by numpy after its M-th candidate at τ, assembled whole;
+# the images must be the same bytes. M = 0 is the whole pool; M beyond the pool, the whole pool.
+expect_ok "pool-max" "$DIPPAS" assemble --quiet --pool "$T/pool" --prnu "$T/K.npy" \
+  --block-size 16 --top 2 --psnr-min 0,38 --pool-max 3,0,100 --out-dir "$T/pmax"
+for tau in 0 38; do
+  "$PY" - "$T" "$tau" <<'EOF2' || bad "could not cut the pool for τ = $tau"
+import json, os, sys
+import numpy as np
+t, tau = sys.argv[1], float(sys.argv[2])
+meta = json.load(open(t + '/pool/pool.json'))
+at_tau = [i for i, c in enumerate(meta['candidates']) if c['psnr'] >= tau]
+n = at_tau[2] + 1  # up to the third candidate at τ
+d = '%s/pool_cut%g' % (t, tau)
+os.makedirs(d)
+np.save(d + '/pool.npy', np.load(t + '/pool/pool.npy')[:n])
+meta['candidates'] = meta['candidates'][:n]
+json.dump(meta, open(d + '/pool.json', 'w'))
+EOF2
+  expect_ok "cut pool τ=$tau" "$DIPPAS" assemble --quiet --pool "$T/pool_cut$tau" --prnu "$T/K.npy" \
+    --block-size 16 --top 2 --psnr-min "$tau" --out-dir "$T/cut$tau"
+  cmp -s "$T/pmax/assembled_B16_L2_tau${tau}_M3.png" "$T/cut$tau/assembled_B16_L2_tau$tau.png" ||
+    bad "--pool-max 3 at τ=$tau differs from the pool cut after its third candidate"
+  cmp -s "$T/pmax/assembled_B16_L2_tau${tau}_M0.png" "$T/pmax/assembled_B16_L2_tau${tau}_M100.png" ||
+    bad "--pool-max 0 and 100 (beyond the pool) differ at τ=$tau"
+  cmp -s "$T/pmax/assembled_B16_L2_tau${tau}_M3.png" "$T/pmax/assembled_B16_L2_tau${tau}_M0.png" &&
+    bad "--pool-max 3 gave the whole pool's image at τ=$tau: the test cannot tell them apart"
+done
+check "pool-max rows" "
+import json
+e = json.load(open('$T/expect.json'))
+rows = json.load(open('$T/pmax/sweep.json'))['rows']
+assert [(r['psnr_min'], r['pool_max']) for r in rows] == [(0, 3), (0, 0), (0, 100), (38, 3), (38, 0),
+                                                          (38, 100)], rows
+for r in rows:
+    at_tau = [10 * (i + 1) for i, p in enumerate(e['psnrs']) if p >= r['psnr_min']]
+    want = at_tau[:r['pool_max']] if r['pool_max'] else at_tau
+    assert r['pool_size'] == len(want) and r['last_iteration'] == want[-1], (r, want)
+"
+expect_error "--pool-max -1" "--pool-max -1" -- "$DIPPAS" assemble --quiet --prnu "$T/K.npy" \
+  --pool "$T/pool" --block-size 64 --top 1 --psnr-min 38 --pool-max -1 --out-dir "$T/bad"
 
 # Blind mode: P = residual(I); no NCC/PCE without --eval-prnu, numbers with it; --image override.
 expect_ok "blind" "$DIPPAS" assemble --quiet --pool "$T/pool" --blind --image "$T/orig.png" \

@@ -102,9 +102,10 @@ TEST(DipConfig, SmokeYamlParsesAndPassesCheck) {
   EXPECT_EQ(o.sigma, DipOptions{}.sigma);  // not in the file: default
 }
 
-TEST(DipConfig, FastYamlIsThePaperWithTwiceTheLearningRate) {
+TEST(DipConfig, FastYamlIsThePaperWithTwiceTheLearningRateAndASmallerPool) {
   DipOptions expected;
   expected.lr = 0.002;
+  expected.pool_max = 250;
   ExpectSame(LoadDipConfig(kConfigs + "fast.yaml"), expected);
 }
 

@@ -33,6 +33,11 @@ void AddSweepOptions(CLI::App& app, SweepOptions& opt) {
   app.add_option("--psnr-min", opt.taus, "τ: PSNR (dB) a candidate needs, one or more values")
       ->required()
       ->delimiter(',');
+  app.add_option("--pool-max", opt.pool_maxes,
+                 "M: assemble from the first M candidates at each τ only, what a run with "
+                 "pool_max = M would have kept before stopping; one or more values, 0 = all "
+                 "(default: all, and no _M in the file names)")
+      ->delimiter(',');
   app.add_option("--sigma", opt.sigma,
                  "Wavelet noise σ of the residual (default: as recorded in the pool, else 3)")
       ->check(CLI::PositiveNumber);
@@ -49,9 +54,9 @@ int RunAssemble(int argc, char** argv) {
   SweepOptions opt;
   CommonOptions common;
   CLI::App app{
-      "Re-assemble a saved candidate pool (anonymize --save-pool) with other block sizes B, top L "
-      "and PSNR thresholds τ, without re-running the DIP. One image per combination, plus "
-      "sweep.csv and sweep.json with PSNR, NCC and PCE of each.",
+      "Re-assemble a saved candidate pool (anonymize --save-pool) with other block sizes B, top L, "
+      "PSNR thresholds τ and pool limits M, without re-running the DIP. One image per combination, "
+      "plus sweep.csv and sweep.json with PSNR, NCC and PCE of each.",
       "dippas assemble"};
   AddSweepOptions(app, opt);
   common.Add(app);

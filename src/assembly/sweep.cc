@@ -80,14 +80,16 @@ std::string CsvField(const nlohmann::json& v) {
   return v.dump();
 }
 
-// One (B, L, τ) of the sweep with its online assembler.
+// One (B, L, τ, M) of the sweep with its online assembler.
 struct Combination {
   int64_t block_size;  // B
   int64_t top;         // L
   double tau;          // τ
+  int64_t pool_max;    // M: at most the first M candidates at τ (0: all)
   std::unique_ptr<BlockAssembler> assembler;
-  int64_t pool_size = 0;  // candidates with PSNR ≥ τ
-  std::string output;     // its image
+  int64_t pool_size = 0;        // candidates with PSNR ≥ τ taken
+  int64_t last_iteration = -1;  // the iteration of the last one taken (-1: none)
+  std::string output;           // its image
 };
 
 // The sweep's state, from the pool to the table.
@@ -99,6 +101,7 @@ class Sweep {
         block_sizes_(Unique(opt.block_sizes)),
         tops_(Unique(opt.tops)),
         taus_(Unique(opt.taus)),
+        pool_maxes_(opt.pool_maxes.empty() ? std::vector<int64_t>{0} : Unique(opt.pool_maxes)),
         pool_(opt.pool) {}
 
   SweepResult Run();
@@ -119,6 +122,7 @@ class Sweep {
   const SweepMessages& msg_;
   const std::vector<int64_t> block_sizes_, tops_;
   const std::vector<double> taus_;
+  const std::vector<int64_t> pool_maxes_;
   const PoolReader pool_;
   int64_t h_ = 0, w_ = 0, crop_ = 0;
   double sigma_ = 3;
@@ -234,18 +238,20 @@ void Sweep::CheckOutputs() {
   for (int64_t b : block_sizes_) {
     for (int64_t l : tops_) {
       for (double tau : taus_) {
-        AssemblyOptions ao;
-        ao.block_size = b;
-        ao.top = l;
-        ao.sigma = sigma_;
-        ao.order_by_abs = opt_.order_by_abs;
-        const std::string output =
-            (fs::path(opt_.out_dir) / ("assembled_B" + std::to_string(b) + "_L" +
-                                       std::to_string(l) + "_tau" + FormatTau(tau) + ".png"))
-                .string();
-        Combination c{b, l, tau, std::make_unique<BlockAssembler>(pattern_, ao), 0, output};
-        outputs.push_back({"--out-dir", c.output});
-        combos_.push_back(std::move(c));
+        for (int64_t m : pool_maxes_) {
+          AssemblyOptions ao;
+          ao.block_size = b;
+          ao.top = l;
+          ao.sigma = sigma_;
+          ao.order_by_abs = opt_.order_by_abs;
+          const std::string name =
+              "assembled_B" + std::to_string(b) + "_L" + std::to_string(l) + "_tau" +
+              FormatTau(tau) + (opt_.pool_maxes.empty() ? "" : "_M" + std::to_string(m)) + ".png";
+          Combination c{b, l, tau, m, std::make_unique<BlockAssembler>(pattern_, ao)};
+          c.output = (fs::path(opt_.out_dir) / name).string();
+          outputs.push_back({"--out-dir", c.output});
+          combos_.push_back(std::move(c));
+        }
       }
     }
   }
@@ -289,9 +295,10 @@ void Sweep::Stream() {
                                .contiguous();
     const auto residual = Residual(candidate, ro);
     for (auto& c : combos_) {
-      if (psnr_[i] < c.tau) continue;
+      if (psnr_[i] < c.tau || (c.pool_max > 0 && c.pool_size >= c.pool_max)) continue;
       c.assembler->AddWithResidual(candidate, residual, iteration_[i]);
       ++c.pool_size;
+      c.last_iteration = iteration_[i];
     }
     progress.Update(++done, "candidate " + std::to_string(i));
   }
@@ -306,7 +313,8 @@ nlohmann::json Sweep::Assemble() {
   for (auto& c : combos_) {
     nlohmann::json row = {{"block_size", c.block_size}, {"top", c.top},
                           {"psnr_min", c.tau},          {"order_by_abs", opt_.order_by_abs},
-                          {"pool_size", c.pool_size},   {"psnr", nullptr},
+                          {"pool_max", c.pool_max},     {"pool_size", c.pool_size},
+                          {"last_iteration", nullptr},  {"psnr", nullptr},
                           {"ncc_after", nullptr},       {"pce_after", nullptr},
                           {"ncc_before", before.ncc},   {"pce_before", before.pce},
                           {"output", nullptr}};
@@ -318,6 +326,7 @@ nlohmann::json Sweep::Assemble() {
       rows.push_back(row);
       continue;
     }
+    row["last_iteration"] = c.last_iteration;
     const auto result = c.assembler->Finish();
     c.assembler.reset();  // its L-image buffer is no longer needed
     Image im;
@@ -351,8 +360,9 @@ SweepResult Sweep::Run() {
   Stream();
   const nlohmann::json rows = Assemble();
 
-  static const char* kColumns[] = {"block_size", "top",       "psnr_min",   "pool_size",  "psnr",
-                                   "ncc_after",  "pce_after", "ncc_before", "pce_before", "output"};
+  static const char* kColumns[] = {
+      "block_size", "top",       "psnr_min",  "pool_max",   "pool_size",  "last_iteration",
+      "psnr",       "ncc_after", "pce_after", "ncc_before", "pce_before", "output"};
   std::ostringstream csv;
   for (size_t k = 0; k < std::size(kColumns); ++k) csv << (k ? "," : "") << kColumns[k];
   csv << "\n";
@@ -388,6 +398,11 @@ void SweepOptions::Check() const {
   for (double tau : taus) {
     if (!std::isfinite(tau))
       throw std::invalid_argument("--psnr-min: τ must be a finite number of dB");
+  }
+  for (int64_t m : pool_maxes) {
+    if (m < 0)
+      throw std::invalid_argument("--pool-max " + std::to_string(m) +
+                                  ": M must be ≥ 0 candidates (0 = the whole pool)");
   }
 }
 

@@ -1,7 +1,7 @@
 // The post-processing sweep (`dippas assemble`): re-assemble Î from a saved candidate pool
-// (anonymize --save-pool) for every combination of block size B, top L and PSNR threshold τ,
-// without re-running the DIP. The pool is streamed once; one image per combination, plus
-// sweep.csv and sweep.json with PSNR, NCC and PCE of each.
+// (anonymize --save-pool) for every combination of block size B, top L, PSNR threshold τ and
+// pool limit M, without re-running the DIP. The pool is streamed once; one image per combination,
+// plus sweep.csv and sweep.json with PSNR, NCC and PCE of each.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,9 @@
 
 namespace dippas {
 
-// What `dippas assemble` was asked to do.
+// What `dippas assemble` was asked to do. M keeps the first M candidates at τ: what the same run
+// with pool_max = M keeps, since it runs the same iterations up to its M-th candidate and stops.
+// Without M values the file names carry no M.
 struct SweepOptions {
   std::string pool;                  // folder written by anonymize --save-pool
   std::string prnu;                  // P (aware mode)
@@ -23,13 +25,15 @@ struct SweepOptions {
   std::vector<int64_t> block_sizes;  // B values
   std::vector<int64_t> tops;         // L values
   std::vector<double> taus;          // τ values (dB)
+  std::vector<int64_t> pool_maxes;   // M values: the first M at τ, as pool_max = M (0, none: all)
   std::optional<double> sigma;       // residual σ (default: the pool's, else 3)
   bool order_by_abs = false;         // rank candidates by |ρ| (false: the paper's order)
   std::string out_dir;               // images, sweep.csv, sweep.json
   bool quiet = false;                // no progress display, no summary line
 
-  // std::invalid_argument naming the option for a non-finite τ. (Whether P is given, and B and L
-  // against the pool's image size, are checked by RunSweep, which reads the pool.)
+  // std::invalid_argument naming the option for a non-finite τ or a negative M. (Whether P is
+  // given, and B and L against the pool's image size, are checked by RunSweep, which reads the
+  // pool.)
   void Check() const;
 };
 
