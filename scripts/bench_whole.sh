@@ -65,7 +65,7 @@ print(c['block_size'], c['top'], c['psnr_min'])" "$stem.json")
       build/dippas assemble --quiet --pool "$stem.pool" --image "$image" --crop "$crop" \
         --prnu "$out/${cam}_anon.npy" --eval-prnu "$out/${cam}_judge.npy" --block-size "$b" \
         --top "$l" --psnr-min "$tau" --pool-max "$pool_max" --threads "$threads" \
-        --out-dir "$stem.sweep"
+        --out-dir "$stem.sweep" || echo "bench_whole.sh: no --pool-max rows for $stem" >&2
     fi
     /usr/bin/python3 - "$stem" "$name" "$(basename "$image")" "$wall" "$peak" <<'EOF'
 import json, os, sys

@@ -247,8 +247,9 @@ void Sweep::CheckOutputs() {
           const std::string name =
               "assembled_B" + std::to_string(b) + "_L" + std::to_string(l) + "_tau" +
               FormatTau(tau) + (opt_.pool_maxes.empty() ? "" : "_M" + std::to_string(m)) + ".png";
-          Combination c{b, l, tau, m, std::make_unique<BlockAssembler>(pattern_, ao)};
-          c.output = (fs::path(opt_.out_dir) / name).string();
+          const std::string output = (fs::path(opt_.out_dir) / name).string();
+          Combination c{b, l,  tau,   m, std::make_unique<BlockAssembler>(pattern_, ao),
+                        0, -1, output};
           outputs.push_back({"--out-dir", c.output});
           combos_.push_back(std::move(c));
         }
