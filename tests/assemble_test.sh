@@ -181,6 +181,14 @@ for r in rows:
     want = at_tau[:r['pool_max']] if r['pool_max'] else at_tau
     assert r['pool_size'] == len(want) and r['last_iteration'] == want[-1], (r, want)
 "
+# Only the head of the pool is read when every combination stops at its M-th candidate: with
+# M = 3 at τ = 0 (every synthetic candidate), the first three, not the whole pool.
+expect_ok "pool-max head" "$DIPPAS" assemble --pool "$T/pool" --prnu "$T/K.npy" \
+  --block-size 16 --top 2 --psnr-min 0 --pool-max 3 --out-dir "$T/phead"
+grep -q "3 with PSNR ≥ 0 dB to read" "$T/out" "$T/err" ||
+  bad "--pool-max 3 at τ=0 does not read just the pool's first 3 candidates: $(grep -h 'to read' "$T/out" "$T/err")"
+cmp -s "$T/phead/assembled_B16_L2_tau0_M3.png" "$T/pmax/assembled_B16_L2_tau0_M3.png" ||
+  bad "--pool-max 3 alone differs from --pool-max 3 in a sweep with the whole pool"
 expect_error "--pool-max -1" "--pool-max -1" -- "$DIPPAS" assemble --quiet --prnu "$T/K.npy" \
   --pool "$T/pool" --block-size 64 --top 1 --psnr-min 38 --pool-max -1 --out-dir "$T/bad"
 

@@ -242,7 +242,14 @@ for k in $REQ $USR; do
   TLOG=$LOGS/dippas-${A}_$k.log
   dev=$(basename "$(dirname "${ITEM[$k]}")")
   ILOG=$OUT/$dev/$(basename "${ITEM[$k]%.*}").log
-  grep -q "restart 1" "$TLOG" || bad "task $k did not run again after its requeue"
+  if ! grep -q "restart 1" "$TLOG"; then
+    bad "task $k did not run again after its requeue"
+    # What the controller did with it (the cluster's folder goes with the test's temp folder).
+    scontrol show job "${A}_$k" 2>&1 | sed "s/^/slurm_test: scontrol: /"
+    grep -h "${A}_$k\b" "$C"/log/slurmctld.log "$C"/log/slurmd.log 2>/dev/null |
+      tail -30 | sed "s/^/slurm_test: log: /"
+    cluster_logs
+  fi
   # (The item's log is appended to by each run: the signal's save, then the resume.)
   saved=$(grep -o "checkpoint saved at iteration [0-9]*" "$ILOG" | tail -1 | grep -o '[0-9]*$')
   resumed=$(grep -o "resumed from iteration [0-9]*" "$ILOG" "$TLOG" | tail -1 | grep -o '[0-9]*$')

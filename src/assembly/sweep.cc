@@ -110,6 +110,15 @@ class Sweep {
   nlohmann::json Recorded(const char* key) const {
     return pool_.index().contains(key) ? pool_.index()[key] : nlohmann::json(nullptr);
   }
+  AssemblyOptions ForCombination(int64_t block_size, int64_t top) const {
+    AssemblyOptions ao;
+    ao.block_size = block_size;
+    ao.top = top;
+    ao.sigma = sigma_;
+    ao.order_by_abs = opt_.order_by_abs;
+    return ao;
+  }
+  int64_t StreamEnd() const;
   void ReadSettings();
   void CheckCombinations() const;
   void LoadInputs();
@@ -158,11 +167,7 @@ void Sweep::ReadSettings() {
 void Sweep::CheckCombinations() const {
   for (int64_t b : block_sizes_) {
     for (int64_t l : tops_) {
-      AssemblyOptions ao;
-      ao.block_size = b;
-      ao.top = l;
-      ao.sigma = sigma_;
-      ao.order_by_abs = opt_.order_by_abs;
+      const AssemblyOptions ao = ForCombination(b, l);
       try {
         ao.Check(h_, w_);
       } catch (const std::invalid_argument& e) {
@@ -239,17 +244,13 @@ void Sweep::CheckOutputs() {
     for (int64_t l : tops_) {
       for (double tau : taus_) {
         for (int64_t m : pool_maxes_) {
-          AssemblyOptions ao;
-          ao.block_size = b;
-          ao.top = l;
-          ao.sigma = sigma_;
-          ao.order_by_abs = opt_.order_by_abs;
           const std::string name =
               "assembled_B" + std::to_string(b) + "_L" + std::to_string(l) + "_tau" +
               FormatTau(tau) + (opt_.pool_maxes.empty() ? "" : "_M" + std::to_string(m)) + ".png";
           const std::string output = (fs::path(opt_.out_dir) / name).string();
-          Combination c{b, l,  tau,   m, std::make_unique<BlockAssembler>(pattern_, ao),
-                        0, -1, output};
+          Combination c{
+              b, l,  tau,   m, std::make_unique<BlockAssembler>(pattern_, ForCombination(b, l)),
+              0, -1, output};
           outputs.push_back({"--out-dir", c.output});
           combos_.push_back(std::move(c));
         }
@@ -265,18 +266,35 @@ void Sweep::CheckOutputs() {
                                   {"--eval-prnu", opt_.eval_prnu}});
 }
 
+// One past the last candidate any combination takes: a combination with M > 0 takes none after
+// its M-th at τ, so a sweep of small M reads the head of the pool only.
+int64_t Sweep::StreamEnd() const {
+  int64_t end = 0;
+  for (const auto& c : combos_) {
+    int64_t taken = 0, last = -1;
+    for (int64_t i = 0; i < static_cast<int64_t>(psnr_.size()); ++i) {
+      if (!(psnr_[i] >= c.tau)) continue;
+      last = i;
+      if (c.pool_max > 0 && ++taken >= c.pool_max) break;
+    }
+    end = std::max(end, last + 1);
+  }
+  return end;
+}
+
 // Streams the pool once; each candidate's residual W_m is computed once and shared.
 void Sweep::Stream() {
   const double min_tau = *std::min_element(taus_.begin(), taus_.end());
+  const int64_t end = StreamEnd();
   const auto admitted =
-      std::count_if(psnr_.begin(), psnr_.end(), [&](double p) { return p >= min_tau; });
+      std::count_if(psnr_.begin(), psnr_.begin() + end, [&](double p) { return p >= min_tau; });
   if (!opt_.quiet) {
     int64_t slots = 0;
     for (const auto& c : combos_) slots += c.top;
     char line[512];
     std::snprintf(line, sizeof line,
                   "pool %s: %" PRId64 " candidates of %" PRId64 "x%" PRId64
-                  ", %zu with PSNR ≥ %s dB; %zu "
+                  ", %zu with PSNR ≥ %s dB to read; %zu "
                   "combinations (block buffers of about %.1f MB)",
                   opt_.pool.c_str(), pool_.count(), h_, w_, static_cast<size_t>(admitted),
                   FormatTau(min_tau).c_str(), combos_.size(),
@@ -287,7 +305,7 @@ void Sweep::Stream() {
   ro.sigma = sigma_;
   Progress progress("assemble", admitted, !opt_.quiet);
   int64_t done = 0;
-  for (int64_t i = 0; i < pool_.count(); ++i) {
+  for (int64_t i = 0; i < end; ++i) {
     if (!(psnr_[i] >= min_tau)) continue;  // below every τ: not even read
     auto frame = pool_.Read(i);
     const auto candidate = torch::from_blob(frame.data(), {h_, w_, 3}, torch::kUInt8)
