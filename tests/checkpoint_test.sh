@@ -4,7 +4,7 @@
 # seed and threads — image and history — untiled and tiled; nothing final is written by the
 # interrupted run; a corrupt checkpoint, one of other settings, or a foreign folder is an error
 # (--restart discards a checkpoint of other settings, never a foreign folder); repeated SIGTERMs
-# do not abort; the folder is removed on success.
+# do not abort; the folder is removed on success. The history's rows are live in H.part meanwhile.
 # Usage: checkpoint_test.sh DIPPAS SOURCE_DIR
 set -uo pipefail
 DIPPAS=$1
@@ -28,6 +28,7 @@ rc=$?
 [ $rc -eq 3 ] || bad "SIGTERM with a checkpoint: exit $rc, expected 3: $(tail -2 "$T/err")"
 grep -q "checkpoint saved at iteration 17 in $T/ck" "$T/err" && ok || bad "no 'checkpoint saved at iteration 17': $(cat "$T/err")"
 [ -e "$T/b.png" ] || [ -e "$T/b.json" ] || [ -e "$T/b.csv" ] && bad "interrupted run wrote final outputs" || ok
+[ "$(wc -l <"$T/b.csv.part")" = 18 ] && ok || bad "live history b.csv.part: $(wc -l <"$T/b.csv.part") lines, expected 18"
 [ "$(stat -c %a "$T/ck")" = 700 ] && ok || bad "checkpoint folder mode $(stat -c %a "$T/ck"), expected 700"
 [ -s "$T/ck/tile-00000.ckpt" ] && ok || bad "no loop state in the checkpoint folder: $(ls "$T/ck")"
 "${U[@]}" --quiet --out "$T/b.png" --history "$T/b.csv" --checkpoint "$T/ck" >"$T/out" 2>"$T/err" ||
@@ -49,11 +50,27 @@ DIPPAS_TEST_SIGNAL_AT=iteration-13 DIPPAS_TEST_SIGNAL=KILL \
   >"$T/out" 2>"$T/err"
 rc=$?
 [ $rc -eq 137 ] || [ $rc -eq 9 ] || bad "SIGKILL: exit $rc"
+# The history's rows so far, live in c.csv.part: the header and iterations 1–12 (killed at 13).
+check "the killed run's live history c.csv.part: iterations 1 to 12, as the uninterrupted run's" "
+live = open('$T/c.csv.part').read().splitlines()
+full = open('$T/a.csv').read().splitlines()
+assert live[0] == 'iteration,loss,psnr,gamma,admitted,ncc', live[:1]
+assert [r.split(',')[0] for r in live[1:]] == [str(i) for i in range(1, 13)], live
+assert live == full[:13], (live[-1], full[12])
+"
 "${U[@]}" --quiet --out "$T/c.png" --history "$T/c.csv" --checkpoint "$T/ckk" --set checkpoint_every=5 \
   >"$T/out" 2>"$T/err" || bad "resume after a crash: exit $?: $(tail -2 "$T/err")"
 grep -q "resumed from iteration 10 " "$T/err" && ok || bad "crash: no 'resumed from iteration 10': $(cat "$T/err")"
 cmp -s "$T/a.png" "$T/c.png" && ok || bad "crash + resume: image differs from the uninterrupted run"
 cmp -s "$T/a.csv" "$T/c.csv" && ok || bad "crash + resume: history differs from the uninterrupted run"
+[ -e "$T/c.csv.part" ] && bad "c.csv.part left after the history was written" || ok
+# A file at H.part that is not a history is the user's: an error, and it is left as it was.
+echo "my notes" >"$T/f.csv.part"
+"${U[@]}" --quiet --out "$T/f.png" --history "$T/f.csv" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -ne 0 ] && grep -q "f.csv.part: exists and is not a dippas history" "$T/err" && ok ||
+  bad "a foreign f.csv.part: exit $rc, $(tail -1 "$T/err")"
+[ "$(cat "$T/f.csv.part")" = "my notes" ] && [ ! -e "$T/f.png" ] && ok || bad "a foreign f.csv.part was overwritten"
 
 # --- the plateau rule's window state survives a resume mid-window --------------------------
 # psnr_stop 99 is out of reach: the rule stops the run at the first check (2W = 12); a resume

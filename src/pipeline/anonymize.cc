@@ -6,9 +6,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -46,6 +48,82 @@ std::string HistoryRow(const IterationRecord& r) {
   csv << "\n";
   return csv.str();
 }
+
+std::string HistoryHeader(bool tiled) {
+  return tiled ? "tile,iteration,loss,psnr,gamma,admitted,ncc\n"
+               : "iteration,loss,psnr,gamma,admitted,ncc\n";
+}
+
+// --history's rows as they come, in H.part: a run still going, or killed outright (SIGKILL, out of
+// memory), can be read. H itself is written whole with the other outputs, then H.part removed.
+class LiveHistory {
+ public:
+  static std::string PartPath(const std::string& history) { return history + ".part"; }
+
+  // A file at H.part that is not a history of ours is the user's: refused, never overwritten.
+  static void CheckPart(const std::string& history) {
+    const std::string part = PartPath(history);
+    std::error_code ec;
+    if (!fs::exists(part, ec)) return;
+    std::ifstream in(part);
+    std::string first;
+    std::getline(in, first);
+    first += "\n";
+    if (first != HistoryHeader(false) && first != HistoryHeader(true)) {
+      throw UsageError(part +
+                       ": exists and is not a dippas history (the rows of a run in progress go "
+                       "there): move it away or choose another --history");
+    }
+  }
+
+  LiveHistory(std::string history, bool tiled)
+      : path_(PartPath(history)), header_(HistoryHeader(tiled)) {}
+  ~LiveHistory() { Close(); }
+  LiveHistory(const LiveHistory&) = delete;
+  LiveHistory& operator=(const LiveHistory&) = delete;
+
+  // The header and every row so far (at the start, and after rows were restored from a checkpoint).
+  void Rewrite(const std::map<int64_t, std::string>& rows) {
+    if (failed_) return;
+    Close();
+    file_ = std::fopen(path_.c_str(), "w");
+    bool good = file_ != nullptr && std::fputs(header_.c_str(), file_) >= 0;
+    for (const auto& [index, text] : rows) good = good && std::fputs(text.c_str(), file_) >= 0;
+    Check(good && std::fflush(file_) == 0);
+  }
+
+  void Append(const std::string& row) {
+    if (failed_ || file_ == nullptr) return;
+    Check(std::fputs(row.c_str(), file_) >= 0 && std::fflush(file_) == 0);  // a row per iteration
+  }
+
+  // Once H is written; or when no row came at all.
+  void Remove() {
+    Close();
+    std::remove(path_.c_str());
+  }
+
+  // Why the live rows stopped ("" = they did not): the run goes on, H is still written at the end.
+  const std::string& error() const { return error_; }
+
+ private:
+  void Check(bool good) {
+    if (good) return;
+    failed_ = true;
+    error_ = path_ + ": cannot write the live history (" + std::strerror(errno) +
+             "); it stops here, " + "the history is still written at the end";
+    Close();
+  }
+  void Close() {
+    if (file_ != nullptr) std::fclose(file_);
+    file_ = nullptr;
+  }
+
+  std::string path_, header_;
+  std::FILE* file_ = nullptr;
+  bool failed_ = false;
+  std::string error_;
+};
 
 // The loop's attempts (restarts); [] for a tile reused from a work folder of an older version.
 nlohmann::json AttemptsJson(const TileOutcome& t) {
@@ -202,6 +280,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   std::vector<NamedPath> inputs = {{"--image", opt.image}, {"--prnu", opt.prnu}, {"--eval-prnu", opt.eval_prnu}};
   for (const auto& c : opt.config) inputs.push_back({"--config", c});
   std::vector<NamedPath> named_outputs = {{"--out", out}, {"--metrics", metrics_path}, {"--history", opt.history}};
+  if (is_dip && !opt.history.empty())
+    named_outputs.push_back({"--history", LiveHistory::PartPath(opt.history)});
   if (!opt.save_pool.empty()) {
     named_outputs.push_back({"--save-pool", (fs::path(opt.save_pool) / "pool.npy").string()});
     named_outputs.push_back({"--save-pool", (fs::path(opt.save_pool) / "pool.json").string()});
@@ -214,6 +294,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   for (const auto& o : named_outputs) {
     if (o.role != "--save-pool") CheckWritable(o.path);
   }
+  if (is_dip && !opt.history.empty()) LiveHistory::CheckPart(opt.history);
 
   // Inputs.
   const LoadedImage img = LoadImage(opt.image, opt.crop);
@@ -254,6 +335,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   std::vector<TileOutcome> tiles;
   std::unique_ptr<PoolWriter> pool;
   std::map<int64_t, std::string> history;  // per tile: CSV rows
+  std::unique_ptr<LiveHistory> live;       // the same rows as they come
   std::unique_ptr<TileWorkFolder> work;
   std::string checkpoint_note;  // where an interrupted run's loop state was kept
   if (!is_dip) {
@@ -298,6 +380,10 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       work = std::make_unique<TileWorkFolder>(opt.WorkFolder(), settings_hash, settings, other);
       if (work->restarted()) say(work->dir() + ": made with other inputs or settings; starting over");
     }
+    if (!opt.history.empty()) {
+      live = std::make_unique<LiveHistory>(opt.history, grid.tiled());
+      live->Rewrite(history);
+    }
     DipRunOptions run;
     run.dip = dip;
     run.device = opt.device;
@@ -310,9 +396,15 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                           int64_t pool_size) {
       ++iterations_run;
       if (hooked) TestSignalPoint(("iteration-" + std::to_string(iterations_run)).c_str());
-      if (!opt.history.empty())
-        history[tile.index] +=
+      if (live) {
+        const std::string row =
             (grid.tiled() ? std::to_string(tile.index) + "," : "") + HistoryRow(r);
+        history[tile.index] += row;
+        const bool was_good = live->error().empty();
+        live->Append(row);
+        if (was_good && !live->error().empty() && callbacks.on_notice)
+          callbacks.on_notice(live->error());
+      }
       if (callbacks.on_iteration) {
         AnonymizeProgress p;
         p.tile = &tile;
@@ -354,6 +446,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       cb.checkpoint_blob = [&](const Tile& tile) { return history[tile.index]; };
       cb.on_resume = [&](const Tile& tile, int64_t n, const std::string& blob) {
         history[tile.index] = blob;
+        if (live) live->Rewrite(history);
         notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " +
                work->dir() + ")");
       };
@@ -365,6 +458,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         if (!saved) return std::nullopt;
         ++reused;
         history[tile.index] = saved->history;
+        if (live) live->Rewrite(history);
         auto px = torch::from_blob(saved->rgb.data(), {tile.core.h, tile.core.w, 3}, torch::kUInt8)
                       .permute({2, 0, 1})
                       .clone();
@@ -409,6 +503,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   if (!result_image.defined()) {
     // Nothing to write: interrupted before the first iteration, or between tiles.
     outcome.interrupted = true;
+    if (live && history.empty()) live->Remove();  // else H.part keeps the rows run so far
     outcome.resumable = work != nullptr && (!tiles.empty() || !checkpoint_note.empty());
     if (!checkpoint_note.empty()) {
       outcome.summary = "interrupted: " + checkpoint_note +
@@ -437,8 +532,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   outputs.Stage(out, EncodeImage(out, out_img));
   if (pool) pool->StageInto(outputs);
   if (!opt.history.empty()) {
-    std::string csv = grid.tiled() ? "tile,iteration,loss,psnr,gamma,admitted,ncc\n"
-                                   : "iteration,loss,psnr,gamma,admitted,ncc\n";
+    std::string csv = HistoryHeader(grid.tiled());
     for (const auto& [index, rows] : history) csv += rows;
     outputs.Stage(opt.history, csv);
   }
@@ -499,6 +593,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["versions"] = {{"dippas", Version()}, {"torch", TorchVersion()}, {"opencv", DIPPAS_OPENCV_VERSION}};
   outputs.Stage(metrics_path, m.dump(2) + "\n");
   outputs.Commit();
+  if (live) live->Remove();
   outcome.written = true;
   outcome.metrics = m;
   if (work && !opt.keep_tiles) work->Remove();
