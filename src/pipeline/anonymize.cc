@@ -111,7 +111,7 @@ class LiveHistory {
     if (good) return;
     failed_ = true;
     error_ = path_ + ": cannot write the live history (" + std::strerror(errno) +
-             "); it stops here, " + "the history is still written at the end";
+             "); it stops here, the history is still written at the end";
     Close();
   }
   void Close() {
