@@ -58,6 +58,14 @@ assert live[0] == 'iteration,loss,psnr,gamma,admitted,ncc', live[:1]
 assert [r.split(',')[0] for r in live[1:]] == [str(i) for i in range(1, 13)], live
 assert live == full[:13], (live[-1], full[12])
 "
+# Killed again after resuming from 10: the rows restored from the checkpoint lead the live file.
+DIPPAS_TEST_SIGNAL_AT=iteration-3 DIPPAS_TEST_SIGNAL=KILL \
+  "${U[@]}" --quiet --out "$T/c.png" --history "$T/c.csv" --checkpoint "$T/ckk" --set checkpoint_every=5 \
+  >"$T/out" 2>"$T/err"
+check "killed again after a resume: c.csv.part holds iterations 1 to 12" "
+live = open('$T/c.csv.part').read().splitlines()
+assert live == open('$T/a.csv').read().splitlines()[:13], (len(live), live[-1:])
+"
 "${U[@]}" --quiet --out "$T/c.png" --history "$T/c.csv" --checkpoint "$T/ckk" --set checkpoint_every=5 \
   >"$T/out" 2>"$T/err" || bad "resume after a crash: exit $?: $(tail -2 "$T/err")"
 grep -q "resumed from iteration 10 " "$T/err" && ok || bad "crash: no 'resumed from iteration 10': $(cat "$T/err")"
@@ -129,12 +137,18 @@ DIPPAS_TEST_SIGNAL_AT=iteration-19 DIPPAS_TEST_SIGNAL=USR1 \
 rc=$?
 [ $rc -eq 3 ] || bad "SIGUSR1 tiled: exit $rc, expected 3: $(tail -2 "$T/err")"
 grep -q "checkpoint saved at iteration 7 of tile 2/4" "$T/err" && ok || bad "tiled: no 'checkpoint saved at iteration 7 of tile 2/4': $(cat "$T/err")"
+check "tiled: the live history tb.csv.part holds the uninterrupted run's first 19 rows" "
+live = open('$T/tb.csv.part').read().splitlines()
+full = open('$T/ta.csv').read().splitlines()
+assert live[0].startswith('tile,') and live == full[:20], (len(live), live[-1:])
+"
 "${TI[@]}" --out "$T/tb.png" --history "$T/tb.csv" --checkpoint "$T/tck" >"$T/out" 2>"$T/err" ||
   bad "tiled resume: exit $?: $(tail -2 "$T/err")"
 grep -q "resumed from iteration 7 of tile 2/4" "$T/err" && ok || bad "tiled: no 'resumed from iteration 7 of tile 2/4': $(cat "$T/err")"
 grep -q "resumed: 1 of 4 tiles" "$T/err" && ok || bad "tiled: tile 1 not reused: $(cat "$T/err")"
 cmp -s "$T/ta.png" "$T/tb.png" && ok || bad "tiled SIGUSR1 + resume: image differs from the uninterrupted run"
 cmp -s "$T/ta.csv" "$T/tb.csv" && ok || bad "tiled SIGUSR1 + resume: history differs from the uninterrupted run"
+[ -e "$T/tb.csv.part" ] && bad "tiled: tb.csv.part left after the history was written" || ok
 
 # --- refusals: corrupt, other settings, foreign folder; --restart ----------------------------
 DIPPAS_TEST_SIGNAL_AT=iteration-5 DIPPAS_TEST_SIGNAL=TERM \

@@ -100,8 +100,8 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
   app.add_option("--metrics", opt.metrics, "Metrics JSON (default: the output path with .json)");
   app.add_option(
       "--history", opt.history,
-      "Per-iteration CSV: [tile,] iteration, loss, PSNR, γ, admitted, NCC (rows also go to "
-      "H.part as the loop runs; removed once H is written)");
+      "Per-iteration CSV: [tile,] iteration, loss, PSNR, γ, admitted, NCC (the rows also go to "
+      "<this path>.part as the loop runs; removed once the CSV is written)");
   app.add_flag("--history-ncc", opt.history_ncc, "Compute the NCC of every candidate for the history (slower)");
   app.add_option("--save-pool", opt.save_pool, "Keep the admitted candidates in this folder (for dippas assemble)");
   app.add_flag("--describe", describe, "Print the network (parameter count, widths) and exit");
