@@ -82,19 +82,25 @@ class LiveHistory {
   LiveHistory(const LiveHistory&) = delete;
   LiveHistory& operator=(const LiveHistory&) = delete;
 
-  // The header and every row so far (at the start, and after rows were restored from a checkpoint).
-  void Rewrite(const std::map<int64_t, std::string>& rows) {
-    if (failed_) return;
+  // The header and every row so far: at the start, and when a checkpoint's rows replace a tile's
+  // (a restart's checkpoint holds the earlier attempts' rows too, so appending would repeat them).
+  // False when this write failed, as Append.
+  bool Rewrite(const std::map<int64_t, std::string>& rows) {
+    if (failed_) return true;
     Close();
     file_ = std::fopen(path_.c_str(), "w");
     bool good = file_ != nullptr && std::fputs(header_.c_str(), file_) >= 0;
     for (const auto& [index, text] : rows) good = good && std::fputs(text.c_str(), file_) >= 0;
     Check(good && std::fflush(file_) == 0);
+    return !failed_;
   }
 
-  void Append(const std::string& row) {
-    if (failed_ || file_ == nullptr) return;
-    Check(std::fputs(row.c_str(), file_) >= 0 && std::fflush(file_) == 0);  // a row per iteration
+  // Rows after the last ones written (each iteration's; a reused tile's, tiles coming in order).
+  // False when this write failed: the caller says so once (error()); later calls do nothing.
+  bool Append(const std::string& rows) {
+    if (failed_ || file_ == nullptr) return true;
+    Check(std::fputs(rows.c_str(), file_) >= 0 && std::fflush(file_) == 0);
+    return !failed_;
   }
 
   // Once H is written; or when no row came at all.
@@ -382,7 +388,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     }
     if (!opt.history.empty()) {
       live = std::make_unique<LiveHistory>(opt.history, grid.tiled());
-      live->Rewrite(history);
+      if (!live->Rewrite(history) && callbacks.on_notice) callbacks.on_notice(live->error());
     }
     DipRunOptions run;
     run.dip = dip;
@@ -400,10 +406,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         const std::string row =
             (grid.tiled() ? std::to_string(tile.index) + "," : "") + HistoryRow(r);
         history[tile.index] += row;
-        const bool was_good = live->error().empty();
-        live->Append(row);
-        if (was_good && !live->error().empty() && callbacks.on_notice)
-          callbacks.on_notice(live->error());
+        if (!live->Append(row) && callbacks.on_notice) callbacks.on_notice(live->error());
       }
       if (callbacks.on_iteration) {
         AnonymizeProgress p;
@@ -446,7 +449,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       cb.checkpoint_blob = [&](const Tile& tile) { return history[tile.index]; };
       cb.on_resume = [&](const Tile& tile, int64_t n, const std::string& blob) {
         history[tile.index] = blob;
-        if (live) live->Rewrite(history);
+        if (live && !live->Rewrite(history)) notice(live->error());
         notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " +
                work->dir() + ")");
       };
@@ -458,7 +461,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         if (!saved) return std::nullopt;
         ++reused;
         history[tile.index] = saved->history;
-        if (live) live->Rewrite(history);
+        if (live && !live->Append(saved->history)) notice(live->error());
         auto px = torch::from_blob(saved->rgb.data(), {tile.core.h, tile.core.w, 3}, torch::kUInt8)
                       .permute({2, 0, 1})
                       .clone();
