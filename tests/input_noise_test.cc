@@ -1,7 +1,7 @@
 // The CPU input perturbation's generator against independent facts: Random123's published
 // Philox4x32-10 answers, Box–Muller in double precision from the same words, the normal
 // distribution's moments and CDF, and the same bits whatever the split or the kernel.
-#include "dippas/dip/input_noise.h"
+#include "dippas/kernels/cpu/philox.h"
 
 #include <gtest/gtest.h>
 

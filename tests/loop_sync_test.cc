@@ -11,7 +11,7 @@
 #include <numeric>
 
 #include "dippas/assembly/assembly.h"
-#include "dippas/dip/input_noise.h"
+#include "dippas/kernels/cpu/philox.h"
 #include "dippas/dip/loop.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "dippas/dip/batch_norm_cpu.h"
-#include "dippas/dip/conv_cpu.h"
-#include "dippas/util/blas.h"
+#include "dippas/kernels/cpu/batch_norm.h"
+#include "dippas/kernels/cpu/conv3x3.h"
+#include "dippas/kernels/cpu/chunked_sgemm.h"
 #include "test_util.h"
 
 namespace dippas {
@@ -375,7 +375,7 @@ torch::nn::BatchNorm2d DoubleCopy(const torch::nn::BatchNorm2d& bn) {
   return copy;
 }
 
-// The fused normalisation (dip/batch_norm_cpu.h) against LibTorch's separate operators in double,
+// The fused normalisation (kernels/cpu/batch_norm.h) against LibTorch's separate operators in double,
 // for the network's three patterns (ConvUnit: BN → leaky; bn_concat: BN; res path and bn_out:
 // leaky(x + x2) → BN), on shapes whose planes leave short vector tails, with batches of 1 and 2,
 // data far from zero (the variance's cancellation) and parallel channels: the output, the
@@ -600,7 +600,7 @@ void ExpectConvMatchesDouble(
   EXPECT_REL_CLOSE(conv->bias.grad(), ref->bias.grad(), 1e-6) << "bias";
 }
 
-// The direct 3×3 kernels (dip/conv_cpu.h) of every instruction set this CPU has, against
+// The direct 3×3 kernels (kernels/cpu/conv3x3.h) of every instruction set this CPU has, against
 // LibTorch's convolution in double: the output and the gradients of x, the weights and the bias,
 // in float. The shapes have output channels that fill no whole block (3, 13, 17), heights that
 // fill no whole band of rows (1, 7, 10), widths of one to nine vectors, and a batch of two.

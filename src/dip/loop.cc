@@ -22,8 +22,10 @@
 #include "dippas/assembly/assembly.h"
 #include "dippas/dip/amsgrad.h"
 #include "dippas/dip/checkpoint.h"
+#include "dippas/dip/loop_checkpoint.h"
+#include "dippas/dip/stop_rules.h"
 #include "dippas/dip/injection.h"
-#include "dippas/dip/input_noise.h"
+#include "dippas/kernels/cpu/philox.h"
 #include "dippas/dip/network.h"
 #include "dippas/dip/prnu_loss.h"
 #include "dippas/prnu/residual.h"
@@ -115,41 +117,6 @@ class Timer {
  private:
   bool on_, cuda_;
   std::chrono::steady_clock::time_point t_;
-};
-
-// The plateau stop rule (DipOptions::plateau_window W): every W iterations from the second
-// window on, stop when the best PSNR of the last window plus the rise of the window means,
-// carried over the iterations left, stays below the target.
-class PlateauRule {
- public:
-  explicit PlateauRule(const DipOptions& o) : o_(o) {}
-  // Feeds one iteration's PSNR; true when the run should stop there.
-  bool Observe(int64_t iteration, double psnr, double target) {
-    if (o_.plateau_window <= 0) return false;
-    sum_ += psnr;
-    max_ = std::max(max_, psnr);
-    if (iteration % o_.plateau_window != 0) return false;
-    const double w = static_cast<double>(o_.plateau_window);
-    const double mean = sum_ / w;
-    const double rate = (mean - previous_mean_) / w;  // NaN after the first window: no stop
-    const double left = static_cast<double>(o_.max_iterations - iteration);
-    const bool hopeless = rate <= 0 || max_ + rate * left < target;
-    previous_mean_ = mean;
-    sum_ = 0;
-    max_ = -INFINITY;
-    return hopeless && left > 0;
-  }
-  // For checkpoints: {window sum, window max, previous mean}.
-  std::array<double, 3> State() const { return {sum_, max_, previous_mean_}; }
-  void SetState(const std::array<double, 3>& s) {
-    sum_ = s[0];
-    max_ = s[1];
-    previous_mean_ = s[2];
-  }
-
- private:
-  const DipOptions& o_;
-  double sum_ = 0, max_ = -INFINITY, previous_mean_ = NAN;
 };
 
 }  // namespace
@@ -281,10 +248,8 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
 
   DipResult result;
   result.stop_reason = "max_iterations";
-  std::optional<double> best_ncc;
+  LoopScalars s;  // pool size, best PSNR, fallback, lowest |NCC|, γ
   torch::Tensor best_candidate;
-  double fallback_psnr = -INFINITY;
-  double best_key = INFINITY;
   Timer timer(profiling, cuda);
   LoopProfile prof;
 
@@ -317,27 +282,27 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
       while (!ready[static_cast<size_t>(p.slot)]->query()) std::this_thread::yield();
     }
     const auto& candidate = p.candidate;
-    const double* s = p.scalars.data_ptr<double>();
+    const double* v = p.scalars.data_ptr<double>();
     IterationRecord rec;
     rec.iteration = p.iteration;
-    rec.loss = s[0];
-    rec.psnr = s[1] > 0 ? 10.0 * std::log10(255.0 * 255.0 / s[1]) : INFINITY;
-    rec.gamma = s[2];
+    rec.loss = v[0];
+    rec.psnr = v[1] > 0 ? 10.0 * std::log10(255.0 * 255.0 / v[1]) : INFINITY;
+    rec.gamma = v[2];
     rec.admitted = rec.psnr >= o.psnr_min;
-    result.best_psnr = std::max(result.best_psnr, rec.psnr);
-    if (result.pool_size == 0 && !rec.admitted && rec.psnr >= fallback_psnr) {
-      fallback_psnr = rec.psnr;  // kept only until the pool has a candidate
+    s.best_psnr = std::max(s.best_psnr, rec.psnr);
+    if (s.pool_size == 0 && !rec.admitted && rec.psnr >= s.fallback_psnr) {
+      s.fallback_psnr = rec.psnr;  // kept only until the pool has a candidate
       best_candidate = candidate.clone();
     }
     if (rec.admitted) {
       // The whole-image NCC comes from the block sums the assembler computes anyway, in the
       // same read-back as the block ρ: no second NCC pass and host synchronisation.
       rec.ncc = assembler.AddWithResidual(candidate, Residual(candidate, ro), p.iteration);
-      ++result.pool_size;
+      ++s.pool_size;
       const double key = std::isnan(*rec.ncc) ? INFINITY : std::fabs(*rec.ncc);
-      if (key < best_key) {
-        best_key = key;
-        best_ncc = rec.ncc;
+      if (key < s.best_key) {
+        s.best_key = key;
+        s.best_ncc = rec.ncc;
       }
       if (callbacks.on_candidate)
         callbacks.on_candidate(candidate.to(torch::kCPU).to(torch::kUInt8), rec);
@@ -346,146 +311,44 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
     }
     prof.pool += timer.Lap();
     result.iterations = p.iteration;
-    result.gamma = rec.gamma;
-    if (callbacks.on_iteration) callbacks.on_iteration(rec, result.pool_size, best_ncc);
+    s.gamma = rec.gamma;
+    if (callbacks.on_iteration) callbacks.on_iteration(rec, s.pool_size, s.best_ncc);
     if (rec.psnr > o.psnr_stop) return "psnr_stop";
-    if (o.pool_max > 0 && result.pool_size >= o.pool_max) return "pool_full";
+    if (o.pool_max > 0 && s.pool_size >= o.pool_max) return "pool_full";
     // Target: τ while the pool is empty, then the stop PSNR.
-    if (plateau.Observe(p.iteration, rec.psnr, result.pool_size > 0 ? o.psnr_stop : o.psnr_min))
+    if (plateau.Observe(p.iteration, rec.psnr, s.pool_size > 0 ? o.psnr_stop : o.psnr_min))
       return "plateau";
     return nullptr;
   };
 
   // --- Checkpoints: everything the next iteration depends on, saved between two iterations.
   const bool checkpointing = !options.checkpoint.empty();
-  const int64_t kCheckpointVersion = 2;  // 2: the plateau rule's state
-  auto generators = [&]() {
-    std::vector<std::pair<std::string, at::Generator>> g = {
-        {"rng.cpu", at::globalContext().defaultGenerator(c10::DeviceType::CPU)}};
-    if (cuda) g.emplace_back("rng.cuda", at::globalContext().defaultGenerator(dev));
-    return g;
-  };
+  const LoopModules modules{net.get(), &adam, &assembler, cuda, dev};
   auto save_state = [&](int64_t done) {
-    TensorMap t;
-    t["version"] = torch::full({1}, kCheckpointVersion, torch::kInt64);
-    t["key"] = StringTensor(options.checkpoint_key);
-    t["iteration"] = torch::full({1}, done, torch::kInt64);
-    t["threads"] = torch::full({1}, static_cast<int64_t>(at::get_num_threads()), torch::kInt64);
-    const FlatAmsGrad::State a = adam.GetState();
-    t["adam.step"] = torch::full({1}, a.step, torch::kInt64);
-    t["adam.params"] = a.params;  // φ and γ
-    t["adam.exp_avg"] = a.exp_avg;
-    t["adam.exp_avg_sq"] = a.exp_avg_sq;
-    t["adam.max_exp_avg_sq"] = a.max_exp_avg_sq;
-    for (const auto& b : net->named_buffers()) t["buffer." + b.key()] = b.value();  // BatchNorm
-    for (auto& [name, gen] : generators()) {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      t[name] = gen.get_state();
-    }
-    const BlockAssembler::State as = assembler.GetState();
-    t["assembly.count"] = torch::full({1}, as.count, torch::kInt64);
-    t["assembly.meta"] = as.meta;
-    t["assembly.kept"] = as.kept;
-    if (as.slots.defined()) t["assembly.slots"] = as.slots;
-    t["loop.scalars"] =
-        torch::tensor({static_cast<double>(result.pool_size), result.best_psnr, fallback_psnr,
-                       best_key, best_ncc ? *best_ncc : 0.0, best_ncc ? 1.0 : 0.0, result.gamma,
-                       plateau.State()[0], plateau.State()[1], plateau.State()[2]},
-                      torch::kFloat64);
-    if (best_candidate.defined()) t["loop.best_candidate"] = best_candidate;
-    t["caller"] =
-        StringTensor(callbacks.checkpoint_blob ? callbacks.checkpoint_blob() : std::string());
-    SaveTensorMap(options.checkpoint, t);
+    s.plateau = plateau.State();
+    SaveLoopCheckpoint(options.checkpoint, options.checkpoint_key, done, modules, s,
+                       best_candidate,
+                       callbacks.checkpoint_blob ? callbacks.checkpoint_blob() : std::string());
     result.checkpoint_iteration = done;
     if (callbacks.on_checkpoint) callbacks.on_checkpoint(done);
   };
-  // Loads the checkpoint when there is one; returns the iterations it had done.
-  auto restore_state = [&]() -> int64_t {
-    std::error_code ec;
-    if (!checkpointing || !std::filesystem::exists(options.checkpoint, ec)) return 0;
-    const std::string& path = options.checkpoint;
-    std::vector<std::string> required = {"version",
-                                         "key",
-                                         "iteration",
-                                         "threads",
-                                         "adam.step",
-                                         "adam.params",
-                                         "adam.exp_avg",
-                                         "adam.exp_avg_sq",
-                                         "adam.max_exp_avg_sq",
-                                         "assembly.count",
-                                         "assembly.meta",
-                                         "assembly.kept",
-                                         "loop.scalars",
-                                         "caller"};
-    for (const auto& b : net->named_buffers()) required.push_back("buffer." + b.key());
-    for (const auto& g : generators()) required.push_back(g.first);
-    const TensorMap t = LoadTensorMap(path, required, {"assembly.slots", "loop.best_candidate"});
-    if (t.at("version").item<int64_t>() != kCheckpointVersion) {
-      throw CheckpointError(path + ": checkpoint of another dippas version");
-    }
-    if (TensorString(t.at("key")) != options.checkpoint_key) {
-      throw CheckpointError(path + ": checkpoint of another run (other inputs or settings)");
-    }
-    const int64_t done = t.at("iteration").item<int64_t>();
-    if (done < 0 || done >= o.max_iterations)
-      throw CheckpointError(path + ": iteration count out of range");
-    const auto scalars = t.at("loop.scalars").to(torch::kFloat64).contiguous();
-    if (scalars.numel() != 10) throw CheckpointError(path + ": corrupt loop state");
-    try {
-      torch::NoGradGuard no_grad;
-      FlatAmsGrad::State a;
-      a.step = t.at("adam.step").item<int64_t>();
-      a.params = t.at("adam.params").to(dev);
-      a.exp_avg = t.at("adam.exp_avg").to(dev);
-      a.exp_avg_sq = t.at("adam.exp_avg_sq").to(dev);
-      a.max_exp_avg_sq = t.at("adam.max_exp_avg_sq").to(dev);
-      adam.SetState(a);
-      for (auto& b : net->named_buffers()) {
-        const auto& saved = t.at("buffer." + b.key());
-        if (saved.sizes() != b.value().sizes())
-          throw std::invalid_argument("BatchNorm buffer of another size");
-        b.value().copy_(saved);
+  if (checkpointing) {
+    if (auto resume = LoadLoopCheckpoint(options.checkpoint, options.checkpoint_key,
+                                         o.max_iterations, modules)) {
+      s = resume->scalars;
+      plateau.SetState(s.plateau);
+      best_candidate = resume->best_candidate;
+      result.iterations = result.resumed_from = resume->iterations;
+      if (resume->threads != at::get_num_threads()) {
+        std::fprintf(stderr,
+                     "dippas: warning: %s was saved with %lld threads, resumed with %d: the result "
+                     "may differ from an uninterrupted run in the last bits\n",
+                     options.checkpoint.c_str(), static_cast<long long>(resume->threads),
+                     at::get_num_threads());
       }
-      BlockAssembler::State as;
-      as.count = t.at("assembly.count").item<int64_t>();
-      as.meta = t.at("assembly.meta");
-      as.kept = t.at("assembly.kept");
-      if (t.count("assembly.slots")) as.slots = t.at("assembly.slots");
-      assembler.SetState(as);
-      for (auto& [name, gen] : generators()) {
-        std::lock_guard<std::mutex> lock(gen.mutex());
-        gen.set_state(t.at(name));
-      }
-    } catch (const CheckpointError&) {
-      throw;
-    } catch (const std::exception& e) {
-      std::string why = e.what();
-      throw CheckpointError(path + ": checkpoint does not fit this run (" +
-                            why.substr(0, why.find('\n')) + ")");
+      if (callbacks.on_resume) callbacks.on_resume(resume->iterations, resume->caller_blob);
     }
-    const double* sc = scalars.data_ptr<double>();
-    result.pool_size = static_cast<int64_t>(sc[0]);
-    result.best_psnr = sc[1];
-    fallback_psnr = sc[2];
-    best_key = sc[3];
-    if (sc[5] != 0) best_ncc = sc[4];
-    result.gamma = sc[6];
-    plateau.SetState({sc[7], sc[8], sc[9]});
-    result.iterations = done;
-    if (t.count("loop.best_candidate")) best_candidate = t.at("loop.best_candidate").to(dev);
-    const int64_t threads = t.at("threads").item<int64_t>();
-    if (threads != at::get_num_threads()) {
-      std::fprintf(
-          stderr,
-          "dippas: warning: %s was saved with %lld threads, resumed with %d: the result may differ "
-          "from an uninterrupted run in the last bits\n",
-          path.c_str(), static_cast<long long>(threads), at::get_num_threads());
-    }
-    if (callbacks.on_resume) callbacks.on_resume(done, TensorString(t.at("caller")));
-    return done;
-  };
-  result.resumed_from = restore_state();
+  }
   int64_t last_saved = result.resumed_from;
   auto last_save_time = std::chrono::steady_clock::now();
 
@@ -578,6 +441,9 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   // Stopped again before a new iteration: the checkpoint resumed from still stands.
   if (checkpointing && result.checkpoint_iteration < 0 && last_saved > 0)
     result.checkpoint_iteration = last_saved;
+  result.pool_size = s.pool_size;
+  result.best_psnr = s.best_psnr;
+  result.gamma = s.gamma;
   if (result.pool_size > 0) {
     result.image = assembler.Finish().image.to(torch::kCPU);
   } else if (best_candidate.defined()) {
@@ -592,15 +458,6 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   result.profile = prof;
   if (profile) *profile = prof;
   return result;
-}
-
-bool IsStall(const DipAttempt& a, const DipOptions& o) {
-  // A network that has started to fit the image is past τ − 10 dB within a few hundred
-  // iterations; one stopped later but above it had taken off and is slow, not stuck (the 128²
-  // empty-pool stops at 3,500-4,500 iterations ended at 36-38 dB): another seed would cost as much
-  // again.
-  return a.stop_reason == "plateau" && a.pool_size == 0 &&
-         (a.iterations == 2 * o.plateau_window || a.best_psnr < o.psnr_min - kStallMarginDb);
 }
 
 std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt) {

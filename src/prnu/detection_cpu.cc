@@ -6,7 +6,7 @@
 #include <opencv2/core.hpp>
 #include <stdexcept>
 
-#include "wavelet_cpu.h"
+#include "dippas/kernels/cpu/wavelet.h"
 
 namespace dippas {
 namespace {

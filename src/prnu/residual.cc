@@ -6,7 +6,7 @@
 #include "dippas/prnu/wavelet.h"
 #include "dippas/util/math_mode.h"
 #include "dippas/util/parallel.h"
-#include "wavelet_cpu.h"
+#include "dippas/kernels/cpu/wavelet.h"
 
 namespace dippas {
 namespace {

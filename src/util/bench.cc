@@ -17,8 +17,8 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include "dippas/dip/conv_cpu.h"
-#include "dippas/dip/input_noise.h"
+#include "dippas/kernels/cpu/conv3x3.h"
+#include "dippas/kernels/cpu/philox.h"
 #include "dippas/dip/loop.h"
 #include "dippas/dip/network.h"
 #include "dippas/prnu/detection.h"

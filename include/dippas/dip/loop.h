@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dippas/dip/options.h"
+#include "dippas/dip/stop_rules.h"
 
 namespace dippas {
 
@@ -78,15 +79,6 @@ struct DipRunOptions {
   std::string checkpoint_key;
 };
 
-// One attempt of a run (DipOptions::restarts).
-struct DipAttempt {
-  int64_t seed = 0;
-  int64_t iterations = 0;
-  std::string stop_reason;
-  int64_t pool_size = 0;
-  double best_psnr = 0;
-};
-
 struct DipResult {
   torch::Tensor image;            // Î (3,H,W) float, integer values 0..255, CPU; undefined
                                   // when interrupted before the first iteration
@@ -113,11 +105,6 @@ struct DipResult {
 // earlier attempts from their own checkpoints, bit for bit).
 DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern, const DipRunOptions& options,
                  const LoopCallbacks& callbacks = {}, LoopProfile* profile = nullptr);
-
-// A stall, which DipOptions::restarts starts again: the plateau rule stopped the attempt with the
-// pool empty, at its first check (2·plateau_window iterations) or more than kStallMarginDb below τ.
-inline constexpr double kStallMarginDb = 10.0;
-bool IsStall(const DipAttempt& attempt, const DipOptions& options);
 
 // Where attempt k > 0 of a run checkpointing to `checkpoint` keeps its own checkpoint.
 std::string RestartCheckpointPath(const std::string& checkpoint, int64_t attempt);

@@ -27,7 +27,7 @@ struct NetworkOptions {
   // for 512 input channels and 29 outputs. false = the convolutions (earlier dippas builds).
   bool fused_input = true;
   // On the CPU, each BatchNorm with the LeakyReLU and the sum next to it as one fused operation
-  // (dip/batch_norm_cpu.h): the same function, its sums in another order (outputs equal to
+  // (kernels/cpu/batch_norm.h): the same function, its sums in another order (outputs equal to
   // ~1e-6); the whole network ~5 % faster. false = LibTorch's operators (earlier dippas builds).
   bool fused_norm = true;
   // On the CPU, the last decoder block's 3×3 and 1×1 shortcut convolutions (on the skip and the
@@ -43,7 +43,7 @@ struct NetworkOptions {
   bool fused_upsample = true;
   // On the CPU, the stride-1 convolutions of the conv units and the head on images at least
   // kDirectConvMinWidth wide, and the narrow ones on images down to kDirectConvNarrowMinWidth
-  // (DirectConvApplies): 3×3 by dip/conv_cpu.h's direct kernels (width a multiple of 16),
+  // (DirectConvApplies): 3×3 by kernels/cpu/conv3x3.h's direct kernels (width a multiple of 16),
   // 1×1 as TapsProduct's chunked matrix product (DirectConvApplies). The same sums in another
   // order (outputs equal to ~1e-6); oneDNN is 1.1–7× slower on these narrow layers (3 to 276
   // channels), its backward slowest. false = LibTorch's convolutions (earlier dippas builds).
@@ -65,7 +65,7 @@ int64_t MultiResWidth(int64_t u, double alpha);
 // post(bn(pre(x + x2))) with bn's batch statistics (training mode), pre and post LeakyReLUs of
 // these slopes (1 = none), x2 optional (undefined = none); bn's running statistics are updated
 // as BatchNorm2d does. With `fused` and a float CPU input, one fused operation of
-// dip/batch_norm_cpu.h; otherwise (and in eval mode) LibTorch's operators.
+// kernels/cpu/batch_norm.h; otherwise (and in eval mode) LibTorch's operators.
 torch::Tensor NormActivate(const torch::nn::BatchNorm2d& bn, const torch::Tensor& x,
                            const torch::Tensor& x2, double pre_slope, double post_slope,
                            bool fused);
@@ -79,7 +79,7 @@ constexpr int64_t kDirectConvMinWidth = 128;
 constexpr int64_t kDirectConvNarrowMinWidth = 32;
 constexpr int64_t kDirectConvNarrowMaxChannels = 4096;
 
-// conv(x) of a 3×3 convolution with stride 1, padding 1 and a bias, by dip/conv_cpu.h's direct
+// conv(x) of a 3×3 convolution with stride 1, padding 1 and a bias, by kernels/cpu/conv3x3.h's direct
 // kernels: float CPU tensors (N, C, H, W), W a multiple of 16 (Conv3x3Supported). Differentiable
 // in x, the weights and the bias.
 torch::Tensor DirectConv3x3(const torch::Tensor& x, const torch::nn::Conv2d& conv);
@@ -112,7 +112,7 @@ struct ConvUnitImpl : torch::nn::Module {
 TORCH_MODULE(ConvUnit);
 
 // rows · x (2-D). For contiguous float CPU tensors, with OpenBLAS loaded, it runs in fixed column
-// chunks of x, each a single-threaded BLAS call on dippas's threads (util/blas.h), and so does
+// chunks of x, each a single-threaded BLAS call on dippas's threads (kernels/cpu/chunked_sgemm.h), and so does
 // the rows' gradient: 1.5-1.8× faster than one multi-threaded OpenBLAS call for the first
 // block's 61 × 512 taps on z, and the same bits for any thread count. Otherwise torch::mm.
 torch::Tensor TapsProduct(const torch::Tensor& rows, const torch::Tensor& x);

@@ -1,4 +1,4 @@
-#include "dippas/util/blas.h"
+#include "dippas/kernels/cpu/chunked_sgemm.h"
 
 #include <dlfcn.h>
 

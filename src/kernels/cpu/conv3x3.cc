@@ -1,4 +1,4 @@
-#include "dippas/dip/conv_cpu.h"
+#include "dippas/kernels/cpu/conv3x3.h"
 
 #include <algorithm>
 #include <atomic>

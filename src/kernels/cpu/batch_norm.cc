@@ -1,4 +1,4 @@
-#include "dippas/dip/batch_norm_cpu.h"
+#include "dippas/kernels/cpu/batch_norm.h"
 
 #include <algorithm>
 #include <cmath>

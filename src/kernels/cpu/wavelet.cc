@@ -1,4 +1,4 @@
-#include "wavelet_cpu.h"
+#include "dippas/kernels/cpu/wavelet.h"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "dippas/dip/input_noise.h"
+#include "dippas/kernels/cpu/philox.h"
 
 #include <atomic>
 #include <cstring>
