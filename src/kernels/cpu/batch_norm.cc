@@ -2,11 +2,27 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
 
+#include "dippas/kernels/cpu/dispatch.h"
 #include "dippas/util/parallel.h"
 
 namespace dippas {
 namespace {
+
+// Batch statistics need two values or more per channel; every array is read or written whole.
+void Require(NormShape s, std::initializer_list<const void*> arrays, const char* what) {
+  for (const void* a : arrays) {
+    if (a == nullptr) throw std::invalid_argument(std::string(what) + ": null array");
+  }
+  if (s.n < 1 || s.c < 1 || s.m < 1 || s.n * s.m < 2) {
+    throw std::invalid_argument(std::string(what) + ": shape n " + std::to_string(s.n) + ", c " +
+                                std::to_string(s.c) + ", m " + std::to_string(s.m) +
+                                " not taken (all ≥ 1, n·m ≥ 2)");
+  }
+}
 
 // Below this many values one thread does it all: starting threads would cost more.
 constexpr int64_t kParallelValues = int64_t{1} << 15;
@@ -152,6 +168,9 @@ void GradInputPlane(const float* gy, const float* t, int64_t m, Affine a, float 
 
 void NormActForward(const float* x, const float* x2, NormShape s, const float* w, const float* b,
                     NormAct act, float* t, float* y, double* mean, double* var, int threads) {
+  const bool needs_t = x2 != nullptr || act.pre_slope != 1;
+  Require(s, {x, w, b, y, mean, var, needs_t ? t : x}, "NormActForward");
+  CountKernel(KernelId::kNormAct);
   const bool write_t = x2 != nullptr || act.pre_slope != 1;
   const double count = static_cast<double>(s.n * s.m);
   ParallelFor(0, s.c, 1, ThreadsFor(s, threads), [&](int64_t c0, int64_t c1) {
@@ -180,6 +199,7 @@ void NormActForward(const float* x, const float* x2, NormShape s, const float* w
 void NormActBackward(const float* gy, const float* t, NormShape s, const float* w, const float* b,
                      NormAct act, const double* mean, const double* var, float* g_in,
                      double* grad_w, double* grad_b, int threads) {
+  Require(s, {gy, t, w, b, mean, var, g_in, grad_w, grad_b}, "NormActBackward");
   const double count = static_cast<double>(s.n * s.m);
   ParallelFor(0, s.c, 1, ThreadsFor(s, threads), [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "dippas/kernels/cpu/dispatch.h"
 #include "dippas/util/parallel.h"
 
 namespace dippas {
@@ -48,6 +49,7 @@ template <typename ChunkFn>
 void RunChunks(int64_t chunks, int threads, const ChunkFn& fn) {
   const OpenBlas& b = Find();
   if (!b.sgemm) throw std::logic_error("ChunkedSgemm: OpenBLAS is not loaded");
+  CountKernel(KernelId::kChunkedSgemm);
   std::lock_guard<std::mutex> lock(blas_mutex);
   const int before = b.get_threads();
   b.set_threads(1);
@@ -60,6 +62,16 @@ void RunChunks(int64_t chunks, int threads, const ChunkFn& fn) {
     throw;
   }
   b.set_threads(before);
+}
+
+// Sizes ≥ 0, and an array behind every matrix that has elements (a_elems, … its sizes' product).
+void Require(int64_t m, int64_t n, int64_t k, int64_t a_elems, int64_t b_elems, int64_t c_elems,
+             const float* a, const float* b, const float* c) {
+  if (m < 0 || n < 0 || k < 0) throw std::invalid_argument("ChunkedSgemm: negative size");
+  if ((a_elems > 0 && a == nullptr) || (b_elems > 0 && b == nullptr) ||
+      (c_elems > 0 && c == nullptr)) {
+    throw std::invalid_argument("ChunkedSgemm: null array");
+  }
 }
 
 int Int(int64_t v) {
@@ -88,16 +100,19 @@ bool HaveChunkedSgemm() { return Find().sgemm != nullptr; }
 
 void ChunkedSgemmNN(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
                     int threads) {
+  Require(m, n, k, m * k, k * n, m * n, a, b, c);  // A m×k, B k×n, C m×n
   ColumnChunks(kNoTrans, m, n, k, a, b, c, threads);
 }
 
 void ChunkedSgemmTN(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
                     int threads) {
+  Require(m, n, k, m * k, m * n, k * n, a, b, c);  // A m×k, B m×n, C k×n
   ColumnChunks(kTrans, k, n, m, a, b, c, threads);
 }
 
 void ChunkedSgemmNT(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
                     int threads) {
+  Require(m, n, k, m * n, k * n, m * k, a, b, c);  // A m×n, B k×n, C m×k
   const SgemmFn sgemm = Find().sgemm;
   if (n == 0) {  // no chunk to call (a BLAS may leave C untouched for an empty sum)
     std::fill(c, c + m * k, 0.0f);

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "dippas/kernels/cpu/dispatch.h"
 #include "dippas/util/parallel.h"
 
 namespace dippas {
@@ -226,7 +228,8 @@ using ForwardFn = void (*)(const ForwardArgs&, int64_t, int64_t);
 using WeightFn = void (*)(const WeightArgs&, int64_t, int64_t);
 
 struct Kernels {
-  const char* name;
+  CpuLevel level;
+  KernelId id;
   int64_t block;  // output channels per forward block
   ForwardFn forward;
   WeightFn weight;
@@ -257,23 +260,43 @@ __attribute__((target("avx512f,fma"))) void WeightAvx512(const WeightArgs& a, in
 }
 #endif
 
-const Kernels kGeneric{"generic", 4, ForwardGeneric, WeightGeneric};
+const Kernels kGeneric{CpuLevel::kGeneric, KernelId::kConv3x3Generic, 4, ForwardGeneric,
+                       WeightGeneric};
 #ifdef DIPPAS_CONV_X86
-const Kernels kAvx2{"avx2", 4, ForwardAvx2, WeightAvx2};
-const Kernels kAvx512{"avx512", 8, ForwardAvx512, WeightAvx512};
+const Kernels kAvx2{CpuLevel::kAvx2, KernelId::kConv3x3Avx2, 4, ForwardAvx2, WeightAvx2};
+const Kernels kAvx512{CpuLevel::kAvx512, KernelId::kConv3x3Avx512, 8, ForwardAvx512,
+                      WeightAvx512};
 #endif
 
-const Kernels* Best() {
+const Kernels* OfLevel(CpuLevel level) {
 #ifdef DIPPAS_CONV_X86
-  if (__builtin_cpu_supports("avx512f")) return &kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+  if (level == CpuLevel::kAvx512) return &kAvx512;
+  if (level == CpuLevel::kAvx2) return &kAvx2;
 #endif
+  (void)level;
   return &kGeneric;
 }
 
+// The dispatch level's kernels (DIPPAS_CPU_LEVEL caps it), unless SelectConv3x3Kernel chose
+// others.
 std::atomic<const Kernels*>& Current() {
-  static std::atomic<const Kernels*> current{Best()};
+  static std::atomic<const Kernels*> current{OfLevel(CpuDispatchLevel())};
   return current;
+}
+
+// The kernels read whole vectors of 16 floats along a row and the weights as packed here: a
+// shape they were not written for would read past the arrays.
+void Require(Conv3x3Shape s, const void* in, const void* w, const void* out, const char* what) {
+  if (in == nullptr || w == nullptr || out == nullptr) {
+    throw std::invalid_argument(std::string(what) + ": null array");
+  }
+  if (!Conv3x3Supported(s)) {
+    throw std::invalid_argument(std::string(what) + ": shape " + std::to_string(s.cin) + " → " +
+                                std::to_string(s.cout) + " channels, " +
+                                std::to_string(s.height) + "×" + std::to_string(s.width) +
+                                " not taken (channels and height ≥ 1, width a positive multiple "
+                                "of 16)");
+  }
 }
 
 // Below this many multiply-adds one thread does it all: starting threads would cost more.
@@ -309,7 +332,9 @@ bool Conv3x3Supported(Conv3x3Shape s) {
 
 void Conv3x3Forward(const float* in, const float* w, const float* bias, Conv3x3Shape s, float* out,
                     int threads) {
+  Require(s, in, w, out, "Conv3x3Forward");
   const Kernels* k = Current().load();
+  CountKernel(k->id);
   const auto packed = Pack(w, s.cout, s.cin, k->block);
   std::vector<float> zeros;
   if (bias == nullptr) {
@@ -323,6 +348,7 @@ void Conv3x3Forward(const float* in, const float* w, const float* bias, Conv3x3S
 
 void Conv3x3BackwardInput(const float* grad_out, const float* w, Conv3x3Shape s, float* grad_in,
                           int threads) {
+  Require(s, grad_out, w, grad_in, "Conv3x3BackwardInput");
   // wt[ci, co, k] = w[co, ci, 8 − k]: transposed, turned by 180°.
   std::vector<float> wt(s.cout * s.cin * 9);
   for (int64_t co = 0; co < s.cout; ++co) {
@@ -337,7 +363,9 @@ void Conv3x3BackwardInput(const float* grad_out, const float* w, Conv3x3Shape s,
 
 void Conv3x3BackwardWeight(const float* in, const float* grad_out, Conv3x3Shape s, float* grad_w,
                            int threads) {
+  Require(s, in, grad_out, grad_w, "Conv3x3BackwardWeight");
   const Kernels* k = Current().load();
+  CountKernel(k->id);
   const int64_t bands = Bands(s), n = s.cout * s.cin * 9;
   std::vector<float> partials(bands * n);
   const WeightArgs args{in, grad_out, s, partials.data()};
@@ -352,26 +380,13 @@ void Conv3x3BackwardWeight(const float* in, const float* grad_out, Conv3x3Shape 
   for (int64_t i = 0; i < n; ++i) grad_w[i] = static_cast<float>(sum[i]);
 }
 
-const char* Conv3x3Kernel() { return Current().load()->name; }
+const char* Conv3x3Kernel() { return CpuLevelName(Current().load()->level); }
 
 bool SelectConv3x3Kernel(const std::string& name) {
-  for (const Kernels* k : {&kGeneric
-#ifdef DIPPAS_CONV_X86
-                           ,
-                           &kAvx2, &kAvx512
-#endif
-       }) {
-    if (name != k->name) continue;
-#ifdef DIPPAS_CONV_X86
-    if (k == &kAvx512 && !__builtin_cpu_supports("avx512f")) return false;
-    if (k == &kAvx2 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) {
-      return false;
-    }
-#endif
-    Current().store(k);
-    return true;
-  }
-  return false;
+  const auto level = ParseCpuLevel(name);
+  if (!level || !CpuHas(*level) || OfLevel(*level)->level != *level) return false;
+  Current().store(OfLevel(*level));
+  return true;
 }
 
 }  // namespace dippas

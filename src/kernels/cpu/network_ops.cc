@@ -1,15 +1,28 @@
 #include "dippas/kernels/cpu/network_ops.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "dippas/kernels/cpu/batch_norm.h"
 #include "dippas/kernels/cpu/chunked_sgemm.h"
 #include "dippas/kernels/cpu/conv3x3.h"
+#include "dippas/kernels/cpu/dispatch.h"
 #include "dippas/util/parallel.h"
 
 namespace dippas {
 namespace {
+
+// What every operator below assumes of its tensors; std::invalid_argument naming the operator.
+void Require(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
+}
+
+bool PlainCpu(const torch::Tensor& t, bool floating_any = false) {
+  return t.defined() && t.is_cpu() &&
+         (floating_any ? t.is_floating_point() : t.scalar_type() == torch::kFloat);
+}
 
 // y (N, 9·c3 + c1, H·W), the product of FusedConv3x3And1x1 → out3 (N, c3, H, W) and out1
 // (N, c1, H, W). Row k·c3 + o of y is tap k = 3·ky + kx of output o: out3[y, x] =
@@ -346,16 +359,40 @@ struct DirectConv3x3Fn : torch::autograd::Function<DirectConv3x3Fn> {
 std::pair<torch::Tensor, torch::Tensor> TapsToOutputs(const torch::Tensor& y, const torch::Tensor& b3,
                                                       const torch::Tensor& b1, int64_t height,
                                                       int64_t width) {
+  constexpr const char* kOp = "TapsToOutputs";
+  Require(PlainCpu(y, true) && PlainCpu(b3, true) && PlainCpu(b1, true), kOp,
+          "CPU floating-point tensors only");
+  Require(b3.scalar_type() == y.scalar_type() && b1.scalar_type() == y.scalar_type(), kOp,
+          "biases of another type than y");
+  Require(y.dim() == 3 && b3.dim() == 1 && b1.dim() == 1 && height > 0 && width > 0 &&
+              y.size(1) == 9 * b3.size(0) + b1.size(0) && y.size(2) == height * width,
+          kOp, "y must be (N, 9·c3 + c1, H·W) with b3 (c3) and b1 (c1)");
+  CountKernel(KernelId::kTapsOutputs);
   auto outs = TapsOutputs::apply(y, b3, b1, height, width);
   return {outs[0], outs[1]};
 }
 
 torch::Tensor AddUpsampledTaps(const torch::Tensor& y, const torch::Tensor& y_low, int64_t height,
                                int64_t width) {
+  constexpr const char* kOp = "AddUpsampledTaps";
+  Require(PlainCpu(y, true) && PlainCpu(y_low, true) && y.scalar_type() == y_low.scalar_type(),
+          kOp, "CPU floating-point tensors of one type only");
+  Require(height > 0 && width > 0 && height % 2 == 0 && width % 2 == 0, kOp,
+          "H and W must be even and positive");
+  Require(y.dim() == 2 && y_low.dim() == 2 && y.size(0) == y_low.size(0) &&
+              y.size(1) == height * width && y_low.size(1) == height * width / 4,
+          kOp, "y must be (R, H·W) and y_low (R, H/2·W/2)");
+  CountKernel(KernelId::kAddUpsampled);
   return AddUpsampled::apply(y, y_low, height, width);
 }
 
 torch::Tensor ChunkedMatmul(const torch::Tensor& rows, const torch::Tensor& x) {
+  constexpr const char* kOp = "ChunkedMatmul";
+  Require(HaveChunkedSgemm(), kOp, "OpenBLAS is not loaded");
+  Require(PlainCpu(rows) && PlainCpu(x) && rows.is_contiguous() && x.is_contiguous(), kOp,
+          "contiguous float CPU tensors only");
+  Require(rows.dim() == 2 && x.dim() == 2 && rows.size(1) == x.size(0), kOp,
+          "rows (M×K) and x (K×N) expected");
   return ChunkedMm::apply(rows, x);
 }
 
@@ -363,10 +400,25 @@ torch::Tensor FusedNormActivate(const torch::Tensor& x, const torch::Tensor& x2,
                                 const torch::Tensor& weight, const torch::Tensor& bias,
                                 bool has_x2, double pre_slope, double post_slope, double eps,
                                 NormStats* stats) {
+  constexpr const char* kOp = "FusedNormActivate";
+  auto plain = [](const torch::Tensor& t) { return PlainCpu(t) && t.is_contiguous(); };
+  Require(stats != nullptr, kOp, "no statistics output");
+  Require(plain(x) && plain(x2) && plain(weight) && plain(bias), kOp,
+          "contiguous float CPU tensors only");
+  Require(x.dim() == 4 && x2.sizes() == x.sizes() && weight.numel() == x.size(1) &&
+              bias.numel() == x.size(1),
+          kOp, "x and x2 (N, C, H, W), weight and bias (C) expected");
   return FusedNormAct::apply(x, x2, weight, bias, has_x2, pre_slope, post_slope, eps, stats);
 }
 
 torch::Tensor Conv3x3Direct(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  constexpr const char* kOp = "Conv3x3Direct";
+  Require(PlainCpu(x) && PlainCpu(w) && PlainCpu(b), kOp, "float CPU tensors only");
+  Require(x.dim() == 4 && w.dim() == 4 && w.size(1) == x.size(1) && w.size(2) == 3 &&
+              w.size(3) == 3 && b.dim() == 1 && b.size(0) == w.size(0),
+          kOp, "x (N, Cin, H, W), w (Cout, Cin, 3, 3) and b (Cout) expected");
+  Require(Conv3x3Supported({x.size(1), w.size(0), x.size(2), x.size(3)}), kOp,
+          "width must be a positive multiple of 16, got " + std::to_string(x.size(3)));
   return DirectConv3x3Fn::apply(x, w, b);
 }
 

@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+
+#include "dippas/kernels/cpu/dispatch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -339,29 +342,39 @@ __attribute__((target("avx512f"))) void KernelAvx512(const float* z, float std, 
 
 using PerturbFn = void (*)(const float*, float, uint64_t, float*, int64_t, int64_t);
 struct Perturber {
-  const char* name;
+  CpuLevel level;
+  KernelId id;
   PerturbFn fn;
-  bool (*supported)();
 };
-const Perturber kGenericPerturber{"generic", Kernel, [] { return true; }};
+const Perturber kGenericPerturber{CpuLevel::kGeneric, KernelId::kPhiloxGeneric, Kernel};
 #ifdef DIPPAS_NOISE_AVX2
-const Perturber kAvx2Perturber{"avx2", KernelAvx2,
-                               [] { return bool(__builtin_cpu_supports("avx2")); }};
-const Perturber kAvx512Perturber{
-    "avx512", KernelAvx512,
-    [] { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2"); }};
+const Perturber kAvx2Perturber{CpuLevel::kAvx2, KernelId::kPhiloxAvx2, KernelAvx2};
+const Perturber kAvx512Perturber{CpuLevel::kAvx512, KernelId::kPhiloxAvx512, KernelAvx512};
 #endif
 
-// The best kernel this CPU runs, unless SelectPhiloxKernel chose another.
-std::atomic<const Perturber*>& CurrentPerturber() {
-  static std::atomic<const Perturber*> current{[] {
+const Perturber* OfLevel(CpuLevel level) {
 #ifdef DIPPAS_NOISE_AVX2
-    if (kAvx512Perturber.supported()) return &kAvx512Perturber;
-    if (kAvx2Perturber.supported()) return &kAvx2Perturber;
+  if (level == CpuLevel::kAvx512) return &kAvx512Perturber;
+  if (level == CpuLevel::kAvx2) return &kAvx2Perturber;
 #endif
-    return &kGenericPerturber;
-  }()};
+  (void)level;
+  return &kGenericPerturber;
+}
+
+// The dispatch level's kernel (DIPPAS_CPU_LEVEL caps it), unless SelectPhiloxKernel chose another.
+std::atomic<const Perturber*>& CurrentPerturber() {
+  static std::atomic<const Perturber*> current{OfLevel(CpuDispatchLevel())};
   return current;
+}
+
+// The kernels work in whole chunks from `begin` on and write [begin, end) of `out`.
+void Require(const float* z, const float* out, int64_t begin, int64_t end, const char* what) {
+  if (z == nullptr || out == nullptr) throw std::invalid_argument(std::string(what) + ": null array");
+  if (begin < 0 || end < begin || begin % kNoiseChunk != 0) {
+    throw std::invalid_argument(std::string(what) + ": range [" + std::to_string(begin) + ", " +
+                                std::to_string(end) + ") must start at a multiple of " +
+                                std::to_string(kNoiseChunk) + " and not end before it starts");
+  }
 }
 
 }  // namespace
@@ -379,29 +392,25 @@ float PhiloxNormal(uint64_t key, int64_t index) {
 
 void PhiloxPerturbGeneric(const float* z, float std, uint64_t key, float* out, int64_t begin,
                           int64_t end) {
+  Require(z, out, begin, end, "PhiloxPerturbGeneric");
   Kernel(z, std, key, out, begin, end);
 }
 
 void PhiloxPerturb(const float* z, float std, uint64_t key, float* out, int64_t begin,
                    int64_t end) {
-  CurrentPerturber().load()->fn(z, std, key, out, begin, end);
+  Require(z, out, begin, end, "PhiloxPerturb");
+  const Perturber* p = CurrentPerturber().load();
+  CountKernel(p->id);
+  p->fn(z, std, key, out, begin, end);
 }
 
-const char* PhiloxKernel() { return CurrentPerturber().load()->name; }
+const char* PhiloxKernel() { return CpuLevelName(CurrentPerturber().load()->level); }
 
 bool SelectPhiloxKernel(const std::string& name) {
-  for (const Perturber* p : {&kGenericPerturber
-#ifdef DIPPAS_NOISE_AVX2
-                             ,
-                             &kAvx2Perturber, &kAvx512Perturber
-#endif
-       }) {
-    if (name != p->name) continue;
-    if (!p->supported()) return false;
-    CurrentPerturber().store(p);
-    return true;
-  }
-  return false;
+  const auto level = ParseCpuLevel(name);
+  if (!level || !CpuHas(*level) || OfLevel(*level)->level != *level) return false;
+  CurrentPerturber().store(OfLevel(*level));
+  return true;
 }
 
 }  // namespace dippas

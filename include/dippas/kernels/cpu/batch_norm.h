@@ -13,7 +13,8 @@
 namespace dippas {
 
 // n·c planes of m values, contiguous: plane (i, ch) starts at (i·c + ch)·m. BatchNorm's
-// statistics of channel ch run over its n planes.
+// statistics of channel ch run over its n planes. The functions below refuse (std::invalid_argument)
+// a size under 1, n·m < 2 (no variance) or a null array they need.
 struct NormShape {
   int64_t n = 1, c = 1, m = 1;
 };

@@ -20,7 +20,8 @@ struct Conv3x3Shape {
   int64_t cin = 1, cout = 1, height = 1, width = 1;
 };
 
-// True when the kernels take this shape: width a multiple of 16.
+// True when the kernels take this shape: every size positive, width a multiple of 16. The three
+// functions below refuse any other shape, or a null array, with std::invalid_argument.
 bool Conv3x3Supported(Conv3x3Shape s);
 
 // out (cout, H, W) = Σ_ci Σ_k w[co, ci, ky, kx]·in[ci, y + ky − 1, x + kx − 1] + bias[co]
@@ -38,8 +39,8 @@ void Conv3x3BackwardInput(const float* grad_out, const float* w, Conv3x3Shape s,
 void Conv3x3BackwardWeight(const float* in, const float* grad_out, Conv3x3Shape s, float* grad_w,
                            int threads);
 
-// "avx512", "avx2" or "generic": the kernels these functions run (the best this CPU has unless
-// SelectConv3x3Kernel chose others).
+// "avx512", "avx2" or "generic": the kernels these functions run (the best this CPU has, capped
+// by DIPPAS_CPU_LEVEL (kernels/cpu/dispatch.h), unless SelectConv3x3Kernel chose others).
 const char* Conv3x3Kernel();
 
 // Runs the kernels of that name from now on (tests and benchmarks compare them); false, and no

@@ -30,13 +30,13 @@ std::array<uint32_t, 4> Philox4x32(std::array<uint32_t, 4> counter, std::array<u
 float PhiloxNormal(uint64_t key, int64_t index);
 
 // out[i] = z[i] + std·n_i for i in [begin, end), n_i = PhiloxNormal(key, i); two roundings as
-// torch's z + std·randn_like(z): n·std, then + z. `begin` must be a multiple of kNoiseChunk;
-// `out` may be `z`. Vectorized with AVX-512 or AVX2 where the CPU has them (same bits
+// torch's z + std·randn_like(z): n·std, then + z. `begin` must be a multiple of kNoiseChunk
+// (std::invalid_argument otherwise, or for a null array or end < begin); `out` may be `z`. Vectorized with AVX-512 or AVX2 where the CPU has them (same bits
 // either way).
 void PhiloxPerturb(const float* z, float std, uint64_t key, float* out, int64_t begin, int64_t end);
 
-// Which kernel PhiloxPerturb runs: "avx512", "avx2" or "generic" (the best this CPU has, unless
-// SelectPhiloxKernel chose another).
+// Which kernel PhiloxPerturb runs: "avx512", "avx2" or "generic" (the best this CPU has, capped by
+// DIPPAS_CPU_LEVEL (kernels/cpu/dispatch.h), unless SelectPhiloxKernel chose another).
 const char* PhiloxKernel();
 
 // Makes PhiloxPerturb run kernel `name` from now on, for tests and benchmarks; false (and no
