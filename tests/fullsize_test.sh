@@ -7,7 +7,7 @@
 # Usage: fullsize_test.sh DIPPAS SOURCE_DIR SHARED_DIR
 set -uo pipefail
 DIPPAS=$1
-SHARED=$3
+SHARED=${DIPPAS_SHARED-${3:-}}  # DIPPAS_SHARED (set, even empty) overrides the build's folder
 source "$(dirname "$0")/cli_lib.sh"
 
 FULL=$SHARED/data/dresden-full

@@ -10,7 +10,7 @@
 set -uo pipefail
 DIPPAS=$(realpath "$1")
 SRC=$(realpath "$2")
-SHARED=${3:-}
+SHARED=${DIPPAS_SHARED-${3:-}}  # DIPPAS_SHARED (set, even empty) overrides the build's folder
 source "$(dirname "$0")/cli_lib.sh"
 say() { echo "slurm_test: $*"; }
 

@@ -53,21 +53,21 @@ CpuLevel CpuMaxLevel() {
   return CpuLevel::kGeneric;
 }
 
-CpuLevel CpuDispatchLevel() {
-  const char* env = std::getenv("DIPPAS_CPU_LEVEL");
-  if (env == nullptr || *env == '\0') return CpuMaxLevel();
+CpuLevel ResolveCpuLevel(const char* env, CpuLevel max) {
+  if (env == nullptr || *env == '\0') return max;
   const auto level = ParseCpuLevel(env);
   if (!level) {
     throw std::runtime_error(std::string("DIPPAS_CPU_LEVEL=") + env +
                              ": unknown level (generic, avx2 or avx512)");
   }
-  if (!CpuHas(*level)) {
+  if (static_cast<int>(*level) > static_cast<int>(max)) {
     throw std::runtime_error(std::string("DIPPAS_CPU_LEVEL=") + env + ": this CPU lacks " +
-                             CpuLevelName(*level) + " (it runs up to " +
-                             CpuLevelName(CpuMaxLevel()) + ")");
+                             CpuLevelName(*level) + " (it runs up to " + CpuLevelName(max) + ")");
   }
   return *level;
 }
+
+CpuLevel CpuDispatchLevel() { return ResolveCpuLevel(std::getenv("DIPPAS_CPU_LEVEL"), CpuMaxLevel()); }
 
 void CountKernel(KernelId id) {
   g_calls[static_cast<size_t>(id)].fetch_add(1, std::memory_order_relaxed);

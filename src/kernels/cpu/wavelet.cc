@@ -2,12 +2,17 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace dippas::cpu {
 namespace {
 
 constexpr int kTaps = 8;  // db4 filter length F
+// Each level halves the plane, down to the filter length: 32 levels is past any image.
+constexpr int kMaxLevels = 32;
 // PyWavelets' db4 filters (decomposition low/high, reconstruction low/high).
 constexpr double kDecLo[kTaps] = {-0.010597401785069032, 0.0328830116668852,   0.030841381835560764,
                                   -0.18703481171909309,  -0.027983769416859854, 0.6308807679298589,
@@ -153,8 +158,22 @@ Plane Crop(const Plane& p, int64_t h, int64_t w) {
 }
 
 // Replaces x by x·σ²/(v+σ²), or by the gain σ²/(v+σ²) alone when gain_only.
+// Every plane has a pixel, the arrays are there, σ² is a variance.
+void Require(const void* a, const void* b, int64_t h, int64_t w, double noise_var,
+             const char* what) {
+  if (a == nullptr || b == nullptr) throw std::invalid_argument(std::string(what) + ": null array");
+  if (h < 1 || w < 1) {
+    throw std::invalid_argument(std::string(what) + ": plane " + std::to_string(h) + "×" +
+                                std::to_string(w) + " has no pixel");
+  }
+  if (!(noise_var >= 0) || !std::isfinite(noise_var)) {
+    throw std::invalid_argument(std::string(what) + ": noise variance must be finite and ≥ 0");
+  }
+}
+
 template <typename T>
 void WienerAdaptiveImpl(T* x, int64_t h, int64_t w, double noise_var, bool gain_only) {
+  Require(x, x, h, w, noise_var, gain_only ? "WienerGainPlane" : "WienerAdaptivePlane");
   // Row box sums of x² for half-widths 1..4 (zero padding) from one prefix
   // sum per row, in double; stored as float (relative error ~1e-7 of E).
   std::vector<float> rows(static_cast<size_t>(4 * h * w));
@@ -223,6 +242,11 @@ void WienerGainPlane(float* x, int64_t h, int64_t w, double noise_var) {
 }
 
 void WaveletNoisePlane(const float* in, int64_t h, int64_t w, double noise_var, int levels, float* out) {
+  Require(in, out, h, w, noise_var, "WaveletNoisePlane");
+  if (levels < 1 || levels > kMaxLevels) {
+    throw std::invalid_argument("WaveletNoisePlane: levels must be 1 to " +
+                                std::to_string(kMaxLevels) + ", got " + std::to_string(levels));
+  }
   Plane a(h, w);
   std::copy(in, in + h * w, a.v.begin());
   // details[l] = {cH, cV, cD} of level l+1 (finest first).

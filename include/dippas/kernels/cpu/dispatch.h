@@ -28,6 +28,8 @@ bool CpuHas(CpuLevel level);
 // The level the kernels start with: CpuMaxLevel(), or DIPPAS_CPU_LEVEL when it is set.
 // std::runtime_error naming the variable when it holds an unknown level or one this CPU lacks.
 CpuLevel CpuDispatchLevel();
+// The same for a given variable's value (null or "" = unset) and CPU maximum.
+CpuLevel ResolveCpuLevel(const char* env, CpuLevel max);
 
 // How many times each hand-written kernel ran in this process (every thread): tests observe
 // which path a layer took through these, not through the bits of its result. Counted once per

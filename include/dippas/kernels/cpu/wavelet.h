@@ -8,6 +8,9 @@
 
 namespace dippas::cpu {
 
+// Each function refuses (std::invalid_argument) a plane without pixels, a null array, a noise
+// variance that is negative or not finite, and levels outside 1..32.
+
 // Stage 1 of SPEC §2 on one H×W plane (row-major): db4 wavelet decomposition
 // (`levels` levels, symmetric extension), adaptive Wiener on every detail band
 // with noise variance σ², approximation zeroed, reconstruction cropped to H×W.
