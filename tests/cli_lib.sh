@@ -52,6 +52,31 @@ skip_all() {
   exit $SKIP_CODE
 }
 
+# dresden_data SHARED SRC [example_data.py options]: DATA = the reference data's dresden512
+# folder (real Dresden crops, six cameras) when present, else a dataset in the same layout made
+# here from examples/ by tests/example_data.py (Nikon_D70s_1 and the same sensor turned over as
+# three more cameras; its header says how), with EXAMPLE_DATA=1. Skips the whole script only
+# when neither can be had.
+dresden_data() {
+  local shared=$1 src=$2
+  shift 2
+  EXAMPLE_DATA=0
+  if [ -n "$shared" ] && [ -d "$shared/data/dresden512/natural" ] &&
+    [ -d "$shared/data/dresden512/flatfield" ]; then
+    DATA=$(realpath "$shared/data/dresden512")
+    return 0
+  fi
+  "$PY" -c "import PIL" 2>/dev/null ||
+    skip_all "no reference data, and $PY without PIL cannot build the dataset from examples/ (apt-get install python3-pil)"
+  if ! "$PY" "$src/tests/example_data.py" "$src/examples" "$T/exdata" "$@" >"$T/exdata.log" 2>&1; then
+    echo "FAIL: tests/example_data.py: $(tail -3 "$T/exdata.log")"
+    exit 1
+  fi
+  DATA=$T/exdata
+  EXAMPLE_DATA=1
+  echo "reference data absent: running on a dataset built from examples/"
+}
+
 # finish: the closing line ctest's log shows, and the exit status: 1 on any failure, else
 # SKIP_CODE when some checks were skipped (each reason repeated), else 0.
 finish() {

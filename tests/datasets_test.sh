@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/dresden.sh and scripts/vision.sh on miniature trees in each dataset's published layout,
-# built (symlinks) from ../shared/data/dresden512: two cameras with three flat-fields and two
-# natural photos each, plus a stray file, a badly named photo and a camera without flat-fields.
+# built (symlinks) from the reference data's dresden512 folder, or without it from a dataset made
+# of examples/ (cli_lib.sh's dresden_data): two cameras with three flat-fields and two natural
+# photos each, plus a stray file, a badly named photo and a camera without flat-fields.
 # The photos are anonymized as 64×64 crops (the subtract baseline, and DIP with configs/smoke.yaml)
 # and every photo must reach the evaluation report; a rerun resumes; bad usage fails clearly.
 # Usage: datasets_test.sh DIPPAS SOURCE_DIR SHARED_DIR
@@ -11,15 +12,23 @@ SRC=$2
 SHARED=${DIPPAS_SHARED-${3:-}}  # DIPPAS_SHARED (set, even empty) overrides the build's folder
 source "$(dirname "$0")/cli_lib.sh"
 
-DATA=$SHARED/data/dresden512
-[ -n "$SHARED" ] && [ -d "$DATA/natural" ] && [ -d "$DATA/flatfield" ] ||
-  skip_all "reference data absent: ${SHARED:-(no SHARED_DIR)}/data/dresden512"
-DATA=$(realpath "$DATA")
 SRC=$(realpath "$SRC")
+dresden_data "$SHARED" "$SRC" --naturals 2
 DRESDEN=$SRC/scripts/dresden.sh
 VISION=$SRC/scripts/vision.sh
 SMOKE=$SRC/configs/smoke.yaml
-CAMS=(Nikon_D70_0 Nikon_D70s_1)
+# Two cameras with flat-fields; a photo of a camera without any (NOFLAT); one to misname.
+if [ "$EXAMPLE_DATA" -eq 1 ]; then
+  CAMS=(Nikon_D70sLR_1 Nikon_D70s_1)
+  MISNAMED=Nikon_D70s_0_21853
+else
+  CAMS=(Nikon_D70_0 Nikon_D70s_1)
+  MISNAMED=Nikon_D70_1_20891
+fi
+NOFLAT=Nikon_D200_1_17226
+NOFLAT_CAM=${NOFLAT%_*}
+C0=${CAMS[0]}
+C1=${CAMS[1]}
 
 # --- miniature trees -----------------------------------------------------------------------
 # Dresden: natural/ and flat/ folders of <Brand>_<Model>_<instance>_<number>.JPG (PNG data under
@@ -34,8 +43,8 @@ for c in "${CAMS[@]}"; do
     NATS[$c]+="$(basename "${f%.png}") "
   done
 done
-ln -s "$DATA/natural/Nikon_D200_1_17226.png" "$DR/natural/Nikon_D200_1_17226.JPG"  # no flat-field
-ln -s "$DATA/natural/Nikon_D70_1_20891.png" "$DR/natural/holiday.JPG"               # not Dresden-named
+ln -s "$DATA/natural/$NOFLAT.png" "$DR/natural/$NOFLAT.JPG"  # no flat-field
+ln -s "$DATA/natural/$MISNAMED.png" "$DR/natural/holiday.JPG"  # not Dresden-named
 echo "notes" >"$DR/natural/README.txt"                                                # not an image
 # VISION: ROOT/<device>/images/{flat,nat,natWA}/ (natWA: the same photos under other names, as
 # the WhatsApp copies are), videos/ ignored.
@@ -49,8 +58,8 @@ for c in "${CAMS[@]}"; do
   done
   echo "not a photo" >"$VR/$c/videos/flat/clip.mp4"
 done
-mkdir -p "$VR/Nikon_D200_1/images/nat"  # a device without flat-fields
-ln -s "$DATA/natural/Nikon_D200_1_17226.png" "$VR/Nikon_D200_1/images/nat/"
+mkdir -p "$VR/$NOFLAT_CAM/images/nat"  # a device without flat-fields
+ln -s "$DATA/natural/$NOFLAT.png" "$VR/$NOFLAT_CAM/images/nat/"
 
 # report_check NAME RUNDIR EXPECTED...: every expected anonymized photo (relative to
 # RUNDIR/anonymized) exists and is scored against each camera's fingerprint in the report, and
@@ -68,9 +77,9 @@ rows = list(csv.DictReader(open(run + '/evaluation/scores.csv')))
 scored = sorted(set(r['image'] for r in rows))
 assert scored == expected, (scored, expected)
 pairs = sorted((r['image'], r['fingerprint']) for r in rows)
-assert pairs == sorted((p, c) for p in expected for c in ['Nikon_D70_0', 'Nikon_D70s_1']), pairs
+assert pairs == sorted((p, c) for p in expected for c in ['$C0', '$C1']), pairs
 j = json.load(open(run + '/evaluation/summary.json'))
-assert sorted(j['per_device']) == ['Nikon_D70_0', 'Nikon_D70s_1'], j['per_device'].keys()
+assert sorted(j['per_device']) == sorted(['$C0', '$C1']), j['per_device'].keys()
 n = len(expected) // 2
 assert all(j['per_device'][c]['n_images'] == n for c in j['per_device']), j['per_device']
 assert j['missing_anonymized'] in (0, [], None), j['missing_anonymized']
@@ -109,13 +118,14 @@ expect_error "vision: not a VISION root" "no device folder with images/ in $DR" 
 [ ! -e "$T/x" ] || bad "a refused command created its output folder"
 # A camera whose flat-fields differ in size: the fingerprint error names the camera.
 mkdir -p "$T/badflat"
-ln -s "$DATA/flatfield/Nikon_D70_0_19929.png" "$T/badflat/Nikon_D70_0_1.png"
+FLAT0=($(ls "$DATA/flatfield/${C0}"_*.png | head -2))
+ln -s "${FLAT0[0]}" "$T/badflat/${C0}_1.png"
 if "$PY" -c "
 from PIL import Image
-Image.open('$DATA/flatfield/Nikon_D70_0_19931.png').crop((0, 0, 256, 384)).save('$T/badflat/Nikon_D70_0_2.png')" 2>/dev/null; then
-  expect_error "dresden: flat-fields of two sizes" "fingerprint of device Nikon_D70_0 could not be estimated" -- \
-    "$DRESDEN" --natural "$DR/natural" --flat "$T/badflat" --devices Nikon_D70_0 --out "$T/bf" --dippas "$DIPPAS" --quiet
-  [ ! -e "$T/bf/fingerprints/Nikon_D70_0.npy" ] || bad "a failed fingerprint left a .npy"
+Image.open('${FLAT0[1]}').crop((0, 0, 128, 192)).save('$T/badflat/${C0}_2.png')" 2>/dev/null; then
+  expect_error "dresden: flat-fields of two sizes" "fingerprint of device $C0 could not be estimated" -- \
+    "$DRESDEN" --natural "$DR/natural" --flat "$T/badflat" --devices "$C0" --out "$T/bf" --dippas "$DIPPAS" --quiet
+  [ ! -e "$T/bf/fingerprints/$C0.npy" ] || bad "a failed fingerprint left a .npy"
 else
   skip "flat-fields of two sizes: python3-pil absent (apt-get install python3-pil)"
 fi
@@ -126,10 +136,10 @@ O=$T/dr_out
   --threads 1 --dippas "$DIPPAS" --quiet >"$T/d1.out" 2>"$T/d1.err"
 rc=$?
 [ $rc -eq 0 ] || bad "dresden.sh subtract: exit $rc: $(tail -3 "$T/d1.err")"
-grep -q "camera Nikon_D200_1 has no flat-field photo" "$T/d1.err" || bad "no warning for the camera without flat-fields"
+grep -q "camera $NOFLAT_CAM has no flat-field photo" "$T/d1.err" || bad "no warning for the camera without flat-fields"
 grep -q "ignored: $DR/natural/holiday.JPG" "$T/d1.err" || bad "no warning for the badly named photo"
 for c in "${CAMS[@]}"; do [ -s "$O/fingerprints/$c.npy" ] || bad "no fingerprint $c.npy"; done
-[ ! -e "$O/fingerprints/Nikon_D200_1.npy" ] || bad "a fingerprint for a camera without flat-fields"
+[ ! -e "$O/fingerprints/$NOFLAT_CAM.npy" ] || bad "a fingerprint for a camera without flat-fields"
 report_check "dresden subtract report" "$O/crop64" "${DR_EXPECT[@]}"
 check "dresden manifests" "
 import csv
@@ -138,8 +148,8 @@ assert sorted(r['image'] for r in rows) == sorted(p.split('/')[1].replace('.anon
 assert all(r['fingerprint'] == '$O/fingerprints/' + r['device'] + '.npy' for r in rows), rows
 "
 # The fingerprint is K of the flat-fields: the one made by hand is the same array.
-"$DIPPAS" fingerprint --quiet --threads 1 "$DR"/flat/Nikon_D70s_1_*.JPG --out "$T/k.npy" || bad "fingerprint by hand"
-cmp -s "$T/k.npy" "$O/fingerprints/Nikon_D70s_1.npy" || bad "Nikon_D70s_1.npy differs from dippas fingerprint of its flat-fields"
+"$DIPPAS" fingerprint --quiet --threads 1 "$DR"/flat/"$C1"_*.JPG --out "$T/k.npy" || bad "fingerprint by hand"
+cmp -s "$T/k.npy" "$O/fingerprints/$C1.npy" || bad "$C1.npy differs from dippas fingerprint of its flat-fields"
 
 # A rerun resumes: fingerprints kept, every photo skipped, the report rewritten complete.
 stat -c '%Y %n' "$O"/fingerprints/*.npy "$O"/crop64/anonymized/*/*.anon.png >"$T/m1"
@@ -148,7 +158,7 @@ sleep 1.1
   --threads 1 --dippas "$DIPPAS" >"$T/d2.out" 2>"$T/d2.err"
 rc=$?
 [ $rc -eq 0 ] || bad "dresden.sh rerun: exit $rc: $(tail -3 "$T/d2.err")"
-grep -q "fingerprint of Nikon_D70_0: kept" "$T/d2.out" || bad "rerun did not keep the fingerprints"
+grep -q "fingerprint of $C0: kept" "$T/d2.out" || bad "rerun did not keep the fingerprints"
 stat -c '%Y %n' "$O"/fingerprints/*.npy "$O"/crop64/anonymized/*/*.anon.png >"$T/m2"
 cmp -s "$T/m1" "$T/m2" || bad "rerun rewrote fingerprints or anonymized photos"
 check "rerun skipped" "
@@ -183,7 +193,7 @@ mkdir -p "$V" && cp -r "$O/fingerprints" "$V/"
   --dippas "$DIPPAS" --quiet >"$T/v1.out" 2>"$T/v1.err"
 rc=$?
 [ $rc -eq 0 ] || bad "vision.sh natWA: exit $rc: $(tail -3 "$T/v1.err")"
-grep -q "device Nikon_D200_1 has no flat-field photo" "$T/v1.err" || bad "vision: no warning for the device without flat-fields"
+grep -q "device $NOFLAT_CAM has no flat-field photo" "$T/v1.err" || bad "vision: no warning for the device without flat-fields"
 WA_EXPECT=()
 for c in "${CAMS[@]}"; do for s in ${NATS[$c]}; do WA_EXPECT+=("$c/images/natWA/${c}_natWA_$s.anon.png"); done; done
 report_check "vision natWA report" "$V/natWA/crop64" "${WA_EXPECT[@]}"

@@ -385,9 +385,11 @@ TEST(Network, FusedConvsSumTheTapsInTheirOrder) {
 // and on any machine's kernels (measured on AVX-512 and AVX2 kernels, several OpenBLAS core
 // types: single parameters at 14× or 50× LibTorch's error while others sit at 0.3×). So the test
 // compares the errors as a whole — each the smallest over five weight draws, their geometric mean
-// ratio to LibTorch's at most 2 (measured 0.7–1.4) — and bounds each parameter only against a
-// wrong gradient (error ≥ 5% of its largest value). A lasting loss of accuracy (float sums over a
-// whole plane, say) raises the errors of every layer it touches and shows in the mean.
+// ratio to LibTorch's at most 4 — and bounds each parameter only against a wrong gradient (error
+// ≥ 5% of its largest value). Measured: 0.7–1.4 against LibTorch's vector code, 2.5 against its
+// plain C++ loops (ATEN_CPU_CAPABILITY=default, BatchNorm summed another way), ~1400 with the
+// direct convolution's output rounded 1% of the way to bfloat16: a lasting loss of accuracy
+// raises the errors of every layer it touches and shows in the mean.
 void ExpectAsAccurateAsLibTorchInFloat(const NetworkOptions& rewrite, const NetworkOptions& plain) {
   std::map<std::string, double> best_a, best_b;  // per parameter's gradient, and "output"
   auto keep = [](std::map<std::string, double>& best, const std::string& key, double err) {
@@ -436,7 +438,7 @@ void ExpectAsAccurateAsLibTorchInFloat(const NetworkOptions& rewrite, const Netw
         << key << ", LibTorch's: " << err_b;
   }
   const double mean_ratio = std::exp(log_ratio / static_cast<double>(best_a.size()));
-  EXPECT_LE(mean_ratio, 2.0) << "geometric mean of the rewrite's errors over LibTorch's";
+  EXPECT_LE(mean_ratio, 4.0) << "geometric mean of the rewrite's errors over LibTorch's";
   std::printf("error ratio to LibTorch's, geometric mean over %zu tensors: %.2f\n", best_a.size(),
               mean_ratio);
 }

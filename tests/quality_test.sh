@@ -13,13 +13,18 @@ SRC=$2
 SHARED=${DIPPAS_SHARED-${3:-}}  # DIPPAS_SHARED (set, even empty) overrides the build's folder
 source "$(dirname "$0")/cli_lib.sh"
 Q=$SRC/scripts/quality.sh
-DATA=$SHARED/data/dresden512
-[ -d "$DATA/natural" ] || skip_all "reference data absent ($DATA)"
+dresden_data "$SHARED" "$SRC" --naturals 2
 SMOKE=$SRC/configs/smoke.yaml
-# Four photos (D70_0 has two): AUC and C strictly between their extremes, edge-only AUC unlike the
-# whole crop's, and a subtract output equal to its photo (infinite PSNR).
-CAMS=(Nikon_D200_0 Nikon_D200_1 Nikon_D70_0)
-NPH=4
+if [ "$EXAMPLE_DATA" -eq 1 ]; then
+  # Six photos, two per camera, of the sensor of examples/ as it is and turned over.
+  CAMS=(Nikon_D70sLR_1 Nikon_D70sUD_1 Nikon_D70s_1)
+  NPH=6
+else
+  # Four photos (D70_0 has two): AUC and C strictly between their extremes, edge-only AUC unlike
+  # the whole crop's, and a subtract output equal to its photo (infinite PSNR).
+  CAMS=(Nikon_D200_0 Nikon_D200_1 Nikon_D70_0)
+  NPH=4
+fi
 q() { "$Q" "$@" --dippas "$DIPPAS"; }
 
 # --- interface and bad input -------------------------------------------------

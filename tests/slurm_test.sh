@@ -125,23 +125,20 @@ else
 fi
 
 # --- dippas: a 4-task array over 8 items, one task requeued mid-run ------------------------
-DATA=$SHARED/data/dresden512
-if [ -z "$SHARED" ] || [ ! -d "$DATA/natural" ]; then
-  skip "dippas array: reference data absent (${SHARED:-no SHARED_DIR}/data/dresden512)"
-  finish
-  exit $?
-fi
+dresden_data "$SHARED" "$SRC" --naturals 4
+# Two cameras with four photos each (without the reference data: the sensor of examples/ turned).
+CAMS=(Nikon_D70s_1 Nikon_D70_1)
+[ "$EXAMPLE_DATA" -eq 1 ] && CAMS=(Nikon_D70sLR_1 Nikon_D70sUD_1)
 if ! "$DIPPAS" batch --help 2>/dev/null | grep -q -- "--shard"; then
   skip "dippas array: this dippas batch has no --shard"
   finish
   exit $?
 fi
-DATA=$(realpath "$DATA")
 ROOT=$T/root
 FPS=$T/fps
 OUT=$T/out
 mkdir -p "$FPS"
-for c in Nikon_D70s_1 Nikon_D70_1; do
+for c in "${CAMS[@]}"; do
   mkdir -p "$ROOT/$c"
   for f in $(ls "$DATA/natural/${c}"_*.png | head -4); do ln -s "$f" "$ROOT/$c/"; done
   # shellcheck disable=SC2046  # file names without blanks
@@ -316,7 +313,7 @@ say "total $(($(date +%s) - t0)) s for the dippas array"
 t1=$(date +%s)
 DR=$T/dresden
 mkdir -p "$DR/natural" "$DR/flat"
-for c in Nikon_D70s_1 Nikon_D70_1; do
+for c in "${CAMS[@]}"; do
   for f in $(ls "$DATA/flatfield/${c}"_*.png | head -3); do ln -s "$f" "$DR/flat/"; done
   for f in $(ls "$DATA/natural/${c}"_*.png | head -2); do ln -s "$f" "$DR/natural/"; done
 done
