@@ -17,6 +17,7 @@
 # Python: $PYTHON, else /usr/bin/python3 (numpy, scipy, PyWavelets, Pillow: Debian's python3-numpy
 # python3-scipy python3-pywt python3-pil python3-tqdm).
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 DIPPAS=${DIPPAS:-build/dippas}
 PRNU_DIR=${PRNU_PYTHON:-}

@@ -11,6 +11,7 @@
 #   needs build/dippas, /usr/bin/time and /usr/bin/python3 with torch (apt-get install time
 #   python3-torch).
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 # The two programs compared; tests/bench_dip_test.sh puts stand-ins here.
 dippas=${BENCH_DIP_DIPPAS:-build/dippas}

@@ -8,6 +8,7 @@
 #   default: 8 iterations per tile, a tiny network (input_depth 4, filters 4,8); e.g.
 #   scripts/bench_fullsize.sh 3 --set input_depth=512   for the paper's network.
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 FULL=${DIPPAS_SHARED:-../shared}/data/dresden-full
 PHOTO=$FULL/natural/Nikon_D70s_1_22824.JPG

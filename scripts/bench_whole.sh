@@ -13,6 +13,7 @@
 #   outputs in --out (default a temporary folder, removed). At 512×512 on two cores expect up to
 #   an hour or more per image.
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] && [ -d "$1" ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 data=$1

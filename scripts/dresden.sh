@@ -2,6 +2,7 @@
 # The Dresden Image Database, end to end: a fingerprint per camera from its flat-fields, the
 # natural photos anonymized (here or on Slurm), then dippas evaluate.
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 PROG=dresden.sh
 # shellcheck source=scripts/dataset_lib.sh
 source "$(dirname "$0")/dataset_lib.sh"

@@ -6,6 +6,7 @@
 #     default network of the paper);
 #  4. test the crop before and after anonymization.
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 mkdir -p out
 ./build/dippas fingerprint examples/flatfield --out out/K_Nikon_D70s_1.npy

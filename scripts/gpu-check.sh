@@ -24,6 +24,7 @@
 #   GPU_CHECK_BUILD=build GPU_CHECK_STAGES="tests bench_dip" GPU_CHECK_DEVICE=cpu \
 #     GPU_CHECK_SIZES=64 GPU_CHECK_ITERS=3 GPU_CHECK_TESTS="tf32_tests" scripts/gpu-check.sh
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 DEPS=$PWD/.gpu-deps
 

@@ -24,6 +24,7 @@
 #      start; a job still running then is stopped and left out.
 # Results: $OUT/whole.jsonl (one JSON line per run), summarised by scripts/gpu_quality_table.py.
 set -uo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 DEV=${DEVDATA:-$PWD/.devdata}
 

@@ -54,6 +54,7 @@
 # Exit status: 0 done; 2 bad usage or input; 3 interrupted (rerun to resume); 4 some
 # anonymizations failed (recorded in the tables, the others done).
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 PROG=quality.sh
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)

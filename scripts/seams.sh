@@ -5,6 +5,7 @@
 # 4× crop of a seam crossing for each. A small network (configs/smoke.yaml) keeps it to minutes.
 # Usage: scripts/seams.sh [PHOTO] [CROP] [TILE] [MARGIN] [OUTDIR]   (needs python3-pil)
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 FULL=${DIPPAS_SHARED:-../shared}/data/dresden-full
 PHOTO=${1:-$FULL/natural/Nikon_D70s_1_22824.JPG}

@@ -19,6 +19,7 @@ PKGS+=(libmatio-dev)  # MATLAB .mat fingerprints (optional at build time)
 PKGS+=(time)  # /usr/bin/time: peak memory in scripts/bench_*.sh
 if [ $TEST_DEPS -eq 1 ]; then
   PKGS+=(python3-scipy)  # tests/mat_test.cc: .mat files written by scipy's savemat
+  PKGS+=(locales)  # tests/bench_dip_test.sh: a decimal-comma locale built with localedef
   PKGS+=(slurm-wlm munge)  # tests/slurm_test.sh: a single-node Slurm cluster runs the job-array scripts
 fi
 

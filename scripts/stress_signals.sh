@@ -5,6 +5,7 @@
 # and every output, or with exit 130 and none of them.
 # Usage: [MODES="random staged committing"] scripts/stress_signals.sh [N]
 set -uo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 cd "$(dirname "$0")/.."
 N=${1:-50}
 T=$(mktemp -d)

@@ -3,6 +3,7 @@
 # natural photos (or their Facebook / WhatsApp copies) anonymized (here or on Slurm), then
 # dippas evaluate.
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 PROG=vision.sh
 # shellcheck source=scripts/dataset_lib.sh
 source "$(dirname "$0")/dataset_lib.sh"

@@ -75,7 +75,7 @@ import json; p = json.load(open('$T/pool/pool.json')); m = json.load(open('$T/a.
 assert p['complete'] and len(p['candidates']) == m['pool_size'] and p['size'] == [64, 64]
 assert all(c['psnr'] >= 30 for c in p['candidates'])
 "
-[ "$(stat -c %a "$T/pool")" = 700 ] || bad "pool folder is not private (0700)"
+mode_is "$T/pool" 700 "pool folder (private)"
 
 # pool_max = M stops the same run at its M-th candidate: the image equals `dippas assemble
 # --pool-max M` of the whole run's saved pool, byte for byte, and the run ends there.

@@ -82,4 +82,16 @@ run "one --iterations value per size" 2 "" "" 'one --iterations value per size' 
   --sizes "32 64" --iterations 1
 NO_TORCH=1 run "no torch" 1 "" "" 'has no torch' -- --sizes 32 --iterations 1
 
+# A user's decimal-comma locale changes no figure (bench_dip.sh's awk and printf would write and
+# read "0,100"). Debian ships no such locale ready-made: built here with localedef.
+mkdir -p "$T/loc"
+if localedef -i de_DE -f UTF-8 "$T/loc/de_DE.UTF-8" >/dev/null 2>&1 &&
+  [ "$(LOCPATH=$T/loc LC_ALL=de_DE.UTF-8 awk 'BEGIN { printf "%.1f", 0.5 }')" = "0,5" ]; then
+  LOCPATH=$T/loc LC_ALL=de_DE.UTF-8 run "decimal-comma locale" 0 "100 300 200" "2 2 4" \
+    '^32 +1 +0\.100 +0\.500 +0\.200 ' '^  32: 0\.600 \(min 0\.200, max 0\.800, 3 rounds\)' \
+    -- --sizes 32 --iterations 1 --rounds 3
+else
+  skip "no decimal-comma locale could be built here (localedef; Debian: locales): the locale check"
+fi
+
 finish

@@ -29,7 +29,7 @@ rc=$?
 grep -q "checkpoint saved at iteration 17 in $T/ck" "$T/err" && ok || bad "no 'checkpoint saved at iteration 17': $(cat "$T/err")"
 [ -e "$T/b.png" ] || [ -e "$T/b.json" ] || [ -e "$T/b.csv" ] && bad "interrupted run wrote final outputs" || ok
 [ "$(wc -l <"$T/b.csv.part")" = 18 ] && ok || bad "live history b.csv.part: $(wc -l <"$T/b.csv.part") lines, expected 18"
-[ "$(stat -c %a "$T/ck")" = 700 ] && ok || bad "checkpoint folder mode $(stat -c %a "$T/ck"), expected 700"
+mode_is "$T/ck" 700 "checkpoint folder"
 [ -s "$T/ck/tile-00000.ckpt" ] && ok || bad "no loop state in the checkpoint folder: $(ls "$T/ck")"
 "${U[@]}" --quiet --out "$T/b.png" --history "$T/b.csv" --checkpoint "$T/ck" >"$T/out" 2>"$T/err" ||
   bad "resumed run: exit $?: $(tail -2 "$T/err")"

@@ -2,7 +2,17 @@
 # expect_ok / expect_error / check helpers. Source it after setting DIPPAS.
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+# The scripts run programs they write in $T (stand-ins, copies of dippas): a TMPDIR mounted
+# noexec cannot hold them, so $T moves to the working folder (ctest's: the build's tests/).
+printf '#!/bin/sh\nexit 0\n' >"$T/exec-probe" && chmod +x "$T/exec-probe"
+if ! "$T/exec-probe" 2>/dev/null; then
+  rm -rf "$T"
+  T=$(mktemp -d "$PWD/tmp.XXXXXX")
+fi
+rm -f "$T/exec-probe"
+# The checks' Python (with numpy and PIL where the scripts say so): Debian's, not a PATH one.
 PY=/usr/bin/python3
+[ -x "$PY" ] || { echo "SKIP: $PY absent: every check of these scripts is a Python assertion (exit 77)"; exit 77; }
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); }
@@ -50,6 +60,26 @@ skip() {
 skip_all() {
   echo "SKIP: $* (exit $SKIP_CODE: every check of this script skipped)"
   exit $SKIP_CODE
+}
+
+# mode_is PATH MODE WHAT: PATH has the octal permission bits MODE (dippas makes private folders
+# and files); skipped where $T's file system keeps no POSIX modes (vfat, some network mounts).
+modes_kept() {
+  local p=$T/mode-probe
+  mkdir -p "$p" && chmod 700 "$p" && [ "$(stat -c %a "$p")" = 700 ] &&
+    chmod 755 "$p" && [ "$(stat -c %a "$p")" = 755 ]
+  local kept=$?
+  rmdir "$p" 2>/dev/null
+  return $kept
+}
+mode_is() {
+  if ! modes_kept; then
+    skip "the file system of $T keeps no permission bits: $3 not checked"
+    return
+  fi
+  local got
+  got=$(stat -c %a "$1" 2>/dev/null)
+  [ "$got" = "$2" ] && ok || bad "$3: mode ${got:-(missing)}, expected $2"
 }
 
 # dresden_data SHARED SRC [example_data.py options]: DATA = the reference data's dresden512

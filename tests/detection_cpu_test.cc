@@ -4,6 +4,7 @@
 #include "dippas/prnu/detection_cpu.h"
 
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dippas/io/image.h"
+#include "dippas/io/npy.h"
 #include "dippas/pipeline/prnu_commands.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
@@ -31,15 +33,6 @@ torch::Tensor Chw(const Image& img) {
                           {img.height, img.width, img.channels}, torch::kFloat32)
       .permute({2, 0, 1})
       .clone();
-}
-
-Array2D ToArray(const torch::Tensor& t) {
-  auto c = t.to(torch::kFloat32).contiguous();
-  Array2D a;
-  a.rows = c.size(0);
-  a.cols = c.size(1);
-  a.data.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  return a;
 }
 
 // A synthetic image: smooth content plus a fixed pseudo-random pattern, values in 0..255.
@@ -103,12 +96,36 @@ TEST_F(DetectionCpuReferenceTest, NccMatrixMatchesPrnuPython) {
   }
 }
 
+// Real photos and fingerprints for the two tests below, from the bundled examples/: a camera's
+// photos and a stand-in fingerprint of the same camera (a flat-field's residual, which carries its
+// pattern), written as .npy for DetectFiles.
+std::string Example(const std::string& path) { return std::string(DIPPAS_SOURCE_DIR) + "/examples/" + path; }
+
+class DetectionCpuExampleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("dippas_detect_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    for (int i = 0; i < 2; ++i) {
+      const Image flat = ReadImage(Example(i == 0 ? "flatfield/Nikon_D70s_1_23220.png"
+                                                  : "flatfield/Nikon_D70s_1_23222.png"));
+      fingerprints_.push_back((dir_ / ("k" + std::to_string(i) + ".npy")).string());
+      WriteNpy(fingerprints_.back(), ResidualCpu(flat, 3.0));
+    }
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::filesystem::path dir_;
+  std::vector<std::string> fingerprints_;
+};
+
 // NCC and PCE on real images equal the tensor implementation's, with and without a peak search.
-TEST_F(DetectionCpuReferenceTest, PceMatchesTensorCode) {
-  const auto k_t = test::LoadNpy(Ref("fingerprint_Nikon_D70_0_sigma3"));
-  const Array2D k = ToArray(k_t);
-  for (const char* name : {"Nikon_D70_0_19445", "Nikon_D200_0_14902"}) {
-    const Image img = ReadImage(Natural(name));
+TEST_F(DetectionCpuExampleTest, PceMatchesTensorCode) {
+  const Array2D k = ReadNpy(fingerprints_[0]);
+  const auto k_t = test::ToTensor(k);
+  for (const char* name : {"natural/Nikon_D70s_1_22824.png", "natural/Nikon_D200_1_17226.png"}) {
+    const Image img = ReadImage(Example(name));
     const Array2D w = ResidualCpu(img, 3.0), gray = GrayCpu(img);
     // The tensor side computes its own residual: `dippas anonymize` reports NCC/PCE from it, and
     // `dippas detect` of the written image must say the same (tests/*_test.sh, to 1e-9).
@@ -130,15 +147,13 @@ TEST_F(DetectionCpuReferenceTest, PceMatchesTensorCode) {
 
 // DetectFiles: rows in image order whatever the thread count, equal to the functions above;
 // an unreadable image stops the run with its name after the rows of the images before it.
-TEST_F(DetectionCpuReferenceTest, DetectFilesOrderAndErrors) {
-  const std::vector<std::string> names = {"Nikon_D70_0_19445", "Nikon_D200_0_14902",
-                                          "Nikon_D70s_1_22750", "Nikon_D70_1_20543",
-                                          "Nikon_D70s_0_21853"};
-  std::vector<std::string> files;
-  for (const auto& n : names) files.push_back(Natural(n));
+TEST_F(DetectionCpuExampleTest, DetectFilesOrderAndErrors) {
+  const std::vector<std::string> files = {
+      Example("natural/Nikon_D70s_1_22824.png"), Example("natural/Nikon_D200_1_17226.png"),
+      Example("natural/Nikon_D70s_1_22928.png"), Example("natural/Nikon_D70s_0_21853.png"),
+      Example("flatfield/Nikon_D70s_1_23224.png")};
   DetectOptions opt;
-  opt.fingerprints = {Ref("fingerprint_Nikon_D70_0_sigma3"),
-                      Ref("fingerprint_Nikon_D70s_1_sigma3")};
+  opt.fingerprints = fingerprints_;
   std::vector<std::vector<DetectRow>> runs;
   for (int threads : {1, 3}) {
     opt.threads = threads;
@@ -162,7 +177,7 @@ TEST_F(DetectionCpuReferenceTest, DetectFilesOrderAndErrors) {
   }
 
   auto broken = files;
-  broken[3] = test::ReferenceDir() + "/no_such_image.png";
+  broken[3] = (dir_ / "no_such_image.png").string();
   for (int threads : {1, 3}) {
     opt.threads = threads;
     std::vector<DetectRow> seen;

@@ -39,7 +39,7 @@ rc=$?
 [ $rc -eq 106 ] || bad "residual without --image: exit $rc, expected CLI11's 106"
 
 # LibTorch's OpenMP threads wait passively unless the user chose otherwise (bench prints it).
-expect_ok "bench (module)" "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet
+expect_ok "bench (module)" env -u OMP_WAIT_POLICY "$DIPPAS" bench --what dip --size 32 --iterations 1 --quiet
 grep -qE "^  OpenMP wait policy +PASSIVE$" "$T/out" || bad "bench: OMP_WAIT_POLICY not PASSIVE: $(cat "$T/out")"
 # Each CPU rewrite timed both ways, and which way the loop took (the config's, default on).
 decoder_line='^  network forward \+ backward: last decoder block as one matrix product [0-9.]+ ms, as convolutions [0-9.]+ ms \([0-9.]+x, median of 5 alternated pairs\); the loop above used'

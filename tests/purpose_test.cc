@@ -69,23 +69,25 @@ TEST(Purpose, SyntheticCameraLosesItsFingerprint) {
     std::cout << "seed " << seed << ": |NCC| before " << ncc_before << ", after " << after.back()
               << " at PSNR " << psnr << " dB; median candidate " << single_median.back() << " ("
               << single.size() << " candidates, γ " << r.gamma << ")\n";
-    // The trace is gone on every seed (measured: ≥ 42×).
-    EXPECT_LE(after.back(), ncc_before / 25) << "seed " << seed;
+    // The trace is gone on every seed: the 10× cut of the method's bar (measured: ≥ 42× over 36
+    // runs on one machine, ≥ 54× on three machines' kernels).
+    EXPECT_LE(after.back(), ncc_before / 10) << "seed " << seed;
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return 0.5 * (v[(v.size() - 1) / 2] + v[v.size() / 2]);
   };
-  // Far more than the 5× cut asked of the method (medians of four seeds measured: 72-230×).
-  EXPECT_LE(median(after), ncc_before / 40);
+  // Over four seeds, far more (medians measured: 72-230×). The bounds leave room for other
+  // machines' rounding, which changes every trajectory after a few dozen iterations.
+  EXPECT_LE(median(after), ncc_before / 25);
   // The injection keeps K out of the candidates themselves (medians of four seeds measured:
-  // ≤ 0.014; with the transposed P 0.033), and γ is learned only when P is aligned with the
-  // image (measured: 0.029-0.031; ≤ 0.001 with the transposed P).
-  EXPECT_LE(median(single_median), ncc_before / 40);
+  // ≤ 0.014 = before/60; with the transposed P 0.033), and γ is learned only when P is aligned
+  // with the image (measured: 0.029-0.031; ≤ 0.001 with the transposed P).
+  EXPECT_LE(median(single_median), ncc_before / 25);
   EXPECT_GT(median(gamma), 0.01);
   // The block selection does no worse than a median candidate (medians of four seeds measured:
   // 0.50-0.90×); a reversed sort key makes it several times worse.
-  EXPECT_LE(median(after), 1.25 * median(single_median));
+  EXPECT_LE(median(after), 1.5 * median(single_median));
 }
 
 }  // namespace

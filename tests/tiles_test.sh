@@ -48,7 +48,7 @@ rc=$?
 [ -e "$T/c.json" ] && bad "interrupted: metrics were written"
 n=$(ls "$T/c.png.tiles"/tile-*.json 2>/dev/null | wc -l)
 [ "$n" -eq 4 ] || bad "interrupted: $n finished tiles kept, expected 4"
-[ "$(stat -c %a "$T/c.png.tiles")" = 700 ] || bad "work folder mode $(stat -c %a "$T/c.png.tiles"), expected 700"
+mode_is "$T/c.png.tiles" 700 "work folder"
 grep -q "resume with: dippas anonymize" "$T/c.err" || bad "interrupted: no resume command: $(cat "$T/c.err")"
 # Resumed: the 4 tiles are reused, the result is byte-identical to the uninterrupted run.
 "${A[@]}" --out "$T/c.png" 2>"$T/c2.err"

@@ -24,6 +24,7 @@
 # Prints the array job id and the collect job id. Resubmitting the same command later resumes:
 # items already done are skipped, interrupted ones resume from their checkpoints.
 set -euo pipefail
+export LC_ALL=C  # numbers written and read with a decimal point, whatever the user's locale
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
