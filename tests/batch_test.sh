@@ -92,7 +92,7 @@ expect('skipped')"
 stat -c '%Y %s %n' "$OUT"/Nikon_D70s_1/a.anon.* "$OUT"/Nikon_D70s_1/b.anon.* >"$T/mtimes2"
 cmp -s "$T/mtimes1" "$T/mtimes2" || bad "rerun rewrote complete outputs"
 # No child runs at all (complete items skipped, failures recorded): seconds, not minutes.
-[ $elapsed_ms -lt 10000 ] || bad "rerun took ${elapsed_ms} ms: it should only check the outputs"
+[ $elapsed_ms -lt 30000 ] || bad "rerun took ${elapsed_ms} ms: it should only check the outputs"
 
 # --retry-failed re-runs the failures (still failing here); with a right-size fingerprint, c passes.
 cp "$FPS/Nikon_D70s_1.npy" "$T/fps_ok.npy"
