@@ -22,7 +22,7 @@
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
 #include "dippas/util/progress.h"
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 namespace dippas {
 namespace {

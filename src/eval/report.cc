@@ -21,7 +21,7 @@
 #include "dippas/prnu/residual.h"
 #include "dippas/util/progress.h"
 #include "dippas/util/runtime.h"
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 extern char** environ;
 
