@@ -10,19 +10,13 @@
 #include <utility>
 
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/csv.h"
 
 namespace dippas::detail {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
 
 std::string CsvNumber(const nlohmann::json& m, const char* key) {
   const auto it = m.find(key);
@@ -73,7 +67,7 @@ void WriteSummary(const fs::path& path, const std::vector<BatchItem>& items,
   for (size_t i = 0; i < items.size(); ++i) {
     const Outcome& o = outcomes[i];
     if (o.status.empty()) continue;
-    csv << CsvField(items[i].label) << "," << CsvField(items[i].device) << "," << o.status << ",";
+    csv << CsvQuote(items[i].label) << "," << CsvQuote(items[i].device) << "," << o.status << ",";
     const nlohmann::json m = o.metrics ? *o.metrics : nlohmann::json::object();
     for (const char* key :
          {"psnr", "ncc_before", "ncc_after", "pce_before", "pce_after", "iterations"}) {
@@ -84,7 +78,7 @@ void WriteSummary(const fs::path& path, const std::vector<BatchItem>& items,
       std::snprintf(buf, sizeof(buf), "%.3f", o.seconds);
       csv << buf;
     }
-    csv << "," << CsvField(o.error) << "\n";
+    csv << "," << CsvQuote(o.error) << "\n";
   }
   WriteFileAtomic(path.string(), csv.str());
 }
