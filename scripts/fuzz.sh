@@ -45,9 +45,9 @@ targets=(npy config image pool manifest)
 declare -A sources=(
   [npy]="src/io/npy.cc src/io/atomic_file.cc"
   [config]="src/dip/config.cc src/dip/options.cc -lyaml-cpp"
-  [image]="src/io/image.cc src/io/npy.cc src/io/atomic_file.cc ${opencv[*]}"
+  [image]="src/io/image.cc src/io/npy.cc src/io/atomic_file.cc src/io/paths.cc ${opencv[*]}"
   [pool]="src/io/pool.cc src/io/npy.cc src/io/atomic_file.cc"
-  [manifest]="src/eval/dataset.cc src/eval/roc.cc src/io/image.cc src/io/npy.cc src/io/mat.cc src/io/atomic_file.cc ${opencv[*]} -lmatio"
+  [manifest]="src/eval/dataset.cc src/eval/roc.cc src/io/image.cc src/io/npy.cc src/io/mat.cc src/io/atomic_file.cc src/io/paths.cc src/io/csv.cc ${opencv[*]} -lmatio"
 )
 # Two compilers at a time (the CI machine has 2 cores).
 build() {

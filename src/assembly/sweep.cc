@@ -15,6 +15,7 @@
 #include "dippas/assembly/assembly.h"
 #include "dippas/eval/psnr.h"
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/csv.h"
 #include "dippas/io/image.h"
 #include "dippas/io/npy.h"
 #include "dippas/io/paths.h"
@@ -22,7 +23,7 @@
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
 #include "dippas/util/progress.h"
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 namespace dippas {
 namespace {
@@ -70,13 +71,7 @@ std::string CsvField(const nlohmann::json& v) {
     std::snprintf(buf, sizeof(buf), "%.10g", v.get<double>());
     return buf;
   }
-  if (v.is_string()) {
-    const auto s = v.get<std::string>();
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-  }
+  if (v.is_string()) return CsvQuote(v.get<std::string>());
   return v.dump();
 }
 

@@ -1,37 +1,33 @@
-// Running a batch: resume state, child processes, signal forwarding, the summary.
+// Running a batch: the plan of its items, the resume state, the run loop that keeps `jobs`
+// children busy and forwards signals to them (children.h), the summary as it goes (summary.h).
 #include "dippas/batch/batch.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "batch/children.h"
+#include "batch/summary.h"
 #include "dippas/dip/config.h"
 #include "dippas/dip/settings_hash.h"
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/paths.h"
-#include "dippas/util/progress.h"
 #include "dippas/util/fnv.h"
+#include "dippas/util/progress.h"
 #include "dippas/util/runtime.h"
 
 namespace dippas {
@@ -39,36 +35,25 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-// SIGINT (a terminal's Ctrl-C) apart from SIGTERM/SIGUSR1 (a scheduler's preemption or time
-// limit warning, which Slurm may deliver twice): only a second SIGINT kills the children.
-std::atomic<int> g_sigints{0};
-std::atomic<int> g_sigterms{0};
-
-void OnBatchSignal(int sig) { (sig == SIGINT ? g_sigints : g_sigterms).fetch_add(1); }
-
-void InstallBatchSignals() {
-  g_sigints = 0;
-  g_sigterms = 0;
-  struct sigaction sa {};
-  sa.sa_handler = OnBatchSignal;
-  sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaction(sig, &sa, nullptr);
-}
+using detail::ChildArgs;
+using detail::Collect;
+using detail::CompleteMetrics;
+using detail::g_sigints;
+using detail::g_sigterms;
+using detail::InstallBatchSignals;
+using detail::LastLine;
+using detail::Outcome;
+using detail::ReadJsonFile;
+using detail::RemoveStaleTemporaries;
+using detail::Spawn;
+using detail::SumTimings;
+using detail::WriteSummary;
 
 std::string ShardSuffix(const BatchOptions& opt) {
   return opt.shards > 0
              ? ".shard-" + std::to_string(opt.shard) + "-of-" + std::to_string(opt.shards)
              : "";
 }
-
-// What the summary says about an item.
-struct Outcome {
-  std::string status;  // done | skipped | failed | interrupted; empty while pending/running
-  std::optional<nlohmann::json> metrics;
-  double seconds = -1;  // < 0: unknown
-  std::string error;
-};
 
 bool SameFile(const fs::path& a, const fs::path& b) {
   std::error_code ec;
@@ -78,172 +63,6 @@ bool SameFile(const fs::path& a, const fs::path& b) {
 // Pretty JSON, written atomically (as the CLI's WriteJson).
 void WriteJsonFile(const fs::path& path, const nlohmann::json& j) {
   WriteFileAtomic(path.string(), j.dump(2) + "\n");
-}
-
-std::optional<nlohmann::json> ReadJsonFile(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-// Complete = the metrics JSON parses, its run was not interrupted, and the image it names
-// exists (the child writes the PNG before the JSON, both atomically).
-std::optional<nlohmann::json> CompleteMetrics(const BatchItem& item, const fs::path& out) {
-  auto m = ReadJsonFile(item.Json());
-  if (!m || !m->is_object()) return std::nullopt;
-  const auto reason = m->find("stop_reason");
-  const auto output = m->find("output");
-  if (reason == m->end() || !reason->is_string() || *reason == "interrupted") return std::nullopt;
-  if (output == m->end() || !output->is_string()) return std::nullopt;
-  fs::path png = output->get<std::string>();
-  if (png.is_relative()) png = out / png;  // children run in OUT
-  std::error_code ec;
-  if (!fs::is_regular_file(png, ec)) return std::nullopt;
-  return m;
-}
-
-// A killed child (second Ctrl-C, SIGKILL) can leave the atomic writer's temporaries
-// (".NAME.tmp-XXXXXX"): beside its outputs, and in its checkpoint folder, which a first Ctrl-C
-// has the child write while the second one kills it.
-void RemoveStaleTemporaries(const BatchItem& item) {
-  std::error_code ec;
-  if (!fs::is_directory(item.out_dir, ec)) return;
-  const std::string png = "." + item.stem + ".anon.png.tmp-";
-  const std::string json = "." + item.stem + ".anon.json.tmp-";
-  for (const auto& e : fs::directory_iterator(item.out_dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(png, 0) == 0 || name.rfind(json, 0) == 0) fs::remove(e.path(), ec);
-  }
-  const fs::path ckpt = item.out_dir / (item.stem + ".ckpt");
-  if (!fs::is_directory(ckpt, ec)) return;
-  std::vector<fs::path> stale;
-  for (auto it = fs::recursive_directory_iterator(ckpt, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos &&
-        it->is_regular_file(ec)) {
-      stale.push_back(it->path());
-    }
-  }
-  for (const auto& f : stale) fs::remove(f, ec);
-}
-
-// Each run of an item starts its (appended) log with this line and the time.
-constexpr char kRunMarker[] = "== dippas batch: item started";
-
-// The child's error message: the last non-blank line of its stderr in the latest run, without
-// the prefix.
-std::string LastLine(const fs::path& log) {
-  std::ifstream in(log);
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (line.rfind(kRunMarker, 0) == 0) {
-      last.clear();  // only the latest run's lines count
-    } else if (line.find_first_not_of(" \t\r") != std::string::npos) {
-      last = line;
-    }
-  }
-  const std::string prefix = "dippas anonymize: error: ";
-  return last.rfind(prefix, 0) == 0 ? last.substr(prefix.size()) : last;
-}
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-std::string CsvNumber(const nlohmann::json& m, const char* key) {
-  const auto it = m.find(key);
-  return it != m.end() && it->is_number() ? it->dump() : "";
-}
-
-double SumTimings(const nlohmann::json& m) {
-  double total = 0;
-  const auto it = m.find("timings_s");
-  if (it == m.end() || !it->is_object()) return -1;
-  for (const auto& [k, v] : it->items()) {
-    if (v.is_number()) total += v.get<double>();
-  }
-  return total;
-}
-
-void WriteSummary(const fs::path& path, const std::vector<BatchItem>& items,
-                  const std::vector<Outcome>& outcomes) {
-  std::ostringstream csv;
-  csv << "image,device,status,psnr,ncc_before,ncc_after,pce_before,pce_after,iterations,seconds,"
-         "error\n";
-  for (size_t i = 0; i < items.size(); ++i) {
-    const Outcome& o = outcomes[i];
-    if (o.status.empty()) continue;
-    csv << CsvField(items[i].label) << "," << CsvField(items[i].device) << "," << o.status << ",";
-    const nlohmann::json m = o.metrics ? *o.metrics : nlohmann::json::object();
-    for (const char* key :
-         {"psnr", "ncc_before", "ncc_after", "pce_before", "pce_after", "iterations"}) {
-      csv << CsvNumber(m, key) << ",";
-    }
-    if (o.seconds >= 0) {
-      char buf[32];
-      std::snprintf(buf, sizeof(buf), "%.3f", o.seconds);
-      csv << buf;
-    }
-    csv << "," << CsvField(o.error) << "\n";
-  }
-  WriteFileAtomic(path.string(), csv.str());
-}
-
-// Starts `argv` in `out` with stderr to `log`, in its own process group (so a terminal's
-// Ctrl-C reaches the batch only, which forwards it once), ended with the batch if it dies.
-pid_t Spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& log) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const std::string out_dir = out.string();
-  // Appended to: a resumed item's log keeps what its earlier runs said (checkpoint saved at…).
-  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0)
-    throw std::runtime_error(log.string() + ": cannot write: " + std::strerror(errno));
-  {
-    char stamp[64];
-    const std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", std::gmtime(&now));
-    const std::string head = std::string(kRunMarker) + " " + stamp + "Z\n";
-    [[maybe_unused]] const ssize_t n = write(log_fd, head.data(), head.size());
-  }
-  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (null_fd >= 0) {
-      dup2(null_fd, 0);
-      dup2(null_fd, 1);
-    }
-    dup2(log_fd, 2);
-    if (chdir(out_dir.c_str()) != 0) _exit(127);
-    execv("/proc/self/exe", argv.data());
-    const char msg[] = "dippas batch: error: cannot start dippas anonymize\n";
-    [[maybe_unused]] const ssize_t n = write(2, msg, sizeof(msg) - 1);
-    _exit(127);
-  }
-  const int fork_errno = errno;
-  close(log_fd);
-  if (null_fd >= 0) close(null_fd);
-  if (pid < 0)
-    throw std::runtime_error(std::string("cannot start a process: ") + std::strerror(fork_errno));
-  setpgid(pid, pid);  // also here: no window where the child is still in our group
-  return pid;
 }
 
 // The config files (absolute, for the children run in OUT), checked once here rather than
@@ -327,36 +146,6 @@ void PlanItems(const BatchOptions& opt, std::vector<BatchItem>& items, const fs:
       item.plan_error = item.fingerprint + ": no such fingerprint file";
     }
   }
-}
-
-// The command line of one item's `dippas anonymize`, run in OUT.
-std::vector<std::string> ChildArgs(const BatchOptions& opt, const std::vector<std::string>& configs,
-                                   int threads, const BatchItem& item) {
-  std::error_code ec;
-  std::vector<std::string> a = {"dippas", "anonymize", "--image", item.image};
-  if (opt.aware) {
-    a.insert(a.end(), {"--prnu", fs::absolute(item.fingerprint).string()});
-  } else {
-    a.push_back("--blind");
-    // A blind run still reports NCC/PCE when the device's fingerprint is at hand.
-    if (!item.fingerprint.empty() && fs::is_regular_file(item.fingerprint, ec)) {
-      a.insert(a.end(), {"--eval-prnu", fs::absolute(item.fingerprint).string()});
-    }
-  }
-  a.insert(a.end(),
-           {"--method", opt.method, "--device", opt.device, "--threads", std::to_string(threads)});
-  if (opt.crop > 0) a.insert(a.end(), {"--crop", std::to_string(opt.crop)});
-  for (const auto& c : configs) a.insert(a.end(), {"--config", c});
-  for (const auto& s : opt.set) a.insert(a.end(), {"--set", s});
-  if (!opt.mat_var.empty()) a.insert(a.end(), {"--mat-var", opt.mat_var});
-  // Paths relative to OUT (the children's folder), so OUT can be moved between runs.
-  const fs::path rel = fs::path(item.key);
-  a.insert(a.end(), {"--out", rel.string() + ".anon.png", "--metrics", rel.string() + ".anon.json",
-                     "--quiet"});
-  // Always a checkpoint: a stopped, preempted or killed item resumes where it was on the next
-  // run. --restart: one left by other settings is discarded (the item is redone with the new).
-  if (opt.method == "dip") a.insert(a.end(), {"--checkpoint", rel.string() + ".ckpt", "--restart"});
-  return a;
 }
 
 struct Child {
@@ -591,97 +380,6 @@ BatchResult BatchRun::Run() {
   }
   r.summary = summary_path_.string();
   r.exit_code = (stopping_ || r.interrupted > 0) ? 3 : (r.failed > 0 ? 4 : 0);
-  return r;
-}
-
-// --collect: the plan of every item (as the shards made it) against what the shards wrote.
-BatchResult Collect(const BatchOptions& opt, std::vector<BatchItem> items, const fs::path& out) {
-  // The shards' rows, by image and device. Several summaries may name an item (shards rerun
-  // with another N): a finished row wins over a failed one, a failed one over an interruption.
-  struct Row {
-    std::string status, error;
-    double seconds = -1;
-  };
-  auto rank = [](const std::string& s) {
-    return s == "done" || s == "skipped" ? 3 : s == "failed" ? 2 : s == "interrupted" ? 1 : 0;
-  };
-  std::map<std::pair<std::string, std::string>, Row> rows;
-  std::vector<fs::path> summaries;
-  for (const auto& e : fs::directory_iterator(out)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("summary.shard-", 0) == 0 && e.path().extension() == ".csv")
-      summaries.push_back(e.path());
-  }
-  std::sort(summaries.begin(), summaries.end());
-  for (const auto& path : summaries) {
-    std::ifstream in(path);
-    std::vector<std::string> f, header;
-    int64_t line = 0;
-    try {
-      if (!ReadCsvRecord(in, header, line)) continue;
-      auto col = [&](const char* name) {
-        return static_cast<size_t>(std::find(header.begin(), header.end(), name) - header.begin());
-      };
-      const size_t c_image = col("image"), c_device = col("device"), c_status = col("status"),
-                   c_seconds = col("seconds"), c_error = col("error");
-      if (c_image >= header.size() || c_device >= header.size() || c_status >= header.size())
-        throw std::invalid_argument("not a batch summary (no image,device,status columns)");
-      while (ReadCsvRecord(in, f, line)) {
-        auto at = [&](size_t c) { return c < f.size() ? f[c] : std::string(); };
-        Row r{at(c_status), at(c_error), -1};
-        try {
-          if (!at(c_seconds).empty()) r.seconds = std::stod(at(c_seconds));
-        } catch (const std::exception&) {
-        }
-        Row& old = rows[{at(c_image), at(c_device)}];
-        if (rank(r.status) > rank(old.status)) old = r;
-      }
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(path.string() + ": " + e.what());
-    }
-  }
-  std::vector<Outcome> outcomes(items.size());
-  BatchResult r;
-  for (size_t i = 0; i < items.size(); ++i) {
-    const BatchItem& item = items[i];
-    Outcome& o = outcomes[i];
-    const auto it = rows.find({item.label, item.device});
-    if (auto m = CompleteMetrics(item, out)) {  // the outputs on disk decide "done"
-      o.status = "done";
-      o.seconds = it != rows.end() && it->second.seconds >= 0 ? it->second.seconds : SumTimings(*m);
-      o.metrics = std::move(m);
-    } else if (!item.plan_error.empty()) {
-      o.status = "failed";
-      o.error = item.plan_error;
-    } else if (it != rows.end() &&
-               (it->second.status == "failed" || it->second.status == "interrupted")) {
-      o.status = it->second.status;
-      o.error = it->second.error;
-      o.seconds = it->second.seconds;
-      o.metrics = ReadJsonFile(item.Json());
-      if (o.metrics && !o.metrics->is_object()) o.metrics.reset();
-    } else {
-      o.status = "missing";
-      o.error = it == rows.end()
-                    ? "no shard ran it"
-                    : "reported " + it->second.status + " but its outputs are incomplete";
-    }
-    if (o.status == "failed") r.failures.push_back(item.label + ": " + o.error);
-    if (o.status == "missing" || o.status == "interrupted")
-      r.missing_items.push_back(item.label + " (" + o.status + ")");
-  }
-  const fs::path summary = out / opt.SummaryName();
-  WriteSummary(summary, items, outcomes);
-  auto count = [&](const char* s) {
-    return std::count_if(outcomes.begin(), outcomes.end(),
-                         [&](const Outcome& o) { return o.status == s; });
-  };
-  r.done = count("done");
-  r.failed = count("failed");
-  r.interrupted = count("interrupted");
-  r.missing = count("missing");
-  r.summary = summary.string();
-  r.exit_code = r.done == static_cast<int64_t>(items.size()) ? 0 : 4;
   return r;
 }
 

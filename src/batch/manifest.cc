@@ -6,20 +6,14 @@
 #include <stdexcept>
 
 #include "dippas/batch/batch.h"
+#include "dippas/io/csv.h"
 #include "dippas/io/mat.h"
+#include "dippas/io/paths.h"
 
 namespace dippas {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool IsImageFile(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" || ext == ".tiff" ||
-         ext == ".bmp";
-}
 
 bool IsHidden(const fs::path& p) {
   return !p.filename().empty() && p.filename().string()[0] == '.';
@@ -95,50 +89,6 @@ std::vector<BatchItem> ScanBatchTree(const fs::path& root, const fs::path& out,
     }
   }
   return items;
-}
-
-bool ReadCsvRecord(std::istream& in, std::vector<std::string>& fields, int64_t& line) {
-  fields.clear();
-  std::string raw;
-  if (!std::getline(in, raw)) return false;
-  ++line;
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0;; ++i) {
-    if (i == raw.size()) {
-      if (!quoted) break;
-      // A quoted field spanning lines.
-      std::string more;
-      if (!std::getline(in, more))
-        throw std::invalid_argument("unterminated quote at line " + std::to_string(line));
-      ++line;
-      raw += "\n" + more;
-    }
-    const char c = raw[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < raw.size() && raw[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(field);
-      field.clear();
-    } else if (c != '\r') {
-      field += c;
-    }
-  }
-  fields.push_back(field);
-  for (auto& f : fields) {
-    const auto b = f.find_first_not_of(" \t"), e = f.find_last_not_of(" \t");
-    f = b == std::string::npos ? "" : f.substr(b, e - b + 1);
-  }
-  return true;
 }
 
 std::vector<BatchItem> ReadBatchManifest(const std::string& path, const std::string& root,

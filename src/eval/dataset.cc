@@ -12,20 +12,14 @@
 
 #include "dippas/eval/roc.h"
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/csv.h"
 #include "dippas/io/mat.h"
+#include "dippas/io/paths.h"
 
 namespace dippas {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool IsImageFile(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" || ext == ".tiff" ||
-         ext == ".bmp";
-}
 
 bool Hidden(const fs::path& p) { return !p.filename().empty() && p.filename().string()[0] == '.'; }
 
@@ -51,34 +45,10 @@ std::string MissingMessage(const std::string& original, const fs::path& dir,
          " (--allow-missing skips such images)";
 }
 
-// One CSV line into fields; "…" quotes a field, "" inside quotes is one quote.
+// One CSV line into fields (a line of Lines(): a quoted field cannot span lines here).
 std::vector<std::string> SplitCsv(const std::string& line, const std::string& where) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else {
-      fields.back() += c;
-    }
-  }
-  if (quoted) throw std::runtime_error(where + ": unterminated quote");
-  for (auto& f : fields) {  // surrounding blanks are never part of a path or number here
-    const auto b = f.find_first_not_of(" \t"), e = f.find_last_not_of(" \t");
-    f = b == std::string::npos ? "" : f.substr(b, e - b + 1);
-  }
+  std::vector<std::string> fields;
+  if (!SplitCsvFields(line, fields)) throw std::runtime_error(where + ": unterminated quote");
   return fields;
 }
 

@@ -16,12 +16,13 @@
 #include "dippas/eval/psnr.h"
 #include "dippas/eval/roc.h"
 #include "dippas/io/atomic_file.h"
+#include "dippas/io/csv.h"
 #include "dippas/io/paths.h"
 #include "dippas/prnu/detection.h"
 #include "dippas/prnu/residual.h"
 #include "dippas/util/progress.h"
 #include "dippas/util/runtime.h"
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 extern char** environ;
 
@@ -110,13 +111,6 @@ class Scorer {
   torch::Tensor ks_;  // (D,H,W)
 };
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
 std::string CsvNumber(double v) {
   if (std::isnan(v)) return "";
   char buf[32];
@@ -139,7 +133,7 @@ void WriteScoresCsv(const std::string& path, const std::vector<PairScore>& score
   std::ostringstream csv;
   csv << "image,device,fingerprint,ncc,pce,psnr\n";
   for (const auto& s : scores) {
-    csv << CsvField(s.image) << "," << CsvField(s.device) << "," << CsvField(s.fingerprint) << ","
+    csv << CsvQuote(s.image) << "," << CsvQuote(s.device) << "," << CsvQuote(s.fingerprint) << ","
         << CsvNumber(s.ncc) << "," << CsvNumber(s.pce) << "," << CsvPsnr(s.psnr) << "\n";
   }
   WriteFileAtomic(path, csv.str());
@@ -177,7 +171,7 @@ nlohmann::json SummaryJson(const DatasetSummary& d) {
 
 void AddSummaryRows(std::ostringstream& csv, const std::string& set, const DatasetSummary& d) {
   auto row = [&](const std::string& device, const SetSummary& s) {
-    csv << set << "," << CsvField(device) << "," << s.n_images << "," << CsvNumber(s.auc_ncc) << ","
+    csv << set << "," << CsvQuote(device) << "," << s.n_images << "," << CsvNumber(s.auc_ncc) << ","
         << CsvNumber(s.auc_pce) << "," << CsvNumber(s.tpr_ncc) << "," << CsvNumber(s.tpr_pce) << ","
         << CsvNumber(s.psnr_mean) << "," << CsvNumber(s.psnr_median) << "," << CsvNumber(s.c_metric)
         << "\n";

@@ -12,6 +12,7 @@
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/limits.h"
 #include "dippas/io/npy.h"
+#include "dippas/io/paths.h"
 
 namespace dippas {
 
@@ -266,12 +267,7 @@ void WriteImage(const std::string& path, const Image& image) { WriteFileAtomic(p
 std::vector<std::string> ListImages(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::string ext = e.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" || ext == ".tiff" || ext == ".bmp") {
-      out.push_back(e.path().string());
-    }
+    if (e.is_regular_file() && IsImageFile(e.path())) out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -1,5 +1,7 @@
 #include "dippas/io/paths.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 namespace dippas {
@@ -39,6 +41,14 @@ void CheckOutputsNotInputs(const std::vector<NamedPath>& outputs, const std::vec
       }
     }
   }
+}
+
+bool IsImageFile(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" || ext == ".tiff" ||
+         ext == ".bmp";
 }
 
 }  // namespace dippas

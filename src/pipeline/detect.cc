@@ -14,7 +14,7 @@
 #include "dippas/io/paths.h"
 #include "dippas/pipeline/prnu_commands.h"
 #include "dippas/prnu/detection_cpu.h"
-#include "eval/inputs_plain.h"
+#include "io/inputs_plain.h"
 
 namespace dippas {
 namespace {

@@ -1,10 +1,10 @@
 #include "dippas/pipeline/inputs.h"
 
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 namespace dippas {
 
-// One implementation with the commands' library side (src/eval/inputs.h).
+// One implementation with the commands' library side (src/io/inputs.h).
 LoadedImage LoadImage(const std::string& path, int64_t crop) {
   LoadedImage out;
   out.path = path;

@@ -8,7 +8,7 @@
 #include "dippas/prnu/fingerprint.h"
 #include "dippas/prnu/residual.h"
 #include "dippas/util/progress.h"
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 namespace dippas {
 namespace {

@@ -80,10 +80,6 @@ std::vector<BatchItem> ScanBatchTree(const std::filesystem::path& root,
                                      const std::filesystem::path& out, const std::string& fps,
                                      const BatchWarning& warn);
 
-// One CSV record (RFC 4180 quoting, fields trimmed of blanks; `line` counts the lines read);
-// false at the end of the input. std::invalid_argument for an unterminated quote.
-bool ReadCsvRecord(std::istream& in, std::vector<std::string>& fields, int64_t& line);
-
 // A manifest: CSV image,device[,fingerprint], optionally with that header. Relative image
 // paths are taken from `root` (or the manifest's folder), fingerprints from the manifest's.
 // std::invalid_argument naming the file and line for a bad record.

@@ -1,8 +1,10 @@
 // Output paths checked against the inputs before any work starts: no output may
 // replace an input (image, fingerprint, config), whatever spelling names it
 // (relative, "dir/../x", a symbolic or hard link), and no two outputs may be one file.
+// Also which files of a folder are images.
 #pragma once
 
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -29,5 +31,9 @@ void CheckOutputsNotInputs(const std::vector<NamedPath>& outputs, const std::vec
 // The absolute, normalised form of `path` (symbolic links of existing parts resolved),
 // used to compare outputs with each other.
 std::string NormalisedPath(const std::string& path);
+
+// Whether `path` names an image file by its extension: .png, .jpg, .jpeg, .tif, .tiff or .bmp,
+// in any case. What folders of images (batch trees, evaluate trees, file lists) take.
+bool IsImageFile(const std::filesystem::path& path);
 
 }  // namespace dippas

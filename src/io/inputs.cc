@@ -1,4 +1,4 @@
-#include "eval/inputs.h"
+#include "io/inputs.h"
 
 namespace dippas::detail {
 

@@ -1,4 +1,4 @@
-#include "eval/inputs_plain.h"
+#include "io/inputs_plain.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Loading images and fingerprints with the checks every command needs, without LibTorch (private
-// to the library; eval/inputs.h adds the tensor forms). `dippas detect` uses these directly.
+// to the library; io/inputs.h adds the tensor forms). `dippas detect` uses these directly.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,14 +1,13 @@
 // Loading images and fingerprints as tensors with the checks every command needs (private to the
-// library; eval/inputs_plain.h holds the checks themselves, without LibTorch). Local equivalents of
-// apps/dippas/common.h's LoadImage, LoadPattern and NumberOrNull, kept with the same messages until
-// both live in one library module.
+// library; io/inputs_plain.h holds the checks themselves, without LibTorch). The pipeline's
+// LoadImage and LoadPattern (dippas/pipeline/inputs.h) are these, so every command says the same.
 #pragma once
 
 #include <torch/types.h>
 
 #include <string>
 
-#include "eval/inputs_plain.h"
+#include "io/inputs_plain.h"
 
 namespace dippas::detail {
 
