@@ -56,5 +56,24 @@ if [ "${SANITIZE_E2E:-0}" = 1 ]; then
     fi
   done
 fi
+# The kernels' other instruction sets under the sanitizers too: their vector widths read other
+# spans of a row (tests/at_cpu_level.sh: each level this CPU has, below its best).
+for level in generic avx2; do
+  for t in network_tests input_noise_tests; do
+    [[ " ${tests[*]} " == *" $t "* ]] || continue
+    log=$out/sanitize_${t}_$level.log
+    tests/at_cpu_level.sh "$level" "$out/tests/$t" >"$log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ]; then
+      echo "sanitize: $t at CPU level $level ok"
+    elif [ $rc -eq 77 ]; then
+      echo "sanitize: $t at CPU level $level skipped: $(grep -m1 SKIP "$log")"
+    else
+      status=1
+      echo "sanitize: $t at CPU level $level FAILED; the end of $log:" >&2
+      tail -40 "$log" >&2
+    fi
+  done
+done
 echo "sanitize: build $((built - start)) s, tests $(($(date +%s) - built)) s"
 exit $status
