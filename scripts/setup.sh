@@ -13,7 +13,7 @@ PKGS=(build-essential cmake ninja-build pkg-config
       libyaml-cpp-dev libgtest-dev libopenblas0-pthread python3-numpy)
 PKGS+=(gnuplot-nox)  # dippas evaluate draws its ROC and history plots with gnuplot
 PKGS+=(libimage-exiftool-perl)  # tests/hardening_test.sh: metadata planted in inputs, absent from outputs
-PKGS+=(python3-pil)  # tests/limits_test.cc: CMYK JPEG and TIFF written with PIL
+PKGS+=(python3-pil)  # scripts/example.sh's side-by-side picture; tests: CMYK JPEG and TIFF written with PIL
 PKGS+=(libjemalloc-dev)  # the allocator dippas links: ~2x faster DIP iterations than glibc's malloc
 PKGS+=(libmatio-dev)  # MATLAB .mat fingerprints (optional at build time)
 PKGS+=(time)  # /usr/bin/time: peak memory in scripts/bench_*.sh

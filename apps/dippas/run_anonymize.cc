@@ -1,6 +1,9 @@
 // dippas anonymize: options → AnonymizeOptions, then the library pipeline (pipeline/anonymize.h).
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <csignal>
+#include <deque>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -36,19 +39,69 @@ void OnSignal(int sig) {
   }
 }
 
-std::string ProgressStatus(const AnonymizeProgress& p) {
-  char s[200];
-  const IterationRecord& r = *p.record;
-  if (p.tiles > 1) {
-    std::snprintf(s, sizeof(s), "tile %lld/%lld  it %lld  tile PSNR %.2f dB  pool %lld",
-                  static_cast<long long>(p.tile->index + 1), static_cast<long long>(p.tiles),
-                  static_cast<long long>(r.iteration), r.psnr, static_cast<long long>(p.pool_size));
-  } else {
-    std::snprintf(s, sizeof(s), "PSNR %.2f dB  γ %.4f  pool %lld", r.psnr, r.gamma,
-                  static_cast<long long>(p.pool_size));
+// The progress line: where the run is, time elapsed, and the time left as the stop rule projects
+// it (StopProjection's iterations at the recent seconds per iteration; for a tiled photo, the
+// tiles after this one at the finished tiles' mean, or at this tile's projected length).
+class AnonymizeStatus {
+ public:
+  std::string Line(const AnonymizeProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    stamps_.push_back(now);
+    if (stamps_.size() > 51) stamps_.pop_front();
+    if (p.tile != nullptr && p.tile->index != tile_) {  // a new tile: its own pace
+      tile_ = p.tile->index;
+      stamps_.assign(1, now);
+    }
+    const IterationRecord& r = *p.record;
+    char s[240];
+    if (p.tiles > 1) {
+      std::snprintf(s, sizeof(s), "tile %lld/%lld  it %lld  PSNR %.2f dB  pool %lld",
+                    static_cast<long long>(p.tile->index + 1), static_cast<long long>(p.tiles),
+                    static_cast<long long>(r.iteration), r.psnr, static_cast<long long>(p.pool_size));
+    } else {
+      std::snprintf(s, sizeof(s), "it %lld  PSNR %.2f dB  γ %.4f  pool %lld",
+                    static_cast<long long>(r.iteration), r.psnr, r.gamma,
+                    static_cast<long long>(p.pool_size));
+    }
+    std::string line = s;
+    line += "  elapsed " + FormatDuration(std::chrono::duration<double>(now - start_).count());
+    // Seconds per iteration over the last 50 (the first ones of a tile run slower).
+    const double per_it =
+        stamps_.size() >= 6 ? std::chrono::duration<double>(stamps_.back() - stamps_.front()).count() /
+                                  static_cast<double>(stamps_.size() - 1)
+                            : 0.0;
+    if (!p.iterations_left || per_it <= 0) return line + "  eta …";
+    const double tile_left = static_cast<double>(*p.iterations_left) * per_it;
+    double left = tile_left;
+    const int64_t after = p.tiles - p.tiles_done - 1;  // tiles after this one
+    if (after > 0) {
+      const double per_tile =
+          p.finished_tiles > 0 ? p.finished_seconds / static_cast<double>(p.finished_tiles)
+                               : static_cast<double>(r.iteration + *p.iterations_left) * per_it;
+      left += static_cast<double>(after) * per_tile;
+      return line + "  eta ~" + FormatDuration(left) + " (tile ~" + FormatDuration(tile_left) + ")";
+    }
+    return line + "  eta ~" + FormatDuration(left);
   }
-  return s;
-}
+
+ private:
+  static std::string FormatDuration(double s) {
+    char b[32];
+    const auto t = static_cast<long long>(std::llround(std::max(0.0, s)));
+    if (t < 60) {
+      std::snprintf(b, sizeof(b), "%llds", t);
+    } else if (t < 3600) {
+      std::snprintf(b, sizeof(b), "%lldm%02llds", t / 60, t % 60);
+    } else {
+      std::snprintf(b, sizeof(b), "%lldh%02lldm", t / 3600, (t % 3600) / 60);
+    }
+    return b;
+  }
+
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::deque<std::chrono::steady_clock::time_point> stamps_;
+  int64_t tile_ = -1;
+};
 
 // Named options that override config keys (after --config and --set).
 struct Overrides {
@@ -96,7 +149,13 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
   app.add_flag("--restart", opt.restart,
                "With --checkpoint: discard a checkpoint made with other inputs or settings instead "
                "of stopping");
-  app.add_option("--out", opt.out, "Anonymized PNG (default: <image>.anon.png beside the input)");
+  app.add_option("--out", opt.out,
+                 "Anonymized image, in the format of its extension: .png (default: <image>.anon.png "
+                 "beside the input), .tif, .jpg (--jpeg-quality; compression changes the residual "
+                 "just shaped), .bmp. It keeps the input's channels, and its 16 bits where the "
+                 "format holds them (PNG, TIFF)");
+  app.add_option("--jpeg-quality", opt.jpeg_quality, "Quality 1-100 of a .jpg --out (default 95)")
+      ->check(CLI::Range(1, 100));
   app.add_option("--metrics", opt.metrics, "Metrics JSON (default: the output path with .json)");
   app.add_option(
       "--history", opt.history,
@@ -169,8 +228,9 @@ int RunAnonymize(int argc, char** argv) {
     std::signal(SIGTERM, OnSignal);
     std::signal(SIGUSR1, OnSignal);
     const bool is_dip = opt.method == "dip";
-    Progress progress("anonymize", is_dip ? opt.dip.max_iterations : 0, !common.quiet && is_dip);
-    std::unique_ptr<Progress> tiles_progress;
+    // No bar: max_iterations is a budget, not what a run takes; the status line has the ETA.
+    Progress progress("anonymize", 0, !common.quiet && is_dip);
+    AnonymizeStatus status;
     AnonymizeCallbacks cb;
     cb.stop_requested = [] { return g_signals.load() > 0; };
     cb.on_message = [&](const std::string& m) {
@@ -178,14 +238,11 @@ int RunAnonymize(int argc, char** argv) {
     };
     cb.on_notice = [&](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
     cb.on_iteration = [&](const AnonymizeProgress& p) {
-      if (p.tiles == 1) return progress.Update(p.record->iteration, ProgressStatus(p));
-      // Tiles: the bar counts tiles, so its ETA is the whole photo's.
-      if (!tiles_progress) tiles_progress = std::make_unique<Progress>("anonymize", p.tiles, !common.quiet);
-      tiles_progress->Update(p.tiles_done, ProgressStatus(p));
+      const std::string line = status.Line(p);
+      progress.Show(line);
     };
     const AnonymizeOutcome outcome = Anonymize(opt, cb);
     progress.Finish();
-    if (tiles_progress) tiles_progress->Finish();
     if (!common.quiet || !outcome.written) std::fprintf(stderr, "%s\n", outcome.summary.c_str());
     if (outcome.resumable) {
       std::string cmd = "dippas";

@@ -240,21 +240,71 @@ Image CenterCrop(const Image& image, int64_t n, const std::string& name) {
   return out;
 }
 
-std::string EncodeImage(const std::string& path, const Image& image) {
-  cv::Mat m(static_cast<int>(image.height), static_cast<int>(image.width),
-            CV_8UC(static_cast<int>(image.channels)));
-  for (size_t i = 0; i < image.data.size(); ++i) {
-    const float v = std::round(image.data[i]);
-    m.data[i] = static_cast<uchar>(std::clamp(v, 0.0f, 255.0f));
-  }
-  if (image.channels == 3) cv::cvtColor(m, m, cv::COLOR_RGB2BGR);
+ImageFormat OutputFormat(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  if (ext.empty()) ext = ".png";
+  if (ext.empty() || ext == ".png") return ImageFormat::kPng;
+  if (ext == ".jpg" || ext == ".jpeg") return ImageFormat::kJpeg;
+  if (ext == ".tif" || ext == ".tiff") return ImageFormat::kTiff;
+  if (ext == ".bmp") return ImageFormat::kBmp;
+  throw std::invalid_argument(path + ": '" + ext +
+                              "' is no image format dippas writes (.png, .jpg, .tif, .bmp)");
+}
+
+const char* FormatName(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kJpeg:
+      return "jpeg";
+    case ImageFormat::kTiff:
+      return "tiff";
+    case ImageFormat::kBmp:
+      return "bmp";
+    case ImageFormat::kPng:
+      break;
+  }
+  return "png";
+}
+
+bool Holds16Bit(ImageFormat format) {
+  return format == ImageFormat::kPng || format == ImageFormat::kTiff;
+}
+
+std::string EncodeImage(const std::string& path, const Image& image, const EncodeOptions& options) {
+  const ImageFormat format = OutputFormat(path);
+  if (image.channels != 1 && image.channels != 3) {
+    throw IoError(path + ": cannot encode an image of " + std::to_string(image.channels) +
+                  " channels (1 or 3)");
+  }
+  const bool wide = image.bit_depth == 16 && Holds16Bit(format);
+  const int rows = static_cast<int>(image.height), cols = static_cast<int>(image.width);
+  const int ch = static_cast<int>(image.channels);
+  cv::Mat m(rows, cols, wide ? CV_16UC(ch) : CV_8UC(ch));
+  if (wide) {
+    auto* px = reinterpret_cast<uint16_t*>(m.data);
+    for (size_t i = 0; i < image.data.size(); ++i) {
+      const float v = std::round(image.data[i] * 257.0f);
+      px[i] = static_cast<uint16_t>(std::clamp(v, 0.0f, 65535.0f));
+    }
+  } else {
+    for (size_t i = 0; i < image.data.size(); ++i) {
+      const float v = std::round(image.data[i]);
+      m.data[i] = static_cast<uchar>(std::clamp(v, 0.0f, 255.0f));
+    }
+  }
+  if (ch == 3) cv::cvtColor(m, m, cv::COLOR_RGB2BGR);
+  std::vector<int> params;
+  if (format == ImageFormat::kJpeg) {
+    if (options.jpeg_quality < 1 || options.jpeg_quality > 100) {
+      throw std::invalid_argument(path + ": JPEG quality must be 1 to 100, got " +
+                                  std::to_string(options.jpeg_quality));
+    }
+    params = {cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
+  }
+  const std::string ext = std::string(".") + FormatName(format);
   std::vector<uchar> buf;
   bool ok = false;
   try {
-    ok = cv::imencode(ext, m, buf);
+    ok = cv::imencode(ext == ".jpeg" ? ".jpg" : ext, m, buf, params);
   } catch (const cv::Exception& e) {
     throw IoError(path + ": cannot encode image: " + e.what());
   }
@@ -262,7 +312,9 @@ std::string EncodeImage(const std::string& path, const Image& image) {
   return std::string(buf.begin(), buf.end());
 }
 
-void WriteImage(const std::string& path, const Image& image) { WriteFileAtomic(path, EncodeImage(path, image)); }
+void WriteImage(const std::string& path, const Image& image, const EncodeOptions& options) {
+  WriteFileAtomic(path, EncodeImage(path, image, options));
+}
 
 std::vector<std::string> ListImages(const std::string& dir) {
   std::vector<std::string> out;

@@ -19,13 +19,16 @@
 #include "dippas/baselines/baselines.h"
 #include "dippas/dip/config.h"
 #include "dippas/dip/settings_hash.h"
+#include "dippas/dip/stop_rules.h"
 #include "dippas/eval/psnr.h"
 #include "dippas/io/atomic_file.h"
 #include "dippas/io/image.h"
 #include "dippas/io/mat.h"
 #include "dippas/io/paths.h"
 #include "dippas/io/pool.h"
+#include "dippas/pipeline/history.h"
 #include "dippas/pipeline/inputs.h"
+#include "dippas/pipeline/tile_json.h"
 #include "dippas/pipeline/tiled_dip.h"
 #include "dippas/pipeline/work_folder.h"
 #include "dippas/prnu/detection.h"
@@ -41,156 +44,6 @@ namespace {
 nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 nlohmann::json Num(const std::optional<double>& v) { return v ? Num(*v) : nlohmann::json(nullptr); }
 
-std::string HistoryRow(const IterationRecord& r) {
-  std::ostringstream csv;
-  csv << r.iteration << "," << r.loss << "," << r.psnr << "," << r.gamma << "," << (r.admitted ? 1 : 0) << ",";
-  if (r.ncc && std::isfinite(*r.ncc)) csv << *r.ncc;
-  csv << "\n";
-  return csv.str();
-}
-
-std::string HistoryHeader(bool tiled) {
-  return tiled ? "tile,iteration,loss,psnr,gamma,admitted,ncc\n"
-               : "iteration,loss,psnr,gamma,admitted,ncc\n";
-}
-
-// --history's rows as they come, in H.part: a run still going, or killed outright (SIGKILL, out of
-// memory), can be read. H itself is written whole with the other outputs, then H.part removed.
-class LiveHistory {
- public:
-  static std::string PartPath(const std::string& history) { return history + ".part"; }
-
-  // A file at H.part that is not a history of ours is the user's: refused, never overwritten.
-  static void CheckPart(const std::string& history) {
-    const std::string part = PartPath(history);
-    std::error_code ec;
-    if (!fs::exists(part, ec)) return;
-    std::ifstream in(part);
-    std::string first;
-    std::getline(in, first);
-    first += "\n";
-    if (first != HistoryHeader(false) && first != HistoryHeader(true)) {
-      throw UsageError(part +
-                       ": exists and is not a dippas history (the rows of a run in progress go "
-                       "there): move it away or choose another --history");
-    }
-  }
-
-  LiveHistory(std::string history, bool tiled)
-      : path_(PartPath(history)), header_(HistoryHeader(tiled)) {}
-  ~LiveHistory() { Close(); }
-  LiveHistory(const LiveHistory&) = delete;
-  LiveHistory& operator=(const LiveHistory&) = delete;
-
-  // The header and every row so far: at the start, and when a checkpoint's rows replace a tile's
-  // (a restart's checkpoint holds the earlier attempts' rows too, so appending would repeat them).
-  // False when this write failed, as Append.
-  bool Rewrite(const std::map<int64_t, std::string>& rows) {
-    if (failed_) return true;
-    Close();
-    file_ = std::fopen(path_.c_str(), "w");
-    bool good = file_ != nullptr && std::fputs(header_.c_str(), file_) >= 0;
-    for (const auto& [index, text] : rows) good = good && std::fputs(text.c_str(), file_) >= 0;
-    Check(good && std::fflush(file_) == 0);
-    return !failed_;
-  }
-
-  // Rows after the last ones written (each iteration's; a reused tile's, tiles coming in order).
-  // False when this write failed: the caller says so once (error()); later calls do nothing.
-  bool Append(const std::string& rows) {
-    if (failed_ || file_ == nullptr) return true;
-    Check(std::fputs(rows.c_str(), file_) >= 0 && std::fflush(file_) == 0);
-    return !failed_;
-  }
-
-  // Once H is written; or when no row came at all.
-  void Remove() {
-    Close();
-    std::remove(path_.c_str());
-  }
-
-  // Why the live rows stopped ("" = they did not): the run goes on, H is still written at the end.
-  const std::string& error() const { return error_; }
-
- private:
-  void Check(bool good) {
-    if (good) return;
-    failed_ = true;
-    error_ = path_ + ": cannot write the live history (" + std::strerror(errno) +
-             "); it stops here, the history is still written at the end";
-    Close();
-  }
-  void Close() {
-    if (file_ != nullptr) std::fclose(file_);
-    file_ = nullptr;
-  }
-
-  std::string path_, header_;
-  std::FILE* file_ = nullptr;
-  bool failed_ = false;
-  std::string error_;
-};
-
-// The loop's attempts (restarts); [] for a tile reused from a work folder of an older version.
-nlohmann::json AttemptsJson(const TileOutcome& t) {
-  nlohmann::json a = nlohmann::json::array();
-  for (size_t k = 0; k < t.attempts.size(); ++k) {
-    const DipAttempt& x = t.attempts[k];
-    a.push_back({{"seed", x.seed},
-                 {"iterations", x.iterations},
-                 {"stop_reason", x.stop_reason},
-                 {"pool_size", x.pool_size},
-                 {"best_candidate_psnr", Num(x.best_psnr)},
-                 {"kept", static_cast<int64_t>(k) == t.kept}});
-  }
-  return a;
-}
-
-nlohmann::json TileJson(const TileOutcome& t) {
-  return {{"index", t.tile.index},
-          {"box", {t.tile.core.y, t.tile.core.x, t.tile.core.h, t.tile.core.w}},
-          {"context", {t.tile.context.y, t.tile.context.x, t.tile.context.h, t.tile.context.w}},
-          {"iterations", t.iterations},
-          {"stop_reason", t.stop_reason},
-          {"psnr", Num(t.psnr)},
-          {"pool_size", t.pool_size},
-          {"gamma", Num(t.gamma)},
-          {"best_candidate_psnr", Num(t.best_candidate_psnr)},
-          {"fallback_no_pool", t.fallback},
-          {"attempts", AttemptsJson(t)},
-          {"seconds", t.seconds},
-          {"reused", t.reused}};
-}
-
-TileOutcome TileFromJson(const nlohmann::json& j, const Tile& tile) {
-  TileOutcome t;
-  t.tile = tile;
-  t.iterations = j.at("iterations").get<int64_t>();
-  t.stop_reason = j.at("stop_reason").get<std::string>();
-  t.psnr = j.at("psnr").is_number() ? j.at("psnr").get<double>() : NAN;
-  t.pool_size = j.at("pool_size").get<int64_t>();
-  t.gamma = j.at("gamma").is_number() ? j.at("gamma").get<double>() : NAN;
-  t.best_candidate_psnr = j.at("best_candidate_psnr").is_number() ? j.at("best_candidate_psnr").get<double>() : NAN;
-  t.fallback = j.at("fallback_no_pool").get<bool>();
-  if (j.contains("attempts") && j.at("attempts").is_array()) {
-    const auto& a = j.at("attempts");
-    for (size_t k = 0; k < a.size(); ++k) {
-      DipAttempt x;
-      x.seed = a[k].at("seed").get<int64_t>();
-      x.iterations = a[k].at("iterations").get<int64_t>();
-      x.stop_reason = a[k].at("stop_reason").get<std::string>();
-      x.pool_size = a[k].at("pool_size").get<int64_t>();
-      x.best_psnr = a[k].at("best_candidate_psnr").is_number()
-                        ? a[k].at("best_candidate_psnr").get<double>()
-                        : NAN;
-      if (a[k].value("kept", false)) t.kept = static_cast<int64_t>(k);
-      t.attempts.push_back(x);
-    }
-  }
-  t.seconds = j.at("seconds").get<double>();
-  return t;
-}
-
 // Output folders exist and are writable: found out now, not after hours of iterations
 // (EROFS too, which root cannot bypass).
 void CheckWritable(const std::string& path) {
@@ -203,8 +56,12 @@ void CheckWritable(const std::string& path) {
   }
 }
 
-torch::Tensor ToHwcBytes(const torch::Tensor& chw) {
-  return chw.round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+// (C,H,W) float32 on 0..255 of a decoded image.
+torch::Tensor ImageToChw(const Image& im) {
+  return torch::from_blob(const_cast<float*>(im.data.data()), {im.height, im.width, im.channels},
+                          torch::kFloat32)
+      .permute({2, 0, 1})
+      .clone();
 }
 
 }  // namespace
@@ -242,6 +99,19 @@ void AnonymizeOptions::Check() const {
         "--checkpoint");
   }
   if (restart && checkpoint.empty()) throw UsageError("--restart needs --checkpoint");
+  ImageFormat format = ImageFormat::kPng;
+  try {
+    format = OutputFormat(OutputPath());
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--out ") + e.what());
+  }
+  if (jpeg_quality != 0 && (jpeg_quality < 1 || jpeg_quality > 100)) {
+    throw UsageError("--jpeg-quality must be 1 to 100, got " + std::to_string(jpeg_quality));
+  }
+  if (jpeg_quality != 0 && format != ImageFormat::kJpeg) {
+    throw UsageError("--jpeg-quality applies to a JPEG output (--out x.jpg), not " +
+                     std::string(FormatName(format)));
+  }
   try {
     dip.Check();
   } catch (const std::invalid_argument& e) {
@@ -277,6 +147,9 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   };
   auto say = [&](const std::string& m) {
     if (callbacks.on_message) callbacks.on_message(m);
+  };
+  auto notice = [&](const std::string& m) {
+    if (callbacks.on_notice) callbacks.on_notice(m);
   };
   const bool is_dip = opt.method == "dip";
   const std::string out = opt.OutputPath();
@@ -333,6 +206,10 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   }
   const auto image8 = chw.round().clamp(0, 255);
   const AttributionScores before = ScoreImage(image8, k_eval, dip.sigma);
+  // Every input is read here, before the loop: a file moved or replaced while it runs changes
+  // neither the result nor its metrics (the settings hash covers the fingerprint's bytes).
+  const std::string result_settings_hash =
+      SettingsHash({opt.method, aware ? "aware" : "blind", opt.crop, dip, opt.prnu, MatVariable()});
   lap("load");
 
   AnonymizeOutcome outcome;
@@ -398,9 +275,13 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     TiledDipCallbacks cb;
     const bool hooked = std::getenv("DIPPAS_TEST_SIGNAL_AT") != nullptr;
     int64_t iterations_run = 0;  // by this process, over all tiles: the test hook's count
+    StopProjection projection(dip);
+    double finished_seconds = 0;
+    int64_t finished_tiles = 0;
     cb.on_iteration = [&](const Tile& tile, int64_t done, const IterationRecord& r,
                           int64_t pool_size) {
       ++iterations_run;
+      projection.Observe(r.iteration, r.psnr, pool_size);
       if (hooked) TestSignalPoint(("iteration-" + std::to_string(iterations_run)).c_str());
       if (live) {
         const std::string row =
@@ -415,6 +296,9 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         p.tiles_done = done;
         p.record = &r;
         p.pool_size = pool_size;
+        p.iterations_left = projection.IterationsLeft();
+        p.finished_seconds = finished_seconds;
+        p.finished_tiles = finished_tiles;
         callbacks.on_iteration(p);
       }
     };
@@ -426,9 +310,6 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       };
     }
     cb.stop_requested = callbacks.stop_requested;
-    auto notice = [&](const std::string& m) {
-      if (callbacks.on_notice) callbacks.on_notice(m);
-    };
     auto tile_name = [&](const Tile& tile) {
       return grid.tiled() ? " of tile " + std::to_string(tile.index + 1) + "/" +
                                 std::to_string(grid.tiles.size())
@@ -468,6 +349,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         return std::make_pair(px, TileFromJson(saved->record, tile));
       };
       cb.on_tile_done = [&](const torch::Tensor& px, const TileOutcome& t) {
+        finished_seconds += t.seconds;
+        ++finished_tiles;
         const auto hwc = px.permute({1, 2, 0}).contiguous();
         std::vector<uint8_t> rgb(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
         work->Save(t.tile.index, t.tile.core, rgb, TileJson(t), history[t.tile.index]);
@@ -503,36 +386,75 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     lap("dip");  // the loop, with the online assembly of every admitted candidate
   }
 
-  if (!result_image.defined()) {
-    // Nothing to write: interrupted before the first iteration, or between tiles.
+  if (!result_image.defined() || outcome.interrupted) {
+    // An interrupted run never looks finished: nothing under the final names (--out, --metrics,
+    // --history, --save-pool), tiled or not; H.part keeps the rows run so far, the work folder
+    // the finished tiles and the checkpoint the loop state.
     outcome.interrupted = true;
-    if (live && history.empty()) live->Remove();  // else H.part keeps the rows run so far
+    if (live && history.empty()) live->Remove();
     outcome.resumable = work != nullptr && (!tiles.empty() || !checkpoint_note.empty());
+    int64_t done = 0;
+    for (const auto& t : tiles) done += t.iterations;
     if (!checkpoint_note.empty()) {
       outcome.summary = "interrupted: " + checkpoint_note +
-                        "; no image written (rerun the same command to resume)";
-    } else if (work && grid.tiled()) {
-      outcome.summary = "interrupted: " + std::to_string(tiles.size()) + " of " + std::to_string(grid.tiles.size()) +
-                        " tiles done, kept in " + work->dir() + "; no image written (rerun the same command to resume)";
-    } else if (work) {
-      outcome.summary = "interrupted before the first iteration: nothing written";
+                        "; nothing written (rerun the same command to resume)";
+    } else if (work && grid.tiled() && !tiles.empty()) {
+      outcome.summary = "interrupted: " + std::to_string(tiles.size()) + " of " +
+                        std::to_string(grid.tiles.size()) + " tiles done, kept in " + work->dir() +
+                        "; nothing written (rerun the same command to resume)";
+    } else if (done > 0) {
+      outcome.summary = "interrupted after " + std::to_string(done) +
+                        " iterations: nothing written (rerun the same command to start again; "
+                        "with --checkpoint DIR a run can be resumed)";
     } else {
       outcome.summary = "interrupted before the first iteration: nothing written";
     }
     return outcome;
   }
 
-  // Outputs: image, pool, history, metrics, staged then committed in one step.
-  const AttributionScores after = ScoreImage(result_image, k_eval, dip.sigma);
-  const double psnr = Psnr8(result_image, image8);
+  // Outputs: image, pool, history, metrics, staged then committed in one step. The image keeps
+  // the input's channels (gray in, gray out) and its bit depth where the format holds it; the
+  // scores are those of the written file, decoded again (a JPEG's compression changes them).
+  const ImageFormat format = OutputFormat(out);
   OutputSet outputs;
   Image out_img;
   out_img.height = h;
   out_img.width = w;
-  out_img.channels = 3;
-  const auto hwc = ToHwcBytes(result_image);
-  out_img.data.assign(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel());
-  outputs.Stage(out, EncodeImage(out, out_img));
+  out_img.channels = img.image.channels;
+  out_img.bit_depth = Holds16Bit(format) ? img.image.bit_depth : 8;
+  // A gray input went through the network as three equal channels: their mean is the gray
+  // closest to all three.
+  const auto planes = img.image.channels == 1 ? result_image.mean(0, /*keepdim=*/true) : result_image;
+  const auto hwc = planes.round().clamp(0, 255).permute({1, 2, 0}).contiguous().to(torch::kFloat32);
+  out_img.data.assign(hwc.data_ptr<float>(), hwc.data_ptr<float>() + hwc.numel());
+  EncodeOptions encode;
+  if (opt.jpeg_quality > 0) encode.jpeg_quality = opt.jpeg_quality;
+  const std::string bytes = EncodeImage(out, out_img, encode);
+  outputs.Stage(out, bytes);
+  if (img.image.bit_depth == 16 && !Holds16Bit(format)) {
+    notice(out + ": " + FormatName(format) + " holds 8 bits per channel: written with 8 (the input had 16)");
+  } else if (img.image.bit_depth == 16) {
+    say(out + ": 16 bits per channel like the input; the method works on 8-bit values, which it holds");
+  }
+  if (format == ImageFormat::kJpeg) {
+    notice("warning: " + out + ": JPEG compression (quality " + std::to_string(encode.jpeg_quality) +
+           ") changes the noise residual the anonymization has just shaped; the NCC and PCE in the "
+           "metrics are those of the decoded JPEG. PNG or TIFF keeps it as made");
+  }
+  const Image written = DecodeImage(bytes, out);
+  auto written_chw = ImageToChw(written);
+  if (written.channels == 1) written_chw = written_chw.expand({3, -1, -1}).contiguous();
+  const double psnr = Psnr8(written_chw, image8);
+  AttributionScores after;
+  std::string scoring_error;
+  try {
+    after = ScoreImage(written_chw, k_eval, dip.sigma);
+  } catch (const std::exception& e) {
+    // The image is what hours went into: it is written even when it cannot be scored.
+    scoring_error = e.what();
+    notice("warning: the anonymized image could not be scored (" + scoring_error +
+           "): ncc_after and pce_after are null in the metrics");
+  }
   if (pool) pool->StageInto(outputs);
   if (!opt.history.empty()) {
     std::string csv = HistoryHeader(grid.tiled());
@@ -552,8 +474,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["size"] = {h, w};
   m["crop"] = opt.crop;
   m["config"] = DipOptionsToJson(dip);
-  m["settings_hash"] =
-      SettingsHash({opt.method, aware ? "aware" : "blind", opt.crop, dip, opt.prnu, MatVariable()});
+  m["settings_hash"] = result_settings_hash;
   m["seed"] = dip.seed;
   m["device"] = opt.device;
   m["threads"] = at::get_num_threads();
@@ -580,6 +501,12 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["pool_size"] = pool_size;
   m["fallback_no_pool"] = fallback;
   m["best_candidate_psnr"] = Num(best);
+  m["output_format"] = FormatName(format);
+  m["output_bit_depth"] = out_img.bit_depth;
+  m["output_channels"] = out_img.channels;
+  m["jpeg_quality"] =
+      format == ImageFormat::kJpeg ? nlohmann::json(encode.jpeg_quality) : nlohmann::json(nullptr);
+  if (!scoring_error.empty()) m["scoring_error"] = scoring_error;
   m["psnr"] = Num(psnr);
   m["ncc_before"] = Num(before.ncc);
   m["ncc_after"] = Num(after.ncc);

@@ -47,6 +47,20 @@ void Progress::Update(int64_t done, const std::string& status) {
   std::fflush(stderr);
 }
 
+void Progress::Show(const std::string& line) {
+  if (!enabled_ || finished_) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto every = tty_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10000);
+  if (now - last_draw_ < every) return;
+  last_draw_ = now;
+  if (tty_) {
+    std::fprintf(stderr, "\r\033[K%s %s", label_.c_str(), line.c_str());
+  } else {
+    std::fprintf(stderr, "%s %s\n", label_.c_str(), line.c_str());
+  }
+  std::fflush(stderr);
+}
+
 void Progress::Finish() {
   if (!enabled_ || finished_) return;
   finished_ = true;

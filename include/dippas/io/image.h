@@ -34,12 +34,26 @@ bool PeekImageSize(const std::string& bytes, int64_t* height, int64_t* width);
 // Throws std::invalid_argument if the image is smaller than N in either side.
 Image CenterCrop(const Image& image, int64_t n, const std::string& name);
 
-// Writes an 8-bit image (values rounded and clamped to 0..255) as PNG, or by
-// extension through OpenCV, atomically and without metadata.
-void WriteImage(const std::string& path, const Image& image);
+// The formats dippas writes, by the output path's extension (case-insensitive; none: PNG).
+enum class ImageFormat { kPng, kJpeg, kTiff, kBmp };
+// std::invalid_argument naming the path for an extension of no format above.
+ImageFormat OutputFormat(const std::string& path);
+const char* FormatName(ImageFormat format);  // "png", "jpeg", "tiff", "bmp"
+// PNG and TIFF hold 16 bits per channel; JPEG and BMP 8.
+bool Holds16Bit(ImageFormat format);
 
-// The bytes WriteImage would write (format from the extension of `path`, PNG without one).
-std::string EncodeImage(const std::string& path, const Image& image);
+struct EncodeOptions {
+  int jpeg_quality = 95;  // 1..100, for JPEG
+};
+
+// Writes an image atomically and without metadata, in the format of `path`'s extension: its
+// channels (1 or 3), and image.bit_depth bits per channel where the format holds them (16: each
+// value v on 0..255 stored as round(v·257), else 8: round(v)), clamped to the range.
+void WriteImage(const std::string& path, const Image& image, const EncodeOptions& options = {});
+
+// The bytes WriteImage would write.
+std::string EncodeImage(const std::string& path, const Image& image,
+                        const EncodeOptions& options = {});
 
 // Lists image files (png, jpg, jpeg, tif, tiff, bmp) directly in `dir`, sorted.
 std::vector<std::string> ListImages(const std::string& dir);

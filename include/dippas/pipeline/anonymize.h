@@ -26,7 +26,9 @@ struct AnonymizeOptions {
   int64_t crop = 0;                 // centre N×N crop of image and fingerprint; 0 = whole image
   std::string device = "cpu";       // cpu | cuda, already resolved
   std::string method = "dip";       // dip (DIPPAS) | subtract | denoise (baselines)
-  std::string out;                  // anonymized image; "" = <image>.anon.png beside the input
+  std::string out;                  // anonymized image, format by extension (.png, .jpg, .tif,
+                                    // .bmp); "" = <image>.anon.png beside the input
+  int jpeg_quality = 0;             // JPEG quality 1..100 of a .jpg --out (0 = 95)
   std::string metrics;              // metrics JSON; "" = the output's path with .json
   std::string history;              // per-iteration CSV; "" = none
   bool history_ncc = false;         // NCC of every candidate in the history (slower)
@@ -51,6 +53,12 @@ struct AnonymizeProgress {
   int64_t tiles_done = 0;      // finished (or reused) before this one
   const IterationRecord* record = nullptr;
   int64_t pool_size = 0;
+  // Iterations the tile is expected to take still (StopProjection: the PSNR trend, the limits);
+  // nullopt early on.
+  std::optional<int64_t> iterations_left;
+  // The tiles this run has finished (reused ones not counted) and the seconds they took.
+  int64_t finished_tiles = 0;
+  double finished_seconds = 0;
 };
 
 struct AnonymizeCallbacks {

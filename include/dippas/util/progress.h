@@ -16,6 +16,8 @@ class Progress {
 
   // Sets the count done and an optional status text (e.g. "PSNR 37.2 dB").
   void Update(int64_t done, const std::string& status = "");
+  // Shows `line` after the label as it is (the caller's own counts and ETA), at the same pace.
+  void Show(const std::string& line);
 
   // Ends the line (called by the destructor if not called before).
   void Finish();
