@@ -260,24 +260,27 @@ wait_for_candidates() {
   done
   return 1
 }
-# SIGTERM, once: the iteration ends, the pool so far is assembled, every output is written.
+# SIGTERM, SIGUSR1 or SIGINT, once: the iteration ends and nothing is written under the final
+# names (an interrupted run never looks finished): no image, metrics, history or pool; exit 3 and
+# a line saying so and how to rerun. The live history H.part keeps the rows run so far.
 mkdir -p "$T/sig"
-"${LONG[@]}" --out "$T/sig/term.png" --save-pool "$T/sig/termpool" 2>"$T/sig/term.err" &
-pid=$!
-wait_for_pool "$T/sig/termpool" || bad "SIGTERM run: the pool never appeared"
-sleep 2
-kill -TERM $pid
-wait $pid
-rc=$?
-[ $rc -eq 3 ] || bad "SIGTERM: exit $rc, expected 3 (interrupted): $(tail -2 "$T/sig/term.err")"
-check "SIGTERM: outputs with stop reason interrupted" "
-import json
-m = json.load(open('$T/sig/term.json'))
-p = json.load(open('$T/sig/termpool/pool.json'))
-assert m['stop_reason'] == 'interrupted', m['stop_reason']
-assert p['complete'] and len(p['candidates']) == m['pool_size'] > 0, (len(p['candidates']), m['pool_size'])
-"
-[ -s "$T/sig/term.png" ] || bad "SIGTERM: no image written"
+for sig in TERM USR1 INT; do
+  "${LONG[@]}" --out "$T/sig/$sig.png" --save-pool "$T/sig/${sig}pool" --history "$T/sig/$sig.csv" \
+    2>"$T/sig/$sig.err" &
+  pid=$!
+  wait_for_candidates "$T/sig/${sig}pool" || bad "SIG$sig run: no candidate ever reached the pool"
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  [ $rc -eq 3 ] || bad "SIG$sig: exit $rc, expected 3 (interrupted): $(tail -2 "$T/sig/$sig.err")"
+  for f in $sig.png $sig.json $sig.csv ${sig}pool/pool.npy ${sig}pool/pool.json; do
+    [ -e "$T/sig/$f" ] && bad "SIG$sig: $f was written by an interrupted run"
+  done
+  grep -q "interrupted after [0-9]* iterations: nothing written (rerun the same command" "$T/sig/$sig.err" ||
+    bad "SIG$sig: no 'nothing written' line: $(tail -2 "$T/sig/$sig.err")"
+  [ "$(wc -l <"$T/sig/$sig.csv.part")" -gt 1 ] || bad "SIG$sig: the live history kept no row"
+  no_temporaries "SIG$sig" "$T/sig"
+done
 # Two signals at once (SIGINT, then SIGTERM before the iteration ends): exit at once, 130, and
 # nothing partial: no image, no metrics, no pool, no temporary file.
 "${LONG[@]}" --out "$T/sig/twice.png" --save-pool "$T/sig/twicepool" 2>"$T/sig/twice.err" &
@@ -293,33 +296,37 @@ for f in twice.png twice.json twicepool/pool.npy twicepool/pool.json; do
   [ -e "$T/sig/$f" ] && bad "two signals: $f was written"
 done
 no_temporaries "two signals" "$T/sig"
-# The second signal at the exact edges of the commit (test hook DIPPAS_TEST_SIGNAL_AT: the
-# process sends itself SIGINT there): all outputs staged but not yet committed → 130 and none
-# of them; the commit begun → it completes, every output is there, exit 3. Whatever the timing,
-# the exit code tells which of the two happened.
-sigpoint() {  # sigpoint NAME POINT: first SIGINT from outside, the second from the hook at POINT
-  DIPPAS_TEST_SIGNAL_AT=$2 "${LONG[@]}" --out "$T/sig/$1.png" --save-pool "$T/sig/${1}pool" \
-    --history "$T/sig/$1.csv" 2>"$T/sig/$1.err" &
-  local pid=$!
-  wait_for_candidates "$T/sig/${1}pool" || bad "$1: no candidate ever reached the pool"
-  kill -INT $pid
-  wait $pid
+# A signal once the loop is done stops nothing: the finished run writes its outputs (exit 0).
+# A second signal at the exact edges of the commit (test hook DIPPAS_TEST_SIGNAL_AT: the process
+# sends itself SIGINT at each point named, the first after the loop): all outputs staged but not
+# yet committed → 130 and none of them; the commit begun → it completes, every output is there.
+sigpoint() {  # sigpoint NAME POINTS
+  DIPPAS_TEST_SIGNAL_AT=$2 "${A[@]}" --max-iterations 12 --psnr-stop 99 --psnr-min 5 \
+    --out "$T/sig/$1.png" --save-pool "$T/sig/${1}pool" --history "$T/sig/$1.csv" 2>"$T/sig/$1.err"
 }
-sigpoint staged staged
+sigpoint after after-loop
+rc=$?
+[ $rc -eq 0 ] || bad "a signal after the loop: exit $rc, expected 0: $(tail -2 "$T/sig/after.err")"
+for f in after.png after.json after.csv afterpool/pool.npy afterpool/pool.json; do
+  [ -s "$T/sig/$f" ] || bad "a signal after the loop: $f missing"
+done
+check "a signal after the loop: a finished run" "
+import json; m = json.load(open('$T/sig/after.json')); assert m['stop_reason'] == 'max_iterations' and m['iterations'] == 12, m"
+sigpoint staged after-loop,staged
 rc=$?
 [ $rc -eq 130 ] || bad "second signal before the commit: exit $rc, expected 130: $(tail -2 "$T/sig/staged.err")"
 for f in staged.png staged.json staged.csv stagedpool/pool.npy stagedpool/pool.json; do
   [ -e "$T/sig/$f" ] && bad "second signal before the commit: $f was written"
 done
 no_temporaries "second signal before the commit" "$T/sig"
-sigpoint committing committing
+sigpoint committing after-loop,committing
 rc=$?
-[ $rc -eq 3 ] || bad "second signal during the commit: exit $rc, expected 3: $(tail -2 "$T/sig/committing.err")"
+[ $rc -eq 0 ] || bad "second signal during the commit: exit $rc, expected 0: $(tail -2 "$T/sig/committing.err")"
 for f in committing.png committing.json committing.csv committingpool/pool.npy committingpool/pool.json; do
   [ -s "$T/sig/$f" ] || bad "second signal during the commit: $f missing"
 done
 check "second signal during the commit: complete outputs" "
-import json; assert json.load(open('$T/sig/committing.json'))['stop_reason'] == 'interrupted'"
+import json; assert json.load(open('$T/sig/committing.json'))['stop_reason'] == 'max_iterations'"
 no_temporaries "second signal during the commit" "$T/sig"
 # Interrupted before the first iteration: exit 3, a message, no output at all.
 mkdir -p "$T/early"
@@ -328,22 +335,19 @@ rc=$?
 [ $rc -eq 3 ] || bad "interrupted before the first iteration: exit $rc, expected 3: $(tail -2 "$T/early.err")"
 grep -q "before the first iteration" "$T/early.err" || bad "interrupted before the first iteration: no message"
 [ -z "$(ls -A "$T/early")" ] || bad "interrupted before the first iteration: wrote $(ls -A "$T/early")"
-# Two Ctrl-C a moment apart: either the second lands in the iteration (130, nothing written) or
-# after the run had already finished writing (3, complete outputs); never anything partial.
+# Two Ctrl-C a moment apart: the second lands in the iteration (130) or after the loop stopped
+# (3); nothing is written either way.
 "${LONG[@]}" --out "$T/sig/ctrlc.png" --save-pool "$T/sig/ctrlcpool" 2>"$T/sig/ctrlc.err" &
 pid=$!
-wait_for_pool "$T/sig/ctrlcpool" || bad "Ctrl-C twice: the pool never appeared"
-sleep 1
+wait_for_candidates "$T/sig/ctrlcpool" || bad "Ctrl-C twice: no candidate ever reached the pool"
 kill -INT $pid
 sleep 0.05
 kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?
 case $rc in
-  130) [ -e "$T/sig/ctrlc.png" ] || [ -e "$T/sig/ctrlc.json" ] && bad "Ctrl-C twice: exit 130 but outputs written" ;;
-  3) check "Ctrl-C twice: complete outputs" "
-import json; assert json.load(open('$T/sig/ctrlc.json'))['stop_reason'] == 'interrupted'" ;;
-  *) bad "Ctrl-C twice: exit $rc" ;;
+  130 | 3) [ -e "$T/sig/ctrlc.png" ] || [ -e "$T/sig/ctrlc.json" ] && bad "Ctrl-C twice: exit $rc but outputs written" ;;
+  *) bad "Ctrl-C twice: exit $rc, expected 130 or 3" ;;
 esac
 echo "Ctrl-C twice 50 ms apart: exit $rc"
 no_temporaries "Ctrl-C twice" "$T/sig"

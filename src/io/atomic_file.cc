@@ -195,7 +195,17 @@ void OutputSet::Adopt(const std::string& temporary, const std::string& path, int
 
 void TestSignalPoint(const char* point) noexcept {
   const char* at = std::getenv("DIPPAS_TEST_SIGNAL_AT");
-  if (at == nullptr || std::strcmp(at, point) != 0) return;
+  if (at == nullptr) return;
+  // A comma-separated list: a signal at each point named.
+  const size_t n = std::strlen(point);
+  bool named = false;
+  for (const char* p = at; *p != '\0' && !named;) {
+    const char* end = std::strchr(p, ',');
+    const size_t len = end != nullptr ? static_cast<size_t>(end - p) : std::strlen(p);
+    named = len == n && std::strncmp(p, point, n) == 0;
+    p = end != nullptr ? end + 1 : p + len;
+  }
+  if (!named) return;
   // DIPPAS_TEST_SIGNAL picks the signal: INT (default), TERM, USR1, or KILL (a crash).
   const char* name = std::getenv("DIPPAS_TEST_SIGNAL");
   int sig = SIGINT;

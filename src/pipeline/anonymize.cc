@@ -384,6 +384,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       outcome.interrupted = r.interrupted;
     }
     lap("dip");  // the loop, with the online assembly of every admitted candidate
+    if (!outcome.interrupted) TestSignalPoint("after-loop");
   }
 
   if (!result_image.defined() || outcome.interrupted) {

@@ -54,11 +54,13 @@ bool BeginOutputCommit() noexcept;
 // then let finish. Async-signal-safe (one lock-free compare-and-swap).
 bool BeginAbort() noexcept;
 
-// Test hook: when the environment variable DIPPAS_TEST_SIGNAL_AT equals `point`, the calling
-// thread sends itself SIGINT, or the signal DIPPAS_TEST_SIGNAL names (TERM, USR1, KILL) (raise:
-// handled before this returns, so the timing is exact). Points: "before-loop", "iteration-N"
-// (N iterations run by this process), "tiles-done-N" (N tiles finished), "staged" (outputs
-// written, before the commit), "committing" (the commit begun). See README, test hooks.
+// Test hook: when the environment variable DIPPAS_TEST_SIGNAL_AT names `point` (one point, or
+// several separated by commas), the calling thread sends itself SIGINT, or the signal
+// DIPPAS_TEST_SIGNAL names (TERM, USR1, KILL) (raise: handled before this returns, so the timing
+// is exact). Points: "before-loop", "iteration-N" (N iterations run by this process),
+// "tiles-done-N" (N tiles finished), "after-loop" (the run's last iteration done, before its
+// outputs are made), "staged" (outputs written, before the commit), "committing" (the commit
+// begun). See docs/hardening.md, test hooks.
 void TestSignalPoint(const char* point) noexcept;
 
 // Outputs staged in temporaries beside their targets; nothing appears under a final name before
