@@ -3,6 +3,7 @@
 #include "dippas/dip/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -86,6 +87,22 @@ TEST(DipConfig, DefaultYamlIsExactlyTheDefaults) {
   ExpectSame(LoadDipConfig(kConfigs + "default.yaml", base), DipOptions{});
 }
 
+// The user's config holds the method's settings: the CPU implementation switches are left out
+// of it (they stay keys a config or --set may give, to reproduce older bits).
+TEST(DipConfig, DefaultYamlKeepsImplementationSwitchesOut) {
+  std::ifstream in(kConfigs + "default.yaml");
+  std::string line;
+  for (const std::string key : {"philox_noise", "fused_input", "fused_norm", "fused_decoder",
+                                "fused_upsample", "direct_conv"}) {
+    in.clear();
+    in.seekg(0);
+    while (std::getline(in, line)) {
+      EXPECT_FALSE(StartsWith(line, key + ":")) << "default.yaml sets " << key;
+    }
+    EXPECT_NO_THROW(ParseDipConfig(key + ": 0\n", "cfg.yaml")) << key;
+  }
+}
+
 TEST(DipConfig, SmokeYamlParsesAndPassesCheck) {
   const DipOptions o = LoadDipConfig(kConfigs + "smoke.yaml");
   EXPECT_NO_THROW(o.Check());
@@ -121,7 +138,7 @@ TEST(DipConfig, JsonTextWorks) {
 
 TEST(DipConfig, ContentNotExtensionPicksTheFormat) {
   const auto dir = std::filesystem::temp_directory_path();
-  const std::string path = (dir / "dippas_config_test.yaml").string();
+  const std::string path = (dir / ("dippas_config_test_" + std::to_string(getpid()) + ".yaml")).string();
   std::ofstream(path) << "{\"seed\": 7}";
   EXPECT_EQ(LoadDipConfig(path).seed, 7);
   std::filesystem::remove(path);
@@ -231,7 +248,7 @@ TEST(DipConfig, MissingFileNamesThePath) {
 
 TEST(DipConfig, FileErrorsStartWithThePath) {
   const auto dir = std::filesystem::temp_directory_path();
-  const std::string path = (dir / "dippas_config_test_bad.yaml").string();
+  const std::string path = (dir / ("dippas_config_test_bad_" + std::to_string(getpid()) + ".yaml")).string();
   std::ofstream(path) << "seed: 1\nbogus: 2\n";
   const std::string msg = ErrorOf([&] { LoadDipConfig(path); });
   EXPECT_TRUE(StartsWith(msg, path + ": unknown key 'bogus'")) << msg;

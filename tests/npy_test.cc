@@ -1,6 +1,7 @@
 // .npy parsing: good files of every accepted kind, and each bad kind refused
 // with a message naming the file and the reason.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -114,7 +115,7 @@ TEST(Npy, MissingFileAndDirectoryNamed) {
 }
 
 TEST(Npy, WriteIsAtomicAndRefusesMissingFolder) {
-  const auto dir = std::filesystem::temp_directory_path() / "dippas_npy_test";
+  const auto dir = std::filesystem::temp_directory_path() / ("dippas_npy_test_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const auto path = (dir / "k.npy").string();
   WriteNpy(path, Array2D{1, 2, {1, 2}});
