@@ -49,8 +49,9 @@ int RunFingerprint(int argc, char** argv) {
     common.Apply();
     prnu.quiet = common.quiet;
     const auto files = ExpandImagePaths(inputs);
-    WriteFingerprintFile(files, out, prnu);
+    const FingerprintQuality q = WriteFingerprintFile(files, out, prnu);
     if (!common.quiet) std::cerr << "wrote " << out << " from " << files.size() << " images\n";
+    std::cerr << FingerprintQualityText(q) << "\n";
     return 0;
   });
 }

@@ -28,6 +28,7 @@
 #include "dippas/io/pool.h"
 #include "dippas/pipeline/history.h"
 #include "dippas/pipeline/inputs.h"
+#include "dippas/pipeline/prnu_commands.h"
 #include "dippas/pipeline/tile_json.h"
 #include "dippas/pipeline/tiled_dip.h"
 #include "dippas/pipeline/work_folder.h"
@@ -191,10 +192,22 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                      std::to_string(dip.tile_size) + "), or --set tile_size=0");
   }
   torch::Tensor pattern;
+  std::optional<FingerprintQuality> fingerprint_quality;  // from `dippas fingerprint`, if known
   ResidualOptions ro;
   ro.sigma = dip.sigma;
   if (!opt.prnu.empty()) {
     pattern = LoadPattern(opt.prnu, opt.crop, h, w, opt.image);
+    fingerprint_quality = ReadFingerprintQuality(opt.prnu);
+    if (is_dip && fingerprint_quality && fingerprint_quality->true_corr < kWeakFingerprint) {
+      char m[320];
+      std::snprintf(m, sizeof(m),
+                    "warning: %s is a weak fingerprint (%lld flat-fields, estimated correlation "
+                    "with the camera's pattern ρ ≈ %.2f): the output keeps what it misses of the "
+                    "camera, which an analyst with a better fingerprint may still find",
+                    opt.prnu.c_str(), static_cast<long long>(fingerprint_quality->images),
+                    fingerprint_quality->true_corr);
+      notice(m);
+    }
   } else if (is_dip) {
     pattern = Residual(chw, ro);  // blind: P = the whole image's residual, cropped per tile
   }
@@ -508,6 +521,12 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   m["jpeg_quality"] =
       format == ImageFormat::kJpeg ? nlohmann::json(encode.jpeg_quality) : nlohmann::json(nullptr);
   if (!scoring_error.empty()) m["scoring_error"] = scoring_error;
+  m["fingerprint_quality"] =
+      fingerprint_quality
+          ? nlohmann::json{{"images", fingerprint_quality->images},
+                           {"halves_corr", Num(fingerprint_quality->halves_corr)},
+                           {"true_corr_estimate", Num(fingerprint_quality->true_corr)}}
+          : nlohmann::json(nullptr);
   m["psnr"] = Num(psnr);
   m["ncc_before"] = Num(before.ncc);
   m["ncc_after"] = Num(after.ncc);

@@ -38,7 +38,10 @@ void FingerprintAccumulator::Add(const torch::Tensor& image) {
   if (count_ == 0) {
     num_ = torch::zeros(x.sizes(), x.options().dtype(torch::kFloat64));
     den_ = torch::zeros_like(num_);
+    num_even_ = torch::zeros_like(num_);
+    den_even_ = torch::zeros_like(num_);
   }
+  const bool even = count_ % 2 == 0;
   if (x.device().is_cpu()) {
     // One fused pass: the tensor form below costs ~10 temporaries per image.
     auto xc = x.contiguous(), nc = noise.contiguous(), sc = sat.contiguous();
@@ -47,29 +50,63 @@ void FingerprintAccumulator::Add(const torch::Tensor& image) {
     const float* ps = sc.data_ptr<float>();
     double* num = num_.data_ptr<double>();
     double* den = den_.data_ptr<double>();
+    double* num_even = num_even_.data_ptr<double>();
+    double* den_even = den_even_.data_ptr<double>();
     ParallelFor(0, xc.numel(), 65536, at::get_num_threads(), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const double v = px[i];
-        num[i] += static_cast<double>(pn[i]) * v / 255.0;
+        const double a = static_cast<double>(pn[i]) * v / 255.0;
+        num[i] += a;
         const double scale = v < 252.0 ? v / 252.0 : std::exp(-(v - 252.0) * (v - 252.0) / 6.0);
         const double w = scale * ps[i];
         den[i] += w * w;
+        if (even) {
+          num_even[i] += a;
+          den_even[i] += w * w;
+        }
       }
     });
   } else {
     auto xd = x.to(torch::kFloat64);
-    num_.add_(noise.to(torch::kFloat64) * xd / 255.0);
-    den_.add_((IntensityScale(xd) * sat.to(torch::kFloat64)).square());
+    const auto a = noise.to(torch::kFloat64) * xd / 255.0;
+    const auto w2 = (IntensityScale(xd) * sat.to(torch::kFloat64)).square();
+    num_.add_(a);
+    den_.add_(w2);
+    if (even) {
+      num_even_.add_(a);
+      den_even_.add_(w2);
+    }
   }
   ++count_;
 }
 
-torch::Tensor FingerprintAccumulator::Finish() const {
-  if (count_ == 0) throw std::invalid_argument("fingerprint: no images");
-  auto k = (num_ / (den_ + 1.0)).to(torch::kFloat32);
+torch::Tensor FingerprintAccumulator::Estimate(const torch::Tensor& num, const torch::Tensor& den) {
+  auto k = (num / (den + 1.0)).to(torch::kFloat32);
   k = ToGray(k);
   k = ZeroMeanTotal(k);
   return WienerDft(k);
+}
+
+torch::Tensor FingerprintAccumulator::Finish() const {
+  if (count_ == 0) throw std::invalid_argument("fingerprint: no images");
+  return Estimate(num_, den_);
+}
+
+double FullFromHalvesCorrelation(double r) {
+  return r > 0 ? std::sqrt(2 * r / (1 + r)) : 0.0;
+}
+
+FingerprintQuality FingerprintAccumulator::Quality() const {
+  FingerprintQuality q;
+  q.images = count_;
+  if (count_ < 2) return q;
+  const auto a = Estimate(num_even_, den_even_).to(torch::kFloat64).flatten();
+  const auto b = Estimate(num_ - num_even_, den_ - den_even_).to(torch::kFloat64).flatten();
+  const auto ac = a - a.mean(), bc = b - b.mean();
+  const double norm = std::sqrt((ac * ac).sum().item<double>() * (bc * bc).sum().item<double>());
+  q.halves_corr = norm > 0 ? (ac * bc).sum().item<double>() / norm : NAN;
+  q.true_corr = std::isnan(q.halves_corr) ? NAN : FullFromHalvesCorrelation(q.halves_corr);
+  return q;
 }
 
 }  // namespace dippas

@@ -5,9 +5,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "dippas/prnu/fingerprint_quality.h"
 
 namespace dippas {
 
@@ -26,9 +29,29 @@ std::pair<int64_t, int64_t> WriteResidualFile(const std::string& image, const st
                                               const PrnuCommandOptions& options);
 
 // The fingerprint K of the flat-field `files` (all the same size; one in memory at a time)
-// written to `out` as float32 .npy. --out must not be one of the files.
-void WriteFingerprintFile(const std::vector<std::string>& files, const std::string& out,
-                          const PrnuCommandOptions& options);
+// written to `out` as float32 .npy, and its quality estimate (prnu/fingerprint.h) beside it as
+// JSON (FingerprintQualityPath). Neither output may be one of the files.
+FingerprintQuality WriteFingerprintFile(const std::vector<std::string>& files,
+                                        const std::string& out, const PrnuCommandOptions& options);
+
+// <fingerprint>.quality.json: what `dippas fingerprint` knew of the estimate's quality.
+std::string FingerprintQualityPath(const std::string& fingerprint);
+// The quality recorded beside a fingerprint; nullopt when there is no such file (a fingerprint
+// made elsewhere) or it cannot be read.
+std::optional<FingerprintQuality> ReadFingerprintQuality(const std::string& fingerprint);
+
+// The flat-fields a fingerprint would need for ρ ≈ `target`, from its measured quality: the
+// halves' r at N/2 shots gives the per-shot signal-to-error ratio (errors fall as 1/N). 0 when
+// the quality is unknown.
+int64_t FlatFieldsFor(const FingerprintQuality& q, double target);
+
+// What `dippas fingerprint` tells the user of q: the halves' agreement, the estimated ρ, and
+// below kWeakFingerprint how many flat-fields would give ρ ≈ 0.9.
+std::string FingerprintQualityText(const FingerprintQuality& q);
+
+// Below this estimated ρ a fingerprint leaves a better-informed analyst much to find: anonymize
+// warns (docs/quality.md: the stronger-analyst harness).
+inline constexpr double kWeakFingerprint = 0.9;
 
 // One image against one fingerprint.
 struct DetectRow {

@@ -5,6 +5,10 @@
 
 #include <torch/types.h>
 
+#include <cmath>
+#include <cstdint>
+
+#include "dippas/prnu/fingerprint_quality.h"
 #include "dippas/prnu/residual.h"
 
 namespace dippas {
@@ -29,10 +33,17 @@ class FingerprintAccumulator {
   // K (H,W), float32: gray, zero-mean and Wiener-DFT of num/(den+1).
   torch::Tensor Finish() const;
 
+  // The estimate's quality from its two halves (above); costs two more Finish()-like passes.
+  FingerprintQuality Quality() const;
+
  private:
+  static torch::Tensor Estimate(const torch::Tensor& num, const torch::Tensor& den);
+
   ResidualOptions options_;
   torch::Tensor num_;  // Σ noise_c(I)·I_c/255, (C,H,W), float64
   torch::Tensor den_;  // Σ (scale·sat)², (C,H,W), float64
+  // The same sums over the even-numbered images (0, 2, …): half A; half B is the rest.
+  torch::Tensor num_even_, den_even_;
   int64_t count_ = 0;
 };
 
