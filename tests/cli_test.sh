@@ -23,6 +23,27 @@ expect_error "unknown command" "unknown command" -- "$DIPPAS" frobnicate
 # --- good runs -------------------------------------------------------------
 expect_ok "fingerprint" "$DIPPAS" fingerprint --quiet "$EX/flatfield" --out "$T/K.npy"
 [ -s "$T/K.npy" ] || bad "fingerprint wrote nothing"
+# Its quality: printed even with --quiet, and kept beside K (the halves of these 10 Dresden
+# flat-fields agree weakly: a warning, and how many would do better).
+grep -q "fingerprint quality: its two halves (5 and 5 flat-fields) agree at r = 0\.[0-9]*; estimated correlation with the camera's pattern ρ ≈ 0\.[0-9]*" "$T/err" &&
+  grep -q "warning: a weak fingerprint.*about [0-9]* flat-fields of this kind would give ρ ≈ 0.9" "$T/err" && ok ||
+  bad "fingerprint: no quality line: $(cat "$T/err")"
+check "fingerprint quality file" "
+import json, math
+q = json.load(open('$T/K.npy.quality.json'))
+assert q['images'] == 10 and q['size'] == [512, 512], q
+r = q['halves_corr']
+assert 0 < r < 0.5 and abs(q['true_corr_estimate'] - math.sqrt(2 * r / (1 + r))) < 1e-12, q
+"
+A64=(anonymize --quiet --image "$NAT" --prnu "$T/K.npy" --crop 64 --config "$SRC/configs/smoke.yaml" --max-iterations 5)
+expect_ok "anonymize with a weak fingerprint" "$DIPPAS" "${A64[@]}" --out "$T/weak.png"
+grep -q "warning: .*K.npy is a weak fingerprint (10 flat-fields, estimated correlation with the camera's pattern ρ ≈ 0\.[0-9]*)" "$T/err" && ok ||
+  bad "anonymize: no weak-fingerprint warning: $(cat "$T/err")"
+check "metrics: the fingerprint's quality" "
+import json
+m = json.load(open('$T/weak.json')); q = json.load(open('$T/K.npy.quality.json'))
+assert m['fingerprint_quality'] == {'images': 10, 'halves_corr': q['halves_corr'], 'true_corr_estimate': q['true_corr_estimate']}, m['fingerprint_quality']
+"
 expect_ok "detect" "$DIPPAS" detect --prnu "$T/K.npy" --json "$T/det.json" "$EX/natural"
 expect_ok "residual" "$DIPPAS" residual --image "$NAT" --crop 64 --out "$T/W.npy"
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then

@@ -68,14 +68,6 @@ std::optional<FingerprintQuality> ReadFingerprintQuality(const std::string& fing
   }
 }
 
-int64_t FlatFieldsFor(const FingerprintQuality& q, double target) {
-  const double r = q.halves_corr;
-  if (!(r > 0 && r < 1) || q.images < 2 || !(target > 0 && target < 1)) return 0;
-  const double per_shot = 2 * r / (static_cast<double>(q.images) * (1 - r));  // signal/error
-  const double t2 = target * target;
-  return static_cast<int64_t>(std::ceil(t2 / ((1 - t2) * per_shot)));
-}
-
 std::string FingerprintQualityText(const FingerprintQuality& q) {
   char line[400];
   if (std::isnan(q.halves_corr)) {

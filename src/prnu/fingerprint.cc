@@ -92,10 +92,6 @@ torch::Tensor FingerprintAccumulator::Finish() const {
   return Estimate(num_, den_);
 }
 
-double FullFromHalvesCorrelation(double r) {
-  return r > 0 ? std::sqrt(2 * r / (1 + r)) : 0.0;
-}
-
 FingerprintQuality FingerprintAccumulator::Quality() const {
   FingerprintQuality q;
   q.images = count_;

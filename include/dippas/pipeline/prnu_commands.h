@@ -40,11 +40,6 @@ std::string FingerprintQualityPath(const std::string& fingerprint);
 // made elsewhere) or it cannot be read.
 std::optional<FingerprintQuality> ReadFingerprintQuality(const std::string& fingerprint);
 
-// The flat-fields a fingerprint would need for ρ ≈ `target`, from its measured quality: the
-// halves' r at N/2 shots gives the per-shot signal-to-error ratio (errors fall as 1/N). 0 when
-// the quality is unknown.
-int64_t FlatFieldsFor(const FingerprintQuality& q, double target);
-
 // What `dippas fingerprint` tells the user of q: the halves' agreement, the estimated ρ, and
 // below kWeakFingerprint how many flat-fields would give ρ ≈ 0.9.
 std::string FingerprintQualityText(const FingerprintQuality& q);

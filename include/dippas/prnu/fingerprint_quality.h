@@ -18,6 +18,17 @@ struct FingerprintQuality {
   double true_corr = NAN;    // ρ, estimated correlation of K with the camera's pattern
 };
 // ρ from r: √(2r/(1+r)), 0 for r ≤ 0.
-double FullFromHalvesCorrelation(double r);
+inline double FullFromHalvesCorrelation(double r) { return r > 0 ? std::sqrt(2 * r / (1 + r)) : 0.0; }
+
+// The flat-fields a fingerprint would need for ρ ≈ `target`, from its measured quality: the
+// halves' r at N/2 shots gives the per-shot signal-to-error ratio (errors fall as 1/N). 0 when
+// the quality is unknown.
+inline int64_t FlatFieldsFor(const FingerprintQuality& q, double target) {
+  const double r = q.halves_corr;
+  if (!(r > 0 && r < 1) || q.images < 2 || !(target > 0 && target < 1)) return 0;
+  const double per_shot = 2 * r / (static_cast<double>(q.images) * (1 - r));  // signal/error
+  const double t2 = target * target;
+  return static_cast<int64_t>(std::ceil(t2 / ((1 - t2) * per_shot)));
+}
 
 }  // namespace dippas
