@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 
 #include "dippas/dip/injection.h"
 #include "dippas/dip/prnu_loss.h"
@@ -568,6 +570,48 @@ TEST(Loop, PsnrRisesWithIterations) {
   RunDip(TestImage(32, 32), TestPattern(32, 32), opt, cb);
   ASSERT_EQ(psnr.size(), 60u);
   EXPECT_GT(psnr.back(), psnr.front() + 3.0);
+}
+
+// DipRunOptions::psnr_box: admission (and stop) judge the PSNR of the box the caller keeps — a
+// tile's core — not of the whole image it fits. Here the margin is flat (easy) and the core a
+// fine texture (hard): judged on the whole image, candidates enter the pool with a core far below
+// τ; judged on the core, every admitted candidate's core is at τ or above, and each record's PSNR
+// is the core's.
+TEST(Loop, PsnrBoxJudgesTheKeptCore) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(11);
+  const int64_t n = 64;
+  auto image = torch::full({3, n, n}, 120.0);
+  const std::array<int64_t, 4> core = {16, 16, 32, 32};
+  image.slice(1, 16, 48).slice(2, 16, 48).copy_((torch::rand({3, 32, 32}, gen) * 200 + 20).round());
+  const auto pattern = TestPattern(n, n);
+  auto core_psnr = [&](const torch::Tensor& c) {
+    const auto d = c.to(torch::kFloat64).slice(1, 16, 48).slice(2, 16, 48) -
+                   image.slice(1, 16, 48).slice(2, 16, 48).to(torch::kFloat64);
+    return 10 * std::log10(255.0 * 255.0 / d.square().mean().item<double>());
+  };
+  DipRunOptions run = Tiny();
+  run.dip.max_iterations = 60;
+  run.dip.psnr_min = 14;  // the flat margin takes the whole-image PSNR past it early
+  std::vector<double> whole_admitted, core_admitted;
+  std::vector<std::pair<double, double>> judged;  // record's PSNR, core PSNR recomputed
+  LoopCallbacks cb;
+  cb.on_candidate = [&](const torch::Tensor& c, const IterationRecord&) {
+    whole_admitted.push_back(core_psnr(c));
+  };
+  RunDip(image, pattern, run, cb);
+  run.psnr_box = core;
+  cb.on_candidate = [&](const torch::Tensor& c, const IterationRecord& r) {
+    core_admitted.push_back(core_psnr(c));
+    judged.emplace_back(r.psnr, core_psnr(c));
+  };
+  RunDip(image, pattern, run, cb);
+  ASSERT_FALSE(whole_admitted.empty());
+  EXPECT_LT(*std::min_element(whole_admitted.begin(), whole_admitted.end()), run.dip.psnr_min)
+      << "the whole-image PSNR let no weak core in: the test shows nothing";
+  for (const double p : core_admitted) EXPECT_GE(p, run.dip.psnr_min);
+  for (const auto& [reported, recomputed] : judged) EXPECT_NEAR(reported, recomputed, 1e-3);
+  run.psnr_box = {40, 40, 32, 32};  // past the image's edge
+  EXPECT_THROW(RunDip(image, pattern, run), std::invalid_argument);
 }
 
 }  // namespace

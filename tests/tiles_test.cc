@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -155,9 +156,22 @@ TEST(TiledDip, MarginIsCutAway) {
   const auto grid = MakeTileGrid(h, w, 64, 32, 32);
   ASSERT_EQ(grid.tiles.size(), 2u);
   EXPECT_EQ(grid.tiles[0].context, (Box{0, 0, 64, 96}));
-  const auto r = RunTiledDip(image, pattern, grid, Tiny());
+  // Each record's PSNR is its tile's core's (what the tile keeps), not its context's.
+  TiledDipCallbacks cb;
+  int64_t checked = 0;
+  cb.on_candidate = [&](const Tile& t, const torch::Tensor& c, const IterationRecord& rec) {
+    const Box& k = t.core;
+    const Box local{k.y - t.context.y, k.x - t.context.x, k.h, k.w};
+    const auto d = c.to(torch::kFloat64).slice(1, local.y, local.y + k.h).slice(2, local.x, local.x + k.w) -
+                   image.slice(1, k.y, k.y + k.h).slice(2, k.x, k.x + k.w).to(torch::kFloat64);
+    EXPECT_NEAR(rec.psnr, 10 * std::log10(255.0 * 255.0 / d.square().mean().item<double>()), 1e-3);
+    ++checked;
+  };
+  const auto r = RunTiledDip(image, pattern, grid, Tiny(), cb);
+  EXPECT_GT(checked, 0);
   DipRunOptions own = Tiny();
   own.dip.seed = TileSeed(own.dip.seed, 1);
+  own.psnr_box = {0, 32, 64, 64};  // the core within the context
   const auto alone = RunDip(image.slice(2, 32, 128).contiguous(), pattern.slice(1, 32, 128).contiguous(), own);
   EXPECT_TRUE(torch::equal(r.image.slice(2, 64, 128), alone.image.slice(2, 32, 96)));
 }

@@ -211,6 +211,17 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   const int64_t multiple = int64_t{1} << (o.filters.size() - 1);
   // I in [0,1], its 8-bit version for PSNR, and P: padded for the network.
   const auto target8 = image.to(torch::kFloat32).round().clamp(0, 255).to(dev);
+  // The box the PSNR is measured on (DipRunOptions::psnr_box): all of it, or a tile's core.
+  const auto& box = options.psnr_box;
+  if (box[2] > 0 && (box[0] < 0 || box[1] < 0 || box[3] <= 0 || box[0] + box[2] > h ||
+                     box[1] + box[3] > w)) {
+    throw std::invalid_argument("RunDip: psnr_box outside the image");
+  }
+  const bool whole = box[2] == 0 || (box[0] == 0 && box[1] == 0 && box[2] == h && box[3] == w);
+  auto judged = [&](const torch::Tensor& t) {
+    return whole ? t : t.slice(-2, box[0], box[0] + box[2]).slice(-1, box[1], box[1] + box[3]);
+  };
+  const auto target8_judged = judged(target8);
   const auto target = PadTo(image.to(torch::kFloat32).to(dev) / 255.0, multiple).unsqueeze(0);
   const int64_t hp = target.size(2), wp = target.size(3);
   // z is drawn on the CPU so that the same seed gives the same z on any device.
@@ -405,7 +416,7 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
     Pending cur;
     cur.iteration = it;
     cur.candidate = (out.detach().slice(2, 0, h).slice(3, 0, w)[0] * 255.0).round().clamp(0, 255);
-    const auto mse8 = (cur.candidate - target8).square().mean();
+    const auto mse8 = (judged(cur.candidate) - target8_judged).square().mean();
     // The three scalars travel together: one device-to-host copy per iteration.
     const auto scalars = torch::stack({loss.detach(), mse8, injection->Gamma()});
     if (delay == 0) {

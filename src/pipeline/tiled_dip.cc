@@ -42,6 +42,9 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     if (grid.tiled()) {
       run.dip.block_size = std::min(options.dip.block_size, std::max(tile.context.h, tile.context.w));
     }
+    // Admission, stop and plateau judge the pixels the tile keeps: its core, not the margin.
+    run.psnr_box = {tile.core.y - tile.context.y, tile.core.x - tile.context.x, tile.core.h,
+                    tile.core.w};
     LoopCallbacks cb;
     const int64_t done = static_cast<int64_t>(result.tiles.size());
     if (callbacks.on_iteration) {

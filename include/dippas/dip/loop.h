@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -20,7 +21,7 @@ namespace dippas {
 struct IterationRecord {
   int64_t iteration = 0;       // 1-based
   double loss = 0;             // MSE of the injected output against I (0..1 scale), + λ·ρ²
-  double psnr = 0;             // PSNR(8-bit candidate, I) in dB
+  double psnr = 0;             // PSNR(8-bit candidate, I) in dB, over DipRunOptions::psnr_box
   double gamma = 0;            // γ after the step
   bool admitted = false;       // PSNR ≥ τ: joined the pool
   std::optional<double> ncc;   // NCC(residual(candidate), gray·P) when computed
@@ -77,6 +78,10 @@ struct DipRunOptions {
   // What identifies the run (settings and inputs): a checkpoint saved under another key is
   // refused with CheckpointError (dip/checkpoint.h), never resumed.
   std::string checkpoint_key;
+  // The pixels the PSNR rules judge — admission at τ, psnr_stop, the plateau rule, the fallback —
+  // as a box {y, x, h, w} of the image; h = 0: the whole image. A tile's run gives its core: the
+  // margin around it is cut away, so its PSNR must not let a candidate in.
+  std::array<int64_t, 4> psnr_box{0, 0, 0, 0};
 };
 
 struct DipResult {
