@@ -45,18 +45,17 @@ struct DipAttempt {
 inline constexpr double kStallMarginDb = 10.0;
 bool IsStall(const DipAttempt& attempt, const DipOptions& options);
 
-// How many more iterations a run is expected to take, for its progress display: from the PSNR
-// trend, where psnr_stop will be crossed; capped by max_iterations, and by pool_max at the rate
-// candidates are coming. The best PSNR so far, which is what the stop rule waits on, rises
-// about linearly in log(iteration) once the fit has started: the line fitted over the last half
-// of the iterations is carried to the target. Tested on recorded histories (tests/data/).
+// How many more iterations a run is expected to take, for its progress display: where the best
+// PSNR so far (what psnr_stop waits on) will cross the target, from the slowing of its rise over
+// the last two windows (stop_rules.cc); capped by max_iterations, and by pool_max at the rate
+// candidates come. Tested on recorded 128² histories (tests/data/).
 class StopProjection {
  public:
   explicit StopProjection(const DipOptions& o) : o_(o) {}
   // Feeds one iteration (1-based, in order) and the pool size after it.
   void Observe(int64_t iteration, double psnr, int64_t pool_size);
-  // Iterations left until the run is expected to stop; nullopt in its first 20 iterations or
-  // before the best PSNR has risen (the trend is not there yet).
+  // Iterations left until the run is expected to stop; nullopt while its windows are not filled
+  // (the first 51 iterations at least).
   std::optional<int64_t> IterationsLeft() const;
 
  private:
