@@ -5,9 +5,9 @@
 # Usage: scripts/test.sh [--data-only]
 # The reference data folder (prnu-python's outputs and the Dresden photos, not distributed with
 # dippas) is looked for where the build was configured (-DDIPPAS_SHARED_DIR) or in $DIPPAS_SHARED;
-# set DIPPAS_SHARED= (empty) to hide it. Without it the comparisons with prnu-python skip and the end-to-end tests run on a
-# dataset made of examples/. --data-only: only the tests that read that folder (ctest label
-# "data"), e.g. again with it after a run without it.
+# set DIPPAS_SHARED= (empty) to hide it. Without it the comparisons with prnu-python skip and the
+# end-to-end tests run on a dataset made of examples/. --data-only: only the tests that read that
+# folder (ctest label "data"), e.g. again with it after a run without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test-deps
