@@ -46,6 +46,19 @@ FlatAmsGrad::FlatAmsGrad(const std::vector<torch::Tensor>& params, AmsGradOption
   exp_avg_sq_ = torch::zeros_like(params_);
   max_exp_avg_sq_ = torch::zeros_like(params_);
   denom_ = torch::empty_like(params_);
+  if (options_.device_state) {
+    const auto one = [&](double v) { return torch::full({1}, v, params_.options()); };
+    one_t_ = one(1);
+    beta1_t_ = one(options_.beta1);
+    beta2_t_ = one(options_.beta2);
+    neg_lr_t_ = one(-options_.lr);
+    eps_t_ = one(options_.eps);
+    step_t_ = one(0);
+    bias1_t_ = one(0);
+    bias2_t_ = one(0);
+    step_size_t_ = one(0);
+    scaled_ = torch::empty_like(params_);
+  }
 }
 
 FlatAmsGrad::State FlatAmsGrad::GetState() const {
@@ -65,11 +78,13 @@ void FlatAmsGrad::SetState(const State& state) {
   exp_avg_sq_.copy_(state.exp_avg_sq);
   max_exp_avg_sq_.copy_(state.max_exp_avg_sq);
   step_ = state.step;
+  if (step_t_.defined()) step_t_.fill_(static_cast<double>(step_));
 }
 
 void FlatAmsGrad::ZeroGrad() { grads_.zero_(); }
 
 void FlatAmsGrad::Step() {
+  if (options_.device_state) return DeviceStep();
   torch::NoGradGuard no_grad;
   ++step_;
   const double beta1 = options_.beta1, beta2 = options_.beta2;
@@ -82,6 +97,24 @@ void FlatAmsGrad::Step() {
   torch::sqrt_out(denom_, max_exp_avg_sq_);
   denom_.div_(std::sqrt(bias_correction2)).add_(options_.eps);
   params_.addcdiv_(exp_avg_, denom_, -options_.lr / bias_correction1);
+}
+
+void FlatAmsGrad::DeviceStep() {
+  torch::NoGradGuard no_grad;
+  ++step_;  // for steps() and checkpoints; the kernels read step_t_
+  const double beta1 = options_.beta1, beta2 = options_.beta2;
+  step_t_.add_(one_t_);
+  // 1 − β^t in place: β^t, negated, plus 1; then √(1 − β2^t) and −lr/(1 − β1^t).
+  at::pow_out(bias1_t_, beta1_t_, step_t_).neg_().add_(one_t_);
+  at::pow_out(bias2_t_, beta2_t_, step_t_).neg_().add_(one_t_).sqrt_();
+  at::div_out(step_size_t_, neg_lr_t_, bias1_t_);
+  exp_avg_.mul_(beta1_t_).add_(grads_, 1 - beta1);
+  exp_avg_sq_.mul_(beta2_t_).addcmul_(grads_, grads_, 1 - beta2);
+  torch::max_out(max_exp_avg_sq_, exp_avg_sq_, max_exp_avg_sq_);
+  torch::sqrt_out(denom_, max_exp_avg_sq_);
+  denom_.div_(bias2_t_).add_(eps_t_);
+  at::mul_out(scaled_, exp_avg_, step_size_t_);
+  params_.addcdiv_(scaled_, denom_, 1);
 }
 
 }  // namespace dippas

@@ -18,6 +18,12 @@ struct AmsGradOptions {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
+  // The step count and the bias corrections as tensors on the parameters' device, updated by
+  // the step's own kernels (for a CUDA graph, which freezes host scalars: issue #41): no host
+  // value changes from one step to the next, and after the first step no allocation. The same
+  // AMSGrad; its last bits differ from torch::optim::Adam's (the step size multiplies the first
+  // moment before the division instead of after).
+  bool device_state = false;
 };
 
 class FlatAmsGrad {
@@ -48,9 +54,16 @@ class FlatAmsGrad {
   const torch::Tensor& flat_grads() const { return grads_; }
 
  private:
+  void DeviceStep();
+
   AmsGradOptions options_;
   int64_t step_ = 0;
   torch::Tensor params_, grads_, exp_avg_, exp_avg_sq_, max_exp_avg_sq_, denom_;
+  // device_state: one-element tensors in the parameters' dtype and device (a Scalar operand would
+  // be wrapped into a new tensor at every call): 1, β1, β2, −lr, ε, the step count, the two bias
+  // corrections and the step size; and a buffer for the scaled first moment.
+  torch::Tensor one_t_, beta1_t_, beta2_t_, neg_lr_t_, eps_t_, step_t_, bias1_t_, bias2_t_,
+      step_size_t_, scaled_;
 };
 
 }  // namespace dippas
