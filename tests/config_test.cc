@@ -46,6 +46,7 @@ void ExpectSame(const DipOptions& a, const DipOptions& b) {
   EXPECT_EQ(a.gamma_lr, b.gamma_lr);
   EXPECT_EQ(a.tile_size, b.tile_size);
   EXPECT_EQ(a.tile_margin, b.tile_margin);
+  EXPECT_EQ(a.warm_start, b.warm_start);
   EXPECT_EQ(a.checkpoint_every, b.checkpoint_every);
   EXPECT_EQ(a.checkpoint_seconds, b.checkpoint_seconds);
 }
@@ -84,6 +85,7 @@ TEST(DipConfig, DefaultYamlIsExactlyTheDefaults) {
   base.block_size = 1;
   base.top = 1;
   base.seed = 1;
+  base.warm_start = 1;
   ExpectSame(LoadDipConfig(kConfigs + "default.yaml", base), DipOptions{});
 }
 

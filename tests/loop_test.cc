@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "dippas/dip/injection.h"
+#include "dippas/dip/network.h"
 #include "dippas/dip/prnu_loss.h"
 #include "dippas/prnu/detection.h"
 #include "test_util.h"
@@ -612,6 +613,46 @@ TEST(Loop, PsnrBoxJudgesTheKeptCore) {
   for (const auto& [reported, recomputed] : judged) EXPECT_NEAR(reported, recomputed, 1e-3);
   run.psnr_box = {40, 40, 32, 32};  // past the image's edge
   EXPECT_THROW(RunDip(image, pattern, run), std::invalid_argument);
+}
+
+// DipRunOptions::initial_network (a warm start): the loop's first forward pass is that network's,
+// on the loop's own z_t — recomputed here with the exported weights and statistics loaded into
+// a fresh network; and a network of another shape is refused.
+TEST(Loop, InitialNetworkIsWhereTheLoopStarts) {
+  const auto image = TestImage(32, 48);
+  const auto pattern = TestPattern(32, 48);
+  DipRunOptions run = Tiny();
+  run.export_network = true;
+  const auto first = RunDip(image, pattern, run);
+  ASSERT_TRUE(first.network);
+  DipRunOptions warm = Tiny();
+  warm.dip.seed = 5;
+  warm.dip.max_iterations = 1;
+  warm.initial_network = first.network;
+  torch::Tensor z_t, out;
+  LoopCallbacks cb;
+  cb.on_forward = [&](const torch::Tensor& z, const torch::Tensor& o, const torch::Tensor&) {
+    z_t = z.clone();
+    out = o.clone();
+  };
+  RunDip(image, pattern, warm, cb);
+  MultiResUNet net(ToNetworkOptions(warm.dip));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->named_parameters()) p.value().copy_(first.network->at("param." + p.key()));
+    for (auto& b : net->named_buffers()) b.value().copy_(first.network->at("buffer." + b.key()));
+  }
+  net->train();
+  EXPECT_TRUE(torch::equal(net->forward(z_t).detach(), out));
+  // A cold start from the same seed is another network.
+  warm.initial_network.reset();
+  RunDip(image, pattern, warm, cb);
+  EXPECT_GT((net->forward(z_t).detach() - out).abs().max().item<double>(), 1e-3);
+  // Another shape: refused, naming the parameter.
+  auto other = std::make_shared<std::map<std::string, torch::Tensor>>(*first.network);
+  other->begin()->second = torch::zeros({1});
+  warm.initial_network = other;
+  EXPECT_THROW(RunDip(image, pattern, warm), std::invalid_argument);
 }
 
 }  // namespace

@@ -5,8 +5,11 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <numeric>
 
 #include "dippas/pipeline/tiled_dip.h"
@@ -174,6 +177,53 @@ TEST(TiledDip, MarginIsCutAway) {
   own.psnr_box = {0, 32, 64, 64};  // the core within the context
   const auto alone = RunDip(image.slice(2, 32, 128).contiguous(), pattern.slice(1, 32, 128).contiguous(), own);
   EXPECT_TRUE(torch::equal(r.image.slice(2, 64, 128), alone.image.slice(2, 32, 96)));
+}
+
+// warm_start: each tile after the first starts from the network the tile before ended with —
+// the same as running the tiles one by one, each given the last one's exported network; without
+// the network of the tile before a reused one (a resumed run), the run refuses to go on.
+TEST(TiledDip, WarmStartChainsTheTiles) {
+  const int64_t h = 64, w = 128;
+  const auto image = Scene(h, w);
+  const auto pattern = torch::randn({h, w});
+  const auto grid = MakeTileGrid(h, w, 64, 32, 0);
+  ASSERT_EQ(grid.tiles.size(), 2u);
+  DipRunOptions run = Tiny();
+  run.dip.warm_start = 1;
+  std::map<int64_t, std::shared_ptr<const std::map<std::string, torch::Tensor>>> kept;
+  TiledDipCallbacks cb;
+  cb.save_network = [&](const Tile& t, const std::map<std::string, torch::Tensor>& n) {
+    kept[t.index] = std::make_shared<const std::map<std::string, torch::Tensor>>(n);
+  };
+  const auto r = RunTiledDip(image, pattern, grid, run, cb);
+  ASSERT_EQ(kept.size(), 2u);
+  std::shared_ptr<const std::map<std::string, torch::Tensor>> before;
+  for (const auto& t : grid.tiles) {
+    DipRunOptions own = run;
+    own.dip.seed = TileSeed(run.dip.seed, t.index);
+    own.initial_network = before;
+    own.export_network = true;
+    const auto& b = t.core;
+    const auto alone = RunDip(image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w).contiguous(),
+                              pattern.slice(0, b.y, b.y + b.h).slice(1, b.x, b.x + b.w).contiguous(), own);
+    EXPECT_TRUE(torch::equal(r.image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w), alone.image))
+        << "tile " << t.index;
+    for (const auto& [name, v] : *alone.network) {
+      EXPECT_TRUE(torch::equal(v, kept[t.index]->at(name))) << "tile " << t.index << " " << name;
+    }
+    before = alone.network;
+  }
+  // Tile 0 taken from an earlier run: tile 1 needs tile 0's network, read back — or refused.
+  cb.load_finished = [&](const Tile& t) -> std::optional<std::pair<torch::Tensor, TileOutcome>> {
+    if (t.index != 0) return std::nullopt;
+    TileOutcome o;
+    o.tile = t;
+    return std::make_pair(r.image.slice(2, 0, 64).to(torch::kUInt8).contiguous(), o);
+  };
+  cb.load_network = [&](const Tile& t) { return kept.at(t.index); };
+  EXPECT_TRUE(torch::equal(RunTiledDip(image, pattern, grid, run, cb).image, r.image));
+  cb.load_network = nullptr;
+  EXPECT_THROW(RunTiledDip(image, pattern, grid, run, cb), std::runtime_error);
 }
 
 TEST(TiledDip, InterruptedTiledRunHasNoImage) {

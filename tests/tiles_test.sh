@@ -78,4 +78,24 @@ n=$(ls "$T/f.png.tiles"/tile-*.png 2>/dev/null | wc -l)
 expect_error "pool with tiles" "save-pool keeps whole-image candidates" -- "${A[@]}" --out "$T/g.png" --save-pool "$T/pool"
 # Blind mode: P is the whole image's residual, cropped per tile.
 expect_ok "blind, tiled" "$DIPPAS" anonymize --quiet --image "$NAT" --blind --crop 160 "${TINY[@]}" --out "$T/h.png"
+# warm_start: each tile starts from the network the tile before ended with. Interrupted after 4
+# tiles and resumed, byte-identical to an uninterrupted warm run (the network of the 4th tile is
+# kept in the work folder, and only the two latest); not the same image as a cold run.
+W=("${A[@]}" --set warm_start=1)
+expect_ok "warm run" "${W[@]}" --quiet --out "$T/w.png"
+cmp -s "$T/a.png" "$T/w.png" && bad "warm_start changed nothing"
+DIPPAS_TEST_SIGNAL_AT=tiles-done-4 "${W[@]}" --out "$T/w2.png" 2>"$T/w2.err"
+rc=$?
+[ $rc -eq 3 ] || bad "warm, interrupted: exit $rc, expected 3: $(tail -2 "$T/w2.err")"
+nets=$(cd "$T/w2.png.tiles" && ls tile-*.net 2>/dev/null | tr '\n' ' ')
+[ "$nets" = "tile-00002.net tile-00003.net " ] || bad "warm, interrupted: networks kept: '$nets'"
+"${W[@]}" --out "$T/w2.png" 2>"$T/w2b.err"
+rc=$?
+[ $rc -eq 0 ] || bad "warm resume: exit $rc: $(tail -2 "$T/w2b.err")"
+if cmp -s "$T/w.png" "$T/w2.png"; then ok; else bad "warm: resumed output differs from the uninterrupted one"; fi
+# Without the kept network the run cannot go on warm: it says so instead of starting cold.
+DIPPAS_TEST_SIGNAL_AT=tiles-done-4 "${W[@]}" --out "$T/w3.png" 2>/dev/null
+rm -f "$T/w3.png.tiles"/tile-*.net
+expect_error "warm resume without the network" "warm_start: the network of tile 4 .* is not kept" -- \
+  "${W[@]}" --out "$T/w3.png"
 finish

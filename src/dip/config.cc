@@ -58,6 +58,7 @@ const std::vector<Field>& Fields() {
       {"seed", nullptr, &DipOptions::seed},
       {"tile_size", nullptr, &DipOptions::tile_size},
       {"tile_margin", nullptr, &DipOptions::tile_margin},
+      {"warm_start", nullptr, &DipOptions::warm_start},
       {"checkpoint_every", nullptr, &DipOptions::checkpoint_every},
       {"checkpoint_seconds", &DipOptions::checkpoint_seconds},
   };

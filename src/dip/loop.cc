@@ -237,6 +237,20 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   MultiResUNet net(ToNetworkOptions(o));
   PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple),
                           o.gamma_lr > 0 ? o.gamma_lr / o.lr : 1.0);
+  if (options.initial_network) {  // a warm start: the tile before's weights and statistics
+    torch::NoGradGuard no_grad;
+    const auto& start = *options.initial_network;
+    auto load = [&](const std::string& name, torch::Tensor& t) {
+      const auto it = start.find(name);
+      if (it == start.end() || it->second.sizes() != t.sizes()) {
+        throw std::invalid_argument("warm start: the network to start from has no '" + name +
+                                    "' of this size");
+      }
+      t.copy_(it->second);
+    };
+    for (auto& p : net->named_parameters()) load("param." + p.key(), p.value());
+    for (auto& b : net->named_buffers()) load("buffer." + b.key(), b.value());
+  }
   net->to(dev);
   injection->to(dev);
   net->train();  // BatchNorm on batch statistics throughout, as in the paper's code
@@ -464,6 +478,14 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   } else if (result.stop_reason != "interrupted") {
     throw std::runtime_error("the DIP loop ran no iteration");
   }  // interrupted before the first iteration: no image (the caller writes nothing)
+  if (options.export_network) {
+    auto state = std::make_shared<std::map<std::string, torch::Tensor>>();
+    for (const auto& p : net->named_parameters())
+      (*state)["param." + p.key()] = p.value().detach().to(torch::kCPU).clone();
+    for (const auto& b : net->named_buffers())
+      (*state)["buffer." + b.key()] = b.value().to(torch::kCPU).clone();
+    result.network = std::move(state);
+  }
   prof.total = total_timer.Lap();
   prof.profile = profiling;
   result.profile = prof;
@@ -493,6 +515,7 @@ DipResult RunDip(const torch::Tensor& image, const torch::Tensor& pattern,
     run.dip.seed = seed_of(k);
     LoopCallbacks cb = callbacks;
     if (k > 0) {
+      run.initial_network.reset();  // a restart: a new network
       if (!options.checkpoint.empty()) {
         run.checkpoint = RestartCheckpointPath(options.checkpoint, k);
         run.checkpoint_key = options.checkpoint_key + "/restart " + std::to_string(k);

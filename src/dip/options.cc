@@ -59,6 +59,8 @@ void DipOptions::Check() const {
           "upsampled concatenation)");
   Require(direct_conv == 0 || direct_conv == 1, "direct_conv",
           "must be 1 (dippas's direct 3×3 kernels) or 0 (LibTorch's convolutions)");
+  Require(warm_start == 0 || warm_start == 1, "warm_start",
+          "must be 0 (tiles start from random weights) or 1 (from the tile before)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -78,8 +80,8 @@ const std::vector<std::string>& DipOptionKeys() {
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",
-      "seed",       "tile_size",   "tile_margin",      "checkpoint_every",
-      "checkpoint_seconds"};
+      "seed",       "tile_size",   "tile_margin",      "warm_start",
+      "checkpoint_every", "checkpoint_seconds"};
   // clang-format on
   return keys;
 }

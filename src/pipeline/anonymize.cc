@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "dippas/baselines/baselines.h"
+#include "dippas/dip/checkpoint.h"
 #include "dippas/dip/config.h"
 #include "dippas/dip/settings_hash.h"
 #include "dippas/dip/stop_rules.h"
@@ -346,6 +347,28 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         if (live && !live->Rewrite(history)) notice(live->error());
         notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " +
                work->dir() + ")");
+      };
+    }
+    if (work && dip.warm_start != 0 && grid.tiled()) {
+      // The network each finished tile ended with, for the next (the two latest kept: a crash
+      // between saving a tile and its network never leaves a tile without the one before).
+      cb.save_network = [&](const Tile& tile, const std::map<std::string, torch::Tensor>& net) {
+        TensorMap t(net.begin(), net.end());
+        std::string names;
+        for (const auto& [name, v] : net) names += name + "\n";
+        t["names"] = StringTensor(names);
+        SaveTensorMap(work->NetworkPath(tile.index), t);
+        if (tile.index >= 2) std::filesystem::remove(work->NetworkPath(tile.index - 2));
+      };
+      cb.load_network = [&](const Tile& tile) -> std::shared_ptr<const std::map<std::string, torch::Tensor>> {
+        const std::string path = work->NetworkPath(tile.index);
+        if (!std::filesystem::exists(path)) return nullptr;
+        std::vector<std::string> names;
+        std::istringstream in(TensorString(LoadTensorMap(path, {"names"}).at("names")));
+        for (std::string line; std::getline(in, line);) names.push_back(line);
+        auto t = LoadTensorMap(path, names);
+        t.erase("names");
+        return std::make_shared<const std::map<std::string, torch::Tensor>>(t.begin(), t.end());
       };
     }
     if (work) {

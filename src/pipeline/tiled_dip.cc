@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #include "dippas/eval/psnr.h"
 
@@ -21,6 +23,8 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
   TiledDipResult result;
   const auto image8 = image.to(torch::kFloat32).round().clamp(0, 255);
   torch::Tensor out = torch::zeros({3, h, w}, torch::kFloat32);
+  const bool warm = options.dip.warm_start != 0 && grid.tiled();
+  std::shared_ptr<const std::map<std::string, torch::Tensor>> previous;  // the tile before's net
   for (const Tile& tile : grid.tiles) {
     const auto t0 = std::chrono::steady_clock::now();
     if (callbacks.load_finished) {
@@ -28,6 +32,7 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
         Crop(out, tile.core).copy_(saved->first.to(torch::kFloat32));
         saved->second.reused = true;
         result.tiles.push_back(saved->second);
+        previous.reset();  // a reused tile's network is in the caller's keeping
         continue;
       }
     }
@@ -42,6 +47,17 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     if (grid.tiled()) {
       run.dip.block_size = std::min(options.dip.block_size, std::max(tile.context.h, tile.context.w));
     }
+    if (warm && tile.index > 0) {
+      if (!previous && callbacks.load_network)
+        previous = callbacks.load_network(grid.tiles[static_cast<size_t>(tile.index - 1)]);
+      if (!previous) {
+        throw std::runtime_error("warm_start: the network of tile " + std::to_string(tile.index) +
+                                 " (the one before tile " + std::to_string(tile.index + 1) +
+                                 ") is not kept: start the run over");
+      }
+      run.initial_network = previous;
+    }
+    run.export_network = warm;
     // Admission, stop and plateau judge the pixels the tile keeps: its core, not the margin.
     run.psnr_box = {tile.core.y - tile.context.y, tile.core.x - tile.context.x, tile.core.h,
                     tile.core.w};
@@ -100,6 +116,10 @@ TiledDipResult RunTiledDip(const torch::Tensor& image, const torch::Tensor& patt
     o.kept = r.kept;
     o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.tiles.push_back(o);
+    if (warm) {  // the network before the tile: a crash between the two redoes the tile
+      previous = r.network;
+      if (callbacks.save_network && previous) callbacks.save_network(tile, *previous);
+    }
     if (callbacks.on_tile_done) callbacks.on_tile_done(core.to(torch::kUInt8).contiguous(), o);
   }
   result.complete = true;

@@ -78,6 +78,8 @@ TileWorkFolder::TileWorkFolder(std::string dir, std::string settings_hash,
 
 std::string TileWorkFolder::CheckpointPath(int64_t index) const { return Path(index, ".ckpt"); }
 
+std::string TileWorkFolder::NetworkPath(int64_t index) const { return Path(index, ".net"); }
+
 std::string TileWorkFolder::Path(int64_t index, const char* suffix) const {
   char name[64];
   std::snprintf(name, sizeof(name), "tile-%05lld%s", static_cast<long long>(index), suffix);

@@ -8,6 +8,7 @@
 #include <array>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +83,12 @@ struct DipRunOptions {
   // as a box {y, x, h, w} of the image; h = 0: the whole image. A tile's run gives its core: the
   // margin around it is cut away, so its PSNR must not let a candidate in.
   std::array<int64_t, 4> psnr_box{0, 0, 0, 0};
+  // A network to start from instead of random weights (DipOptions::warm_start): the named
+  // parameters and buffers DipResult::network gave; null = random. The first attempt only (a
+  // restart starts afresh); std::invalid_argument when its shapes are not this network's.
+  std::shared_ptr<const std::map<std::string, torch::Tensor>> initial_network;
+  // Hand the network's state at the end out in DipResult::network (the next tile's start).
+  bool export_network = false;
 };
 
 struct DipResult {
@@ -101,6 +108,8 @@ struct DipResult {
   // attempt's: why and where the run ended). `kept` indexes it.
   std::vector<DipAttempt> attempts;
   int64_t kept = 0;
+  // With DipRunOptions::export_network: the kept attempt's network at its end (CPU tensors).
+  std::shared_ptr<const std::map<std::string, torch::Tensor>> network;
 };
 
 // image: I (3,H,W) on 0..255 (any H,W ≥ 32; padded by reflection to a multiple

@@ -57,9 +57,10 @@ struct DipOptions {
   // Stop rules for runs that cannot reach psnr_stop. plateau_window W: every W iterations from
   // the second window on, the run stops ("plateau") when the best PSNR of the last window plus
   // the rate of the mean PSNR between the last two windows, carried over the iterations left,
-  // stays below its target (τ while the pool is empty, then psnr_stop); 0 = never. The rate of
-  // a slowing curve only overestimates what is to come, so no run that would have got there
-  // stops. pool_max M: stop ("pool_full") once the pool holds M candidates; 0 = no limit.
+  // stays below its target (τ while the pool is empty, then psnr_stop); 0 = never. It
+  // extrapolates a trend: a curve that levels off and then rises again can be stopped before it
+  // would have got there (docs/configuration.md has the measured rate). pool_max M: stop
+  // ("pool_full") once the pool holds M candidates; 0 = no limit.
   int64_t plateau_window = 500;
   int64_t pool_max = 2500;
   // A stalled run — stopped by the plateau rule with an empty pool, at its first check
@@ -89,6 +90,10 @@ struct DipOptions {
                               // a multiple of B); 0 = never tile
   int64_t tile_margin = 64;   // context around each tile that the network sees and that is cut
                               // away, pixels (rounded up to a multiple of B)
+  // Beyond the paper, for tiled photos: 1 = each tile after the first starts from the network of
+  // the tile before it at its end (weights and BatchNorm statistics; its own z, optimizer and
+  // seed), instead of from random weights; a restart starts afresh. 0 = random weights.
+  int64_t warm_start = 0;
   // With a checkpoint folder (--checkpoint), the loop state is also saved every this many
   // iterations and seconds (0 = not on that count); always on a stop request (SIGTERM, SIGUSR1).
   // Not settings of the method: they do not change a single output bit.

@@ -7,6 +7,8 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +58,12 @@ struct TiledDipCallbacks {
   std::function<std::string(const Tile&)> checkpoint_blob;
   std::function<void(const Tile&, int64_t iterations, const std::string& blob)> on_resume;
   std::function<void(const Tile&, int64_t iterations)> on_checkpoint;
+  // DipOptions::warm_start: a finished tile's network, for the tile after it (kept by the
+  // caller: a resumed run needs the network of the last tile it reuses), and reading it back
+  // (null when there is none). Without them a resumed warm run cannot start its first new tile.
+  std::function<void(const Tile&, const std::map<std::string, torch::Tensor>&)> save_network;
+  std::function<std::shared_ptr<const std::map<std::string, torch::Tensor>>(const Tile&)>
+      load_network;
   // A tile's loop starts again (see LoopCallbacks::on_restart).
   std::function<void(const Tile&, int64_t attempt, double best_psnr, int64_t iterations,
                      int64_t next_seed)>

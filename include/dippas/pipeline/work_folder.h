@@ -38,6 +38,8 @@ class TileWorkFolder {
                  OtherRun other = OtherRun::kDiscard);
   // The loop checkpoint file of tile `index` (see DipRunOptions::checkpoint).
   std::string CheckpointPath(int64_t index) const;
+  // Where tile `index`'s network at its end is kept for the next tile (DipOptions::warm_start).
+  std::string NetworkPath(int64_t index) const;
 
   const std::string& dir() const { return dir_; }
   bool restarted() const { return restarted_; }
