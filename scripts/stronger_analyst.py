@@ -238,6 +238,7 @@ def main():
     kq = fingerprints(a, out, index, ns)
     d = os.path.join(out, "data")
     photos = [(cam["name"], p) for cam in index["cameras"] for p in cam["photos"]]
+    cams_order = [cam["name"] for cam in index["cameras"]]
 
     # Stage A: one DIP run per photo and configuration, the pool kept.
     def dip_job(job):
@@ -253,7 +254,11 @@ def main():
              "--out", os.path.join(rd, "anon.png"), "--save-pool", os.path.join(rd, "pool"),
              "--history", os.path.join(rd, "history.csv")] + shlex.split(args))
         json.dump({"key": key}, open(os.path.join(rd, "done.json"), "w"))
-    jobs = [(n, args, c, p) for n, args in dips for c, p in photos]
+    # Round-robin over the cameras (every camera's first photo, then the second…): a sweep
+    # stopped early has whole rounds, which a rerun with a smaller --photos uses as they are.
+    rr = sorted(photos, key=lambda cp: ([c["photos"] for c in index["cameras"] if c["name"] == cp[0]][0].index(cp[1]),
+                                        cams_order.index(cp[0])))
+    jobs = [(n, args, c, p) for n, args in dips for c, p in rr]
     print("stage A: %d DIP runs (%d configurations × %d photos)" % (len(jobs), len(dips), len(photos)), flush=True)
     pool_map(a.jobs, dip_job, jobs)
 
