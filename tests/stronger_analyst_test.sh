@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# scripts/stronger_analyst.py end to end on examples/ (2 synthetic cameras × 2 photos, 64², the
+# smoke network): the tables hold every configuration and N; the run's own output equals the
+# paper's selection re-assembled at the run's N; the subtract baseline leaves nothing of K_anon;
+# the leftover is the mean signed NCC after over before; fingerprint quality against K_true;
+# a rerun (also with fewer photos) reuses every DIP run.
+# Skipped (77) where /usr/bin/python3 lacks numpy or PIL.
+set -u
+DIPPAS=${1:?usage: stronger_analyst_test.sh DIPPAS SOURCE_DIR}
+SRC=${2:?usage: stronger_analyst_test.sh DIPPAS SOURCE_DIR}
+export LC_ALL=C
+if ! /usr/bin/python3 -c 'import numpy, PIL' 2>/dev/null; then
+  echo "SKIP: /usr/bin/python3 with numpy and PIL absent (apt-get install python3-numpy python3-pil)"
+  exit 77
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/dippas_sa.$$.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fails=0
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+run() {
+  /usr/bin/python3 "$SRC/scripts/stronger_analyst.py" "$SRC/examples" --out "$T/out" --crop 64 \
+    --cameras 2 --photos "$1" --n 4,8 --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
+    --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
+    --select paper=aware --select blind=blind --baselines
+}
+run 2 >"$T/log" 2>&1 || { cat "$T/log"; echo "FAIL: the harness failed"; exit 1; }
+ls -l --time-style=+%s.%N "$T"/out/runs/smoke/*/anon.png >"$T/runs1"
+
+/usr/bin/python3 - "$T/out" <<'PY' || fails=$((fails + 1))
+import csv, json, os, sys
+import numpy as np
+out = sys.argv[1]
+rows = {(r["config"], r["N"]): r for r in csv.DictReader(open(os.path.join(out, "table.csv")))}
+per = list(csv.DictReader(open(os.path.join(out, "per_photo.csv"))))
+want = {("smoke/paper", "4"), ("smoke/paper", "8"), ("smoke/blind", "4"), ("smoke/blind", "8"),
+        ("smoke/run", "4"), ("subtract", "4"), ("subtract", "8"), ("denoise", "0")}
+missing = want - set(rows)
+assert not missing, "table.csv lacks %s" % sorted(missing)
+for key in want:
+    assert rows[key]["photos"] == "4", (key, rows[key]["photos"])
+# The run's own assembly (at N = --inject-n) is what `dippas assemble` gives from its pool.
+by = lambda cfg, n: {r["photo"]: float(r["ncc_true_after"]) for r in per if r["config"] == cfg and r["N"] == n}
+run, again = by("smoke/run", "4"), by("smoke/paper", "4")
+assert run == again, ("the run's output differs from its pool re-assembled", run, again)
+# Subtract removes exactly K_anon's projection: nothing of K_anon is left.
+for n in ("4", "8"):
+    assert abs(float(rows[("subtract", n)]["ncc_anon_after"])) < 2e-3, rows[("subtract", n)]
+# The leftover, recomputed from the photos' rows.
+for key in (("smoke/paper", "8"), ("denoise", "0")):
+    ps = [r for r in per if (r["config"], r["N"]) == key]
+    b = np.mean([float(r["ncc_true_before"]) for r in ps])
+    a = np.mean([float(r["ncc_true_after"]) for r in ps])
+    assert abs(float(rows[key]["leftover"]) - a / b) < 1e-9, (key, rows[key]["leftover"], a / b)
+# The originals carry K_true (std 0.02 on 64²): far above chance before.
+assert float(rows[("denoise", "0")]["ncc_true_before"]) > 0.05, rows[("denoise", "0")]
+# dippas fingerprint's estimate of its correlation with the pattern, against the true one.
+d = os.path.join(out, "data")
+for cam in ("Synth0", "Synth1"):
+    kt = np.load(os.path.join(d, cam + ".true.npy")).ravel()
+    for n in (4, 8):
+        ka = np.load(os.path.join(d, "%s.anon%d.npy" % (cam, n))).ravel()
+        q = json.load(open(os.path.join(d, "%s.anon%d.npy.quality.json" % (cam, n))))
+        true = np.corrcoef(kt, ka)[0, 1]
+        assert abs(q["true_corr_estimate"] - true) < 0.12, (cam, n, q["true_corr_estimate"], true)
+PY
+
+# A rerun, and one with fewer photos, make no DIP run again.
+run 2 >"$T/log2" 2>&1 || { cat "$T/log2"; bad "the rerun failed"; }
+run 1 >"$T/log3" 2>&1 || { cat "$T/log3"; bad "the rerun with --photos 1 failed"; }
+ls -l --time-style=+%s.%N "$T"/out/runs/smoke/*/anon.png >"$T/runs2"
+cmp -s "$T/runs1" "$T/runs2" || bad "a rerun made DIP runs again: $(diff "$T/runs1" "$T/runs2")"
+grep -q "^| smoke/paper | 8 |" "$T/out/table.md" || bad "table.md after --photos 1: no smoke/paper row"
+/usr/bin/python3 -c "
+import csv,sys
+rows=list(csv.DictReader(open('$T/out/table.csv')))
+assert rows and all(r['photos']=='2' for r in rows), [r['photos'] for r in rows]" || bad "--photos 1: not 2 photos per row"
+
+[ $fails -eq 0 ] && echo "stronger_analyst tests passed" || { echo "$fails failure(s)"; exit 1; }
