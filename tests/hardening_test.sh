@@ -304,14 +304,17 @@ sigpoint() {  # sigpoint NAME POINTS
   DIPPAS_TEST_SIGNAL_AT=$2 "${A[@]}" --max-iterations 12 --psnr-stop 99 --psnr-min 5 \
     --out "$T/sig/$1.png" --save-pool "$T/sig/${1}pool" --history "$T/sig/$1.csv" 2>"$T/sig/$1.err"
 }
+finished() {  # finished NAME WHAT: exit 0, every output there, the metrics of a whole run
+  [ $rc -eq 0 ] || bad "$2: exit $rc, expected 0: $(tail -2 "$T/sig/$1.err")"
+  for f in $1.png $1.json $1.csv ${1}pool/pool.npy ${1}pool/pool.json; do
+    [ -s "$T/sig/$f" ] || bad "$2: $f missing"
+  done
+  check "$2: a finished run" "
+import json; m = json.load(open('$T/sig/$1.json')); assert m['stop_reason'] == 'max_iterations' and m['iterations'] == 12, m"
+}
 sigpoint after after-loop
 rc=$?
-[ $rc -eq 0 ] || bad "a signal after the loop: exit $rc, expected 0: $(tail -2 "$T/sig/after.err")"
-for f in after.png after.json after.csv afterpool/pool.npy afterpool/pool.json; do
-  [ -s "$T/sig/$f" ] || bad "a signal after the loop: $f missing"
-done
-check "a signal after the loop: a finished run" "
-import json; m = json.load(open('$T/sig/after.json')); assert m['stop_reason'] == 'max_iterations' and m['iterations'] == 12, m"
+finished after "a signal after the loop"
 sigpoint staged after-loop,staged
 rc=$?
 [ $rc -eq 130 ] || bad "second signal before the commit: exit $rc, expected 130: $(tail -2 "$T/sig/staged.err")"
@@ -321,12 +324,7 @@ done
 no_temporaries "second signal before the commit" "$T/sig"
 sigpoint committing after-loop,committing
 rc=$?
-[ $rc -eq 0 ] || bad "second signal during the commit: exit $rc, expected 0: $(tail -2 "$T/sig/committing.err")"
-for f in committing.png committing.json committing.csv committingpool/pool.npy committingpool/pool.json; do
-  [ -s "$T/sig/$f" ] || bad "second signal during the commit: $f missing"
-done
-check "second signal during the commit: complete outputs" "
-import json; assert json.load(open('$T/sig/committing.json'))['stop_reason'] == 'max_iterations'"
+finished committing "second signal during the commit"
 no_temporaries "second signal during the commit" "$T/sig"
 # Interrupted before the first iteration: exit 3, a message, no output at all.
 mkdir -p "$T/early"
