@@ -39,7 +39,7 @@ fi
 OUT=${OUT:-$PWD/gpu-out}
 BUILD=${GPU_CHECK_BUILD:-build-gpu}
 STAGES=${GPU_CHECK_STAGES:-machine build tests bench_prnu bench_dip python}
-TESTS=${GPU_CHECK_TESTS:-cuda_tests tf32_tests optimizer_tests loop_sync_tests core_tests loop_tests assembly_tests network_tests psnr_tests}
+TESTS=${GPU_CHECK_TESTS:-cuda_tests tf32_tests optimizer_tests iteration_tests loop_sync_tests core_tests loop_tests assembly_tests network_tests psnr_tests}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 SIZES=${GPU_CHECK_SIZES:-128 256 512}
 ITERS=${GPU_CHECK_ITERS:-200}

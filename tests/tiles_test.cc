@@ -4,17 +4,20 @@
 #include <sys/stat.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
 
 #include "dippas/pipeline/tiled_dip.h"
 #include "dippas/pipeline/tiles.h"
 #include "dippas/pipeline/work_folder.h"
+#include "dippas/util/runtime.h"
 #include "fs_util.h"
 
 namespace dippas {
@@ -224,6 +227,89 @@ TEST(TiledDip, WarmStartChainsTheTiles) {
   EXPECT_TRUE(torch::equal(RunTiledDip(image, pattern, grid, run, cb).image, r.image));
   cb.load_network = nullptr;
   EXPECT_THROW(RunTiledDip(image, pattern, grid, run, cb), std::runtime_error);
+}
+
+// concurrent_tiles: the tiles run at once on their own threads, each with its share of the
+// threads, and each gives exactly what it gives run alone with that share (1 thread here): its
+// own seed's draws although another run seeds the generators meanwhile, LibTorch's, oneDNN's and
+// OpenBLAS's thread counts of its share. A network large enough that the thread count changes
+// its bits on some machines (the smoke test's).
+TEST(TiledDip, ConcurrentTilesEachAsItsSerialRun) {
+  const int64_t h = 128, w = 128;
+  const auto image = Scene(h, w);
+  const auto pattern = torch::randn({h, w});
+  const auto grid = MakeTileGrid(h, w, 64, 32, 0);
+  ASSERT_EQ(grid.tiles.size(), 4u);
+  DipRunOptions run = Tiny();
+  run.dip.input_depth = 32;
+  run.dip.filters = {8, 16, 32, 64, 128};
+  run.dip.skips = {8, 16, 32, 64};
+  run.dip.max_iterations = 12;
+  const int threads_before = at::get_num_threads();
+  SetThreads(1);
+  const auto serial = RunTiledDip(image, pattern, grid, run);
+  SetThreads(2);
+  run.dip.concurrent_tiles = 2;
+  std::mutex mutex;
+  std::map<int64_t, int64_t> iterations;  // per tile, as the callbacks saw them
+  std::vector<int64_t> running, done_order;
+  bool overlapped = false, one_at_a_time = true;
+  int inside = 0;
+  TiledDipCallbacks cb;
+  cb.on_iteration = [&](const Tile& t, int64_t, const IterationRecord& r, int64_t) {
+    one_at_a_time = one_at_a_time && ++inside == 1;  // the callbacks never run at once
+    if (r.iteration == 1) running.push_back(t.index);
+    if (running.size() - done_order.size() > 1) overlapped = true;
+    ++iterations[t.index];
+    --inside;
+  };
+  cb.on_tile_done = [&](const torch::Tensor&, const TileOutcome& o) {
+    std::lock_guard<std::mutex> lock(mutex);
+    done_order.push_back(o.tile.index);
+  };
+  const auto concurrent = RunTiledDip(image, pattern, grid, run, cb);
+  SetThreads(threads_before);
+  ASSERT_TRUE(concurrent.complete);
+  EXPECT_TRUE(overlapped) << "no two tiles ran at once";
+  EXPECT_TRUE(one_at_a_time);
+  EXPECT_EQ(done_order.size(), 4u);
+  ASSERT_EQ(concurrent.tiles.size(), 4u);
+  EXPECT_TRUE(torch::equal(concurrent.image, serial.image));
+  for (size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(concurrent.tiles[k].tile.index, static_cast<int64_t>(k));  // grid order
+    EXPECT_EQ(concurrent.tiles[k].iterations, serial.tiles[k].iterations);
+    EXPECT_EQ(concurrent.tiles[k].psnr, serial.tiles[k].psnr);
+    EXPECT_EQ(iterations[static_cast<int64_t>(k)], serial.tiles[k].iterations);
+  }
+  // The process's thread count is as it was: only the workers had one.
+  EXPECT_EQ(at::get_num_threads(), threads_before);
+}
+
+TEST(TiledDip, ConcurrentTilesStopTogetherAndRefuseWhatTheyCannotDo) {
+  const auto image = Scene(64, 192);
+  const auto pattern = torch::randn({64, 192});
+  const auto grid = MakeTileGrid(64, 192, 64, 32, 0);
+  ASSERT_EQ(grid.tiles.size(), 3u);
+  DipRunOptions run = Tiny();
+  run.dip.max_iterations = 200;
+  run.dip.concurrent_tiles = 2;
+  std::atomic<int64_t> seen{0};
+  TiledDipCallbacks cb;
+  cb.on_iteration = [&](const Tile&, int64_t, const IterationRecord&, int64_t) { ++seen; };
+  cb.stop_requested = [&] { return seen.load() >= 6; };
+  const auto r = RunTiledDip(image, pattern, grid, run, cb);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_FALSE(r.complete);
+  EXPECT_FALSE(r.image.defined());
+  EXPECT_TRUE(r.tiles.empty());  // none had finished: the two running stopped, the third never began
+  EXPECT_LT(seen.load(), 12);
+  // A warm tile waits for the one before it; CUDA runs them one by one.
+  run.dip.warm_start = 1;
+  EXPECT_THROW(run.dip.Check(), std::invalid_argument);
+  EXPECT_THROW(RunTiledDip(image, pattern, grid, run), std::invalid_argument);
+  run.dip.warm_start = 0;
+  run.device = "cuda";
+  EXPECT_THROW(RunTiledDip(image, pattern, grid, run), std::invalid_argument);
 }
 
 TEST(TiledDip, InterruptedTiledRunHasNoImage) {

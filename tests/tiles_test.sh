@@ -63,6 +63,32 @@ t = json.load(open('$T/c.json'))['tiles']
 assert [x['reused'] for x in t] == [True] * 4 + [False] * 5, [x['reused'] for x in t]
 "
 
+# Tiles at once (--concurrent-tiles 2, --threads 2: one thread each): the same bytes as one at
+# a time with --threads 1 and the same history rows; interrupted and resumed, the same again.
+C=()
+for ((i = 0; i < ${#A[@]}; i++)); do
+  if [ "${A[i]}" = --threads ]; then C+=(--threads 2 --concurrent-tiles 2); i=$((i + 1)); else C+=("${A[i]}"); fi
+done
+expect_ok "tiles at once" "${C[@]}" --quiet --out "$T/p.png" --history "$T/p.csv"
+if cmp -s "$T/a.png" "$T/p.png"; then ok; else bad "tiles at once: output differs from one at a time"; fi
+check "tiles at once: the same history rows, the same tiles in the metrics" "
+import json
+a, p = open('$T/a.csv').read().split(), open('$T/p.csv').read().split()
+assert a[0] == p[0] and sorted(a[1:]) == sorted(p[1:]), (len(a), len(p))
+ta, tp = json.load(open('$T/a.json'))['tiles'], json.load(open('$T/p.json'))['tiles']
+assert [(x['index'], x['iterations'], x['psnr']) for x in ta] == [(x['index'], x['iterations'], x['psnr']) for x in tp]
+"
+DIPPAS_TEST_SIGNAL_AT=tiles-done-3 "${C[@]}" --out "$T/q.png" 2>"$T/q.err"
+rc=$?
+[ $rc -eq 3 ] || bad "tiles at once, interrupted: exit $rc, expected 3: $(tail -2 "$T/q.err")"
+[ -e "$T/q.png" ] && bad "tiles at once, interrupted: a final image was written"
+n=$(ls "$T/q.png.tiles"/tile-*.json 2>/dev/null | wc -l)
+[ "$n" -ge 3 ] && [ "$n" -le 4 ] || bad "tiles at once, interrupted: $n finished tiles kept, expected 3 or 4"
+"${C[@]}" --out "$T/q.png" 2>"$T/q2.err" || bad "tiles at once, resume: $(tail -2 "$T/q2.err")"
+grep -q "resumed: [34] of 9 tiles" "$T/q2.err" || bad "tiles at once, resume: no 'resumed' note: $(cat "$T/q2.err")"
+if cmp -s "$T/a.png" "$T/q.png"; then ok; else bad "tiles at once, resumed: output differs"; fi
+expect_error "tiles at once with warm_start" "concurrent_tiles.*warm_start" -- "${C[@]}" --set warm_start=1 --out "$T/r.png"
+
 # Other settings: the work folder of an interrupted run is started over, and says so.
 DIPPAS_TEST_SIGNAL_AT=tiles-done-2 "${A[@]}" --quiet --out "$T/d.png" 2>/dev/null
 "${A[@]}" --seed 5 --out "$T/d.png" 2>"$T/d.err"

@@ -6,6 +6,7 @@
 #include <deque>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <unistd.h>
@@ -46,17 +47,18 @@ class AnonymizeStatus {
  public:
   std::string Line(const AnonymizeProgress& p) {
     const auto now = std::chrono::steady_clock::now();
-    stamps_.push_back(now);
-    if (stamps_.size() > 51) stamps_.pop_front();
-    if (p.tile != nullptr && p.tile->index != tile_) {  // a new tile: its own pace
-      tile_ = p.tile->index;
-      stamps_.assign(1, now);
-    }
+    // Each tile its own pace (tiles may run at once: their iterations interleave).
+    auto& stamps = stamps_[p.tile != nullptr ? p.tile->index : 0];
+    stamps.push_back(now);
+    if (stamps.size() > 51) stamps.pop_front();
     const IterationRecord& r = *p.record;
     char s[240];
     if (p.tiles > 1) {
-      std::snprintf(s, sizeof(s), "tile %lld/%lld  it %lld  PSNR %.2f dB  pool %lld",
+      std::snprintf(s, sizeof(s), "tile %lld/%lld%s  it %lld  PSNR %.2f dB  pool %lld",
                     static_cast<long long>(p.tile->index + 1), static_cast<long long>(p.tiles),
+                    p.tiles_running > 1
+                        ? (" (" + std::to_string(p.tiles_running) + " at once)").c_str()
+                        : "",
                     static_cast<long long>(r.iteration), r.psnr, static_cast<long long>(p.pool_size));
     } else {
       std::snprintf(s, sizeof(s), "it %lld  PSNR %.2f dB  γ %.4f  pool %lld",
@@ -67,18 +69,20 @@ class AnonymizeStatus {
     line += "  elapsed " + FormatDuration(std::chrono::duration<double>(now - start_).count());
     // Seconds per iteration over the last 50 (the first ones of a tile run slower).
     const double per_it =
-        stamps_.size() >= 6 ? std::chrono::duration<double>(stamps_.back() - stamps_.front()).count() /
-                                  static_cast<double>(stamps_.size() - 1)
-                            : 0.0;
+        stamps.size() >= 6 ? std::chrono::duration<double>(stamps.back() - stamps.front()).count() /
+                                 static_cast<double>(stamps.size() - 1)
+                           : 0.0;
     if (!p.iterations_left || per_it <= 0) return line + "  eta …";
     const double tile_left = static_cast<double>(*p.iterations_left) * per_it;
     double left = tile_left;
-    const int64_t after = p.tiles - p.tiles_done - 1;  // tiles after this one
+    // Tiles not started yet, run `running` at a time.
+    const int64_t running = std::max<int64_t>(p.tiles_running, 1);
+    const int64_t after = p.tiles - p.tiles_done - running;
     if (after > 0) {
       const double per_tile =
           p.finished_tiles > 0 ? p.finished_seconds / static_cast<double>(p.finished_tiles)
                                : static_cast<double>(r.iteration + *p.iterations_left) * per_it;
-      left += static_cast<double>(after) * per_tile;
+      left += static_cast<double>((after + running - 1) / running) * per_tile;
       return line + "  eta ~" + FormatDuration(left) + " (tile ~" + FormatDuration(tile_left) + ")";
     }
     return line + "  eta ~" + FormatDuration(left);
@@ -99,14 +103,13 @@ class AnonymizeStatus {
   }
 
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::deque<std::chrono::steady_clock::time_point> stamps_;
-  int64_t tile_ = -1;
+  std::map<int64_t, std::deque<std::chrono::steady_clock::time_point>> stamps_;  // per tile
 };
 
 // Named options that override config keys (after --config and --set).
 struct Overrides {
   std::vector<std::string> set;  // key=value
-  std::optional<int64_t> seed, max_iterations, block_size, top, tile_size;
+  std::optional<int64_t> seed, max_iterations, block_size, top, tile_size, concurrent_tiles;
   std::optional<double> psnr_min, psnr_stop, sigma, lr;
 };
 
@@ -139,6 +142,11 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
   app.add_option("--lr", ov.lr, "Adam learning rate (default 0.001)");
   app.add_option("--tile-size", ov.tile_size,
                  "Tile side for large photos, rounded down to a multiple of B (default 512; 0 = never tile)");
+  app.add_option("--concurrent-tiles", ov.concurrent_tiles,
+                 "Tiles run at once on the CPU, each with an equal share of --threads (default 1: "
+                 "one at a time with all of them); each tile's pixels are those it gets alone with "
+                 "that share. Not with warm_start 1")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--keep-tiles", opt.keep_tiles, "Keep the work folder <out>.tiles/ after a successful tiled run");
   app.add_option(
       "--checkpoint", opt.checkpoint,
@@ -190,6 +198,7 @@ void ApplySettings(AnonymizeOptions& opt, const Overrides& ov) {
   apply(opt.dip.sigma, ov.sigma);
   apply(opt.dip.lr, ov.lr);
   apply(opt.dip.tile_size, ov.tile_size);
+  apply(opt.dip.concurrent_tiles, ov.concurrent_tiles);
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ const std::vector<Field>& Fields() {
       {"tile_size", nullptr, &DipOptions::tile_size},
       {"tile_margin", nullptr, &DipOptions::tile_margin},
       {"warm_start", nullptr, &DipOptions::warm_start},
+      {"concurrent_tiles", nullptr, &DipOptions::concurrent_tiles},
       {"checkpoint_every", nullptr, &DipOptions::checkpoint_every},
       {"checkpoint_seconds", &DipOptions::checkpoint_seconds},
   };

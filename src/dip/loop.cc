@@ -25,6 +25,7 @@
 #include "dippas/dip/loop_checkpoint.h"
 #include "dippas/dip/stop_rules.h"
 #include "dippas/dip/injection.h"
+#include "dippas/dip/iteration.h"
 #include "dippas/kernels/cpu/philox.h"
 #include "dippas/dip/network.h"
 #include "dippas/dip/prnu_loss.h"
@@ -76,6 +77,12 @@ NetworkOptions ToNetworkOptions(const DipOptions& o) {
 
 namespace {
 
+// Held while a run seeds the default generators and draws from them (see RunDipAttempt).
+std::mutex& SeedMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 // Reflect-pad (…,H,W) at the bottom/right to a multiple of m; reflection
 // needs H,W ≥ the pad + 1, which the 32-pixel minimum guarantees for m ≤ 32.
 torch::Tensor PadTo(const torch::Tensor& x, int64_t m) {
@@ -121,7 +128,8 @@ class Timer {
 
 }  // namespace
 
-void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox) {
+void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox,
+                  at::Generator generator) {
   torch::NoGradGuard no_grad;
   if (philox && z.is_cpu() && z.scalar_type() == torch::kFloat && out.sizes() == z.sizes() &&
       out.strides() == z.strides() && z.is_non_overlapping_and_dense()) {
@@ -130,7 +138,8 @@ void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool p
     // 0.19 s against 0.83 s for torch's one-thread normal_ (dippas bench --what dip).
     uint64_t key;
     {
-      auto gen = at::globalContext().defaultGenerator(c10::DeviceType::CPU);
+      auto gen = generator.defined() ? generator
+                                     : at::globalContext().defaultGenerator(c10::DeviceType::CPU);
       std::lock_guard<std::mutex> lock(gen.mutex());
       key = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
     }
@@ -149,7 +158,11 @@ void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool p
   // GCC's -O1 (the sanitizer build) misreads c10::optional<Generator>'s copy as uninitialised.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-  out.normal_();
+  if (generator.defined()) {
+    out.normal_(0, 1, generator);
+  } else {
+    out.normal_();
+  }
 #pragma GCC diagnostic pop
   out.mul_(std);
   out.add_(z);
@@ -207,7 +220,6 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   const bool profiling = profile && profile->profile;
   Timer total_timer(true, false);
 
-  torch::manual_seed(static_cast<uint64_t>(o.seed));
   const int64_t multiple = int64_t{1} << (o.filters.size() - 1);
   // I in [0,1], its 8-bit version for PSNR, and P: padded for the network.
   const auto target8 = image.to(torch::kFloat32).round().clamp(0, 255).to(dev);
@@ -217,24 +229,25 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
                      box[1] + box[3] > w)) {
     throw std::invalid_argument("RunDip: psnr_box outside the image");
   }
-  const bool whole = box[2] == 0 || (box[0] == 0 && box[1] == 0 && box[2] == h && box[3] == w);
-  auto judged = [&](const torch::Tensor& t) {
-    return whole ? t : t.slice(-2, box[0], box[0] + box[2]).slice(-1, box[1], box[1] + box[3]);
-  };
-  const auto target8_judged = judged(target8);
   const auto target = PadTo(image.to(torch::kFloat32).to(dev) / 255.0, multiple).unsqueeze(0);
   const int64_t hp = target.size(2), wp = target.size(3);
-  // z is drawn on the CPU so that the same seed gives the same z on any device.
-  // (mul_ in place: the same rounding as `* std`, one z-sized array fewer at the start.)
-  const auto z = torch::randn({1, o.input_depth, hp, wp}).mul_(o.input_noise_std).to(dev);
-  // z + s·n, n ~ N(0,1) fresh each iteration, built in one persistent buffer: the same draws and
-  // roundings as z + s·randn_like(z), without z-sized temporaries (z is 512 channels).
-  // Tried: z channels-last (oneDNN without reorders): no faster here at 256², so left NCHW.
-  auto z_t = torch::empty_like(z);
-
   // cuDNN autotuning for the network's fixed shapes (the residual's convolutions are tiny).
   const CudnnBenchmarkGuard cudnn_benchmark(true, /*engage=*/cuda);
-  MultiResUNet net(ToNetworkOptions(o));
+  // The seeded draws — z, then the network's initial weights — and the run's own CPU generator
+  // (a copy of the default one after them, for n) under one lock: runs at once on other threads
+  // (tiles at once) each draw exactly what they draw alone.
+  torch::Tensor z;
+  MultiResUNet net{nullptr};
+  at::Generator cpu_generator;
+  {
+    std::lock_guard<std::mutex> lock(SeedMutex());
+    torch::manual_seed(static_cast<uint64_t>(o.seed));
+    // z is drawn on the CPU so that the same seed gives the same z on any device.
+    // (mul_ in place: the same rounding as `* std`, one z-sized array fewer at the start.)
+    z = torch::randn({1, o.input_depth, hp, wp}).mul_(o.input_noise_std).to(dev);
+    net = MultiResUNet(ToNetworkOptions(o));
+    cpu_generator = at::globalContext().defaultGenerator(c10::DeviceType::CPU).clone();
+  }
   PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple),
                           o.gamma_lr > 0 ? o.gamma_lr / o.lr : 1.0);
   if (options.initial_network) {  // a warm start: the tile before's weights and statistics
@@ -270,6 +283,17 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   BlockAssembler assembler(pattern_dev, ao);
   ResidualOptions ro;
   ro.sigma = o.sigma;
+  DipIterationParts parts;
+  parts.net = net.get();
+  parts.injection = injection.get();
+  parts.adam = &adam;
+  parts.z = z;
+  parts.target = target;
+  parts.target8 = target8;
+  parts.pattern = pattern_dev;
+  parts.psnr_box = box;
+  if (!cuda) parts.generator = cpu_generator;  // CUDA draws n from its default generator
+  DipIteration body(parts, o);
 
   DipResult result;
   result.stop_reason = "max_iterations";
@@ -348,7 +372,7 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
 
   // --- Checkpoints: everything the next iteration depends on, saved between two iterations.
   const bool checkpointing = !options.checkpoint.empty();
-  const LoopModules modules{net.get(), &adam, &assembler, cuda, dev};
+  const LoopModules modules{net.get(), &adam, &assembler, cuda, dev, cpu_generator};
   auto save_state = [&](int64_t done) {
     s.plateau = plateau.State();
     SaveLoopCheckpoint(options.checkpoint, options.checkpoint_key, done, modules, s,
@@ -405,34 +429,21 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
       }
     }
     timer.Reset();
-    PerturbInput(z, o.reg_noise_std, z_t, o.philox_noise != 0);
+    const int slot = static_cast<int>(it % 2);
+    body.Perturb();
     if (profiling) prof.perturb += timer.Elapsed();
-    const auto out = net->forward(z_t);
-    const auto injected = injection->forward(out);
-    auto loss = torch::mse_loss(injected, target);
-    if (o.prnu_weight > 0) {
-      // λ·ρ² on the candidate Iφ (0..255, unpadded), against the assembly's P.
-      const auto image = out.slice(2, 0, h).slice(3, 0, w)[0] * 255.0;
-      loss = loss +
-             o.prnu_weight *
-                 PrnuCorrelationLoss(image, pattern_dev, o.prnu_block, ro).to(loss.scalar_type());
-    }
-    if (callbacks.on_forward) callbacks.on_forward(z_t.detach(), out.detach(), injected.detach());
+    body.Forward(callbacks.on_forward);
     prof.forward += timer.Lap();
-    adam.ZeroGrad();
-    loss.backward();
+    body.Backward();
     prof.backward += timer.Lap();
-    adam.Step();
-    injection->ClampGamma();
+    body.Step();
     prof.optimizer += timer.Lap();
+    body.Outputs(slot);
 
-    // The candidate is the network output Iφ (not the injected one), in 8 bits.
     Pending cur;
     cur.iteration = it;
-    cur.candidate = (out.detach().slice(2, 0, h).slice(3, 0, w)[0] * 255.0).round().clamp(0, 255);
-    const auto mse8 = (judged(cur.candidate) - target8_judged).square().mean();
-    // The three scalars travel together: one device-to-host copy per iteration.
-    const auto scalars = torch::stack({loss.detach(), mse8, injection->Gamma()});
+    cur.candidate = body.candidate(slot);
+    const auto& scalars = body.scalars(slot);
     if (delay == 0) {
       cur.scalars = scalars.to(torch::kCPU, torch::kFloat64);
       if (const char* stop = process(cur)) {
@@ -441,7 +452,7 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
       }
       continue;
     }
-    cur.slot = static_cast<int>(it % 2);
+    cur.slot = slot;
     if (ready.empty()) {
       cur.scalars = scalars.to(torch::kCPU, torch::kFloat64);
     } else {

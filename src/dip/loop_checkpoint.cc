@@ -22,7 +22,9 @@ constexpr int64_t kScalarCount = 10;
 
 std::vector<std::pair<std::string, at::Generator>> Generators(const LoopModules& m) {
   std::vector<std::pair<std::string, at::Generator>> g = {
-      {"rng.cpu", at::globalContext().defaultGenerator(c10::DeviceType::CPU)}};
+      {"rng.cpu", m.cpu_generator.defined()
+                      ? m.cpu_generator
+                      : at::globalContext().defaultGenerator(c10::DeviceType::CPU)}};
   if (m.cuda) g.emplace_back("rng.cuda", at::globalContext().defaultGenerator(m.device));
   return g;
 }

@@ -61,6 +61,10 @@ void DipOptions::Check() const {
           "must be 1 (dippas's direct 3×3 kernels) or 0 (LibTorch's convolutions)");
   Require(warm_start == 0 || warm_start == 1, "warm_start",
           "must be 0 (tiles start from random weights) or 1 (from the tile before)");
+  Require(concurrent_tiles >= 1 && concurrent_tiles <= 64, "concurrent_tiles",
+          "must be 1..64 tiles at once, got " + std::to_string(concurrent_tiles));
+  Require(concurrent_tiles == 1 || warm_start == 0, "concurrent_tiles",
+          "must be 1 with warm_start 1 (each warm tile starts from the one before it)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -81,7 +85,7 @@ const std::vector<std::string>& DipOptionKeys() {
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",
       "seed",       "tile_size",   "tile_margin",      "warm_start",
-      "checkpoint_every", "checkpoint_seconds"};
+      "concurrent_tiles", "checkpoint_every", "checkpoint_seconds"};
   // clang-format on
   return keys;
 }

@@ -27,6 +27,7 @@ std::string ResultSettingsJson(const ResultSettings& s) {
   DipOptions method = s.dip;  // when checkpoints are saved changes no output bit
   method.checkpoint_every = DipOptions{}.checkpoint_every;
   method.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
+  method.concurrent_tiles = DipOptions{}.concurrent_tiles;
   const nlohmann::json j = {
       {"method", s.method},
       {"mode", s.mode},

@@ -263,6 +263,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
       DipOptions method_settings = dip;
       method_settings.checkpoint_every = DipOptions{}.checkpoint_every;
       method_settings.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
+      method_settings.concurrent_tiles = DipOptions{}.concurrent_tiles;  // how, not what
       const nlohmann::json settings = {{"image", opt.image},
                                        {"prnu", opt.prnu},
                                        {"mode", aware ? "aware" : "blind"},
@@ -289,12 +290,13 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     TiledDipCallbacks cb;
     const bool hooked = std::getenv("DIPPAS_TEST_SIGNAL_AT") != nullptr;
     int64_t iterations_run = 0;  // by this process, over all tiles: the test hook's count
-    StopProjection projection(dip);
+    std::map<int64_t, StopProjection> projections;  // per tile: tiles may run at once
     double finished_seconds = 0;
     int64_t finished_tiles = 0;
     cb.on_iteration = [&](const Tile& tile, int64_t done, const IterationRecord& r,
                           int64_t pool_size) {
       ++iterations_run;
+      auto& projection = projections.try_emplace(tile.index, dip).first->second;
       projection.Observe(r.iteration, r.psnr, pool_size);
       if (hooked) TestSignalPoint(("iteration-" + std::to_string(iterations_run)).c_str());
       if (live) {
@@ -311,6 +313,10 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
         p.record = &r;
         p.pool_size = pool_size;
         p.iterations_left = projection.IterationsLeft();
+        p.tiles_running = grid.tiled() ? std::max<int64_t>(
+                                             1, std::min<int64_t>(dip.concurrent_tiles,
+                                                                  p.tiles - p.tiles_done))
+                                       : 1;
         p.finished_seconds = finished_seconds;
         p.finished_tiles = finished_tiles;
         callbacks.on_iteration(p);

@@ -18,6 +18,7 @@ struct Gomp {
   void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;
   int (*thread_num)() = nullptr;
   int (*num_threads)() = nullptr;
+  void (*set_num_threads)(int) = nullptr;
 };
 
 // nullptr until libgomp is loaded: the plain commands never load it, and LibTorch's module may be
@@ -36,7 +37,9 @@ const Gomp* FindGomp() {
   g.parallel = reinterpret_cast<decltype(g.parallel)>(dlsym(h, "GOMP_parallel"));
   g.thread_num = reinterpret_cast<decltype(g.thread_num)>(dlsym(h, "omp_get_thread_num"));
   g.num_threads = reinterpret_cast<decltype(g.num_threads)>(dlsym(h, "omp_get_num_threads"));
-  if (!g.parallel || !g.thread_num || !g.num_threads) {
+  g.set_num_threads =
+      reinterpret_cast<decltype(g.set_num_threads)>(dlsym(h, "omp_set_num_threads"));
+  if (!g.parallel || !g.thread_num || !g.num_threads || !g.set_num_threads) {
     dlclose(h);
     return nullptr;
   }
@@ -59,6 +62,13 @@ void GompBody(void* data) {
 }
 
 }  // namespace
+
+bool SetOpenMpThreadsOfThisThread(int threads) {
+  const Gomp* g = FindGomp();
+  if (g == nullptr) return false;
+  g->set_num_threads(std::max(threads, 1));
+  return true;
+}
 
 const char* ParallelBackend() { return FindGomp() != nullptr ? "openmp" : "threads"; }
 

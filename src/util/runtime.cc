@@ -4,6 +4,9 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include "dippas/kernels/cpu/chunked_sgemm.h"
+#include "dippas/util/parallel.h"
+
 #include <stdexcept>
 #include <thread>
 
@@ -21,6 +24,19 @@ int DefaultThreads() {
 void SetThreads(int threads) {
   if (threads < 1) throw std::invalid_argument("--threads must be at least 1");
   at::set_num_threads(threads);
+  // OpenBLAS (LibTorch's matrix products) has its own count, all cores unless told: --threads
+  // bounds it too, and the results then depend on --threads only.
+  SetBlasThreads(threads);
+}
+
+void SetThisThreadThreads(int threads) {
+  if (threads < 1) throw std::invalid_argument("threads must be at least 1");
+  // LibTorch sets each thread's count from the process's the first time the thread asks for it:
+  // that first, or it would undo ours.
+  (void)at::get_num_threads();
+  // The thread's own OpenMP setting (LibTorch's libgomp): at::set_num_threads would change the
+  // process's too.
+  SetOpenMpThreadsOfThisThread(threads);
 }
 
 std::string ResolveDevice(const std::string& requested) {

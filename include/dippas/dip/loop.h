@@ -3,6 +3,7 @@
 // the pool as they come, keep per block the top-L, and assemble Î.
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <array>
@@ -131,7 +132,9 @@ std::string DescribeNetwork(const DipOptions& options);
 // perturbation without z-sized temporaries. philox (float CPU tensors): n from PhiloxPerturb
 // under a key drawn from the default CPU generator, the same for any thread count; otherwise
 // (and always on CUDA) bit for bit z + std·randn_like(z) from the same generator state.
-void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox = false);
+// generator: the one to draw from; undefined = the device's default generator.
+void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox = false,
+                  at::Generator generator = {});
 
 // The network's widths and CPU paths of these options (input_depth, filters, skips, alpha,
 // fused_input, fused_norm, fused_decoder, fused_upsample); NetworkOptions is in dip/network.h.

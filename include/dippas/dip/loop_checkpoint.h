@@ -4,6 +4,7 @@
 // (dip/checkpoint.h). A resumed loop continues bit for bit as if it had not stopped.
 #pragma once
 
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 #include <array>
@@ -36,6 +37,7 @@ struct LoopModules {
   BlockAssembler* assembler = nullptr;
   bool cuda = false;  // the CUDA generator is saved too
   torch::Device device = torch::kCPU;
+  at::Generator cpu_generator;  // the run's CPU generator; undefined: the default one
 };
 
 // A loop state read back from disk.

@@ -94,6 +94,11 @@ struct DipOptions {
   // the tile before it at its end (weights and BatchNorm statistics; its own z, optimizer and
   // seed), instead of from random weights; a restart starts afresh. 0 = random weights.
   int64_t warm_start = 0;
+  // Tiled photos on the CPU: this many tiles run at once, each on its own thread with an equal
+  // share of the threads (at least one); each tile gives what it gives run alone with that share.
+  // 1 = one tile at a time with all the threads. Needs warm_start 0 (a warm tile waits for the one
+  // before it). Not a setting of the method: kept out of the settings a work folder matches.
+  int64_t concurrent_tiles = 1;
   // With a checkpoint folder (--checkpoint), the loop state is also saved every this many
   // iterations and seconds (0 = not on that count); always on a stop request (SIGTERM, SIGUSR1).
   // Not settings of the method: they do not change a single output bit.

@@ -50,7 +50,8 @@ struct AnonymizeOptions {
 struct AnonymizeProgress {
   const Tile* tile = nullptr;  // the tile running
   int64_t tiles = 1;           // tiles in the grid
-  int64_t tiles_done = 0;      // finished (or reused) before this one
+  int64_t tiles_done = 0;      // finished (or reused) so far
+  int64_t tiles_running = 1;   // tiles running at once (DipOptions::concurrent_tiles)
   const IterationRecord* record = nullptr;
   int64_t pool_size = 0;
   // Iterations the tile is expected to take still (StopProjection: the PSNR trend, the limits);

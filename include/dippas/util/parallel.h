@@ -15,6 +15,10 @@ namespace dippas {
 void ParallelFor(int64_t begin, int64_t end, int64_t grain, int threads,
                  const std::function<void(int64_t, int64_t)>& fn);
 
+// The calling thread's OpenMP team size (omp_set_num_threads: a setting of each thread), when
+// the process has loaded libgomp; false when it has not.
+bool SetOpenMpThreadsOfThisThread(int threads);
+
 // "openmp" or "threads": which threads ParallelFor uses now (openmp from when libgomp is loaded).
 const char* ParallelBackend();
 

@@ -17,6 +17,10 @@ int DefaultThreads();
 // Sets LibTorch's intra-op thread count (Debian's build defaults to one).
 void SetThreads(int threads);
 
+// The calling thread's intra-op thread count only, for a worker running one of several runs at
+// once: LibTorch's and oneDNN's OpenMP teams and dippas's kernels started from this thread.
+void SetThisThreadThreads(int threads);
+
 // "cpu" or "cuda" for "auto" | "cpu" | "cuda"; throws std::invalid_argument
 // when CUDA is asked for but absent, or the name is unknown.
 std::string ResolveDevice(const std::string& requested);

@@ -50,6 +50,12 @@ void RunChunks(int64_t chunks, int threads, const ChunkFn& fn) {
   const OpenBlas& b = Find();
   if (!b.sgemm) throw std::logic_error("ChunkedSgemm: OpenBLAS is not loaded");
   CountKernel(KernelId::kChunkedSgemm);
+  if (b.get_threads() == 1) {  // already one thread per call (runs at once): nothing to set
+    ParallelFor(0, chunks, 1, std::max(threads, 1), [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) fn(c);
+    });
+    return;
+  }
   std::lock_guard<std::mutex> lock(blas_mutex);
   const int before = b.get_threads();
   b.set_threads(1);
@@ -95,6 +101,15 @@ void ColumnChunks(int trans_a, int64_t rows, int64_t n, int64_t inner, const flo
 }
 
 }  // namespace
+
+int SetBlasThreads(int threads) {
+  const OpenBlas& b = Find();
+  if (!b.sgemm) return -1;
+  std::lock_guard<std::mutex> lock(blas_mutex);
+  const int before = b.get_threads();
+  b.set_threads(std::max(threads, 1));
+  return before;
+}
 
 bool HaveChunkedSgemm() { return Find().sgemm != nullptr; }
 

@@ -36,4 +36,9 @@ void ChunkedSgemmNT(int64_t m, int64_t n, int64_t k, const float* a, const float
 void ChunkedSgemmTN(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c,
                     int threads);
 
+// OpenBLAS's thread count (one setting for the process): sets it, returns the one before; −1 and
+// nothing set when the process has not loaded OpenBLAS. While it is 1, chunked products run
+// without taking the lock that serialises them (runs at once on several threads set it to 1).
+int SetBlasThreads(int threads);
+
 }  // namespace dippas
