@@ -11,7 +11,7 @@
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
-dippas=build/dippas
+dippas=${DIPPAS:-build/dippas}  # tests/tile_scripts_test.sh gives its build
 image=examples/natural/Nikon_D70s_0_21853.png
 crop=512 tile=256 iters=12 threads=$(nproc) k="" config=configs/default.yaml
 while [ $# -gt 0 ]; do
@@ -51,7 +51,7 @@ read -r s_sec s_mem < <(run serial "$threads" 1)
 read -r c_sec c_mem < <(run concurrent "$threads" "$k")
 read -r r_sec r_mem < <(run share "$share" 1)
 # Tile-iterations of the run (every tile runs exactly --iterations).
-total=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['iterations'])" "$work/serial.json")
+total=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['iterations'])" "$work/serial.json")
 printf '%-34s %10s %18s %10s\n' run seconds "tile-iterations/s" "peak MiB"
 for row in "serial, $threads threads:$s_sec:$s_mem" "concurrent, $k × $share:$c_sec:$c_mem" \
   "serial, $share thread(s) (reference):$r_sec:$r_mem"; do

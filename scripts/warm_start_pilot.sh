@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) echo "warm_start_pilot.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-dippas=build/dippas
+dippas=${DIPPAS:-build/dippas}  # tests/tile_scripts_test.sh gives its build
 [ -x "$dippas" ] || { echo "warm_start_pilot.sh: $dippas not found; build first" >&2; exit 1; }
 [ -d "$data/flatfield" ] && [ -d "$data/natural" ] ||
   { echo "warm_start_pilot.sh: $data has no flatfield/ and natural/ folders" >&2; exit 1; }
