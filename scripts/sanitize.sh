@@ -12,7 +12,8 @@ out=${SANITIZE_BUILD:-build-asan}
 # The GoogleTest suites of the parsers, the I/O, the method's stages and the input noise's kernel
 # (its AVX2 and generic paths, ParallelFor's threads); the others run in the normal build only.
 default=(npy_tests config_tests pool_tests robustness_tests psnr_tests assembly_tests core_tests
-         network_tests loop_tests baselines_tests dataset_tests reference_tests input_noise_tests)
+         network_tests loop_tests baselines_tests dataset_tests reference_tests input_noise_tests
+         iteration_tests tiles_tests)
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${default[@]}")
 

@@ -168,6 +168,14 @@ void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool p
   out.add_(z);
 }
 
+at::Generator CopyOfDefaultCpuGenerator() {
+  auto source = at::globalContext().defaultGenerator(c10::DeviceType::CPU);
+  auto copy = at::make_generator<at::CPUGeneratorImpl>();
+  std::lock_guard<std::mutex> lock(source.mutex());
+  copy.set_state(source.get_state());
+  return copy;
+}
+
 int64_t NetworkParameterCount(const DipOptions& options) {
   return MultiResUNet(ToNetworkOptions(options))->NumParameters();
 }
@@ -246,7 +254,7 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
     // (mul_ in place: the same rounding as `* std`, one z-sized array fewer at the start.)
     z = torch::randn({1, o.input_depth, hp, wp}).mul_(o.input_noise_std).to(dev);
     net = MultiResUNet(ToNetworkOptions(o));
-    cpu_generator = at::globalContext().defaultGenerator(c10::DeviceType::CPU).clone();
+    cpu_generator = CopyOfDefaultCpuGenerator();
   }
   PrnuInjection injection(PadTo(pattern.to(torch::kFloat32), multiple),
                           o.gamma_lr > 0 ? o.gamma_lr / o.lr : 1.0);

@@ -136,6 +136,10 @@ std::string DescribeNetwork(const DipOptions& options);
 void PerturbInput(const torch::Tensor& z, double std, torch::Tensor& out, bool philox = false,
                   at::Generator generator = {});
 
+// A new CPU generator in the default CPU generator's state: its draws are those the default one
+// would give next. (Generator::clone leaks the copy in LibTorch 1.13: one reference too many.)
+at::Generator CopyOfDefaultCpuGenerator();
+
 // The network's widths and CPU paths of these options (input_depth, filters, skips, alpha,
 // fused_input, fused_norm, fused_decoder, fused_upsample); NetworkOptions is in dip/network.h.
 struct NetworkOptions;
