@@ -54,8 +54,14 @@ def die(msg):
     sys.exit("stronger_analyst.py: " + msg)
 
 
+class Interrupted(Exception):
+    pass
+
+
 def run(cmd, log=None):
     r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode == 3 and "interrupted" in r.stderr:
+        raise Interrupted(r.stderr.strip().splitlines()[-1])
     if r.returncode != 0:
         tail = (r.stderr or r.stdout).strip().splitlines()[-3:]
         raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd[:3]), r.returncode, " | ".join(tail)))
@@ -242,19 +248,29 @@ def main():
     photos = [(cam["name"], p) for cam in index["cameras"] for p in cam["photos"]]
     cams_order = [cam["name"] for cam in index["cameras"]]
 
-    # Stage A: one DIP run per photo and configuration, the pool kept.
+    # Stage A: one DIP run per photo and configuration, the pool kept. Each run checkpoints in
+    # its folder (ckpt/, saved every 5 minutes and on SIGTERM/Ctrl-C): a sweep stopped or killed
+    # resumes its runs where they were. A run interrupted stops the sweep (exit 3).
+    interrupted = []
+
     def dip_job(job):
         name, args, cam, photo = job
         rd = os.path.join(out, "runs", name, photo)
         key = digest(args, a.inject_n, a.threads)
-        if os.path.exists(os.path.join(rd, "done.json")) and json.load(open(os.path.join(rd, "done.json"))).get("key") == key:
+        if interrupted or (os.path.exists(os.path.join(rd, "done.json")) and
+                           json.load(open(os.path.join(rd, "done.json"))).get("key") == key):
             return
         os.makedirs(rd, exist_ok=True)
-        run([a.dippas, "anonymize", "--quiet", "--threads", str(a.threads),
-             "--image", os.path.join(d, photo + ".png"),
-             "--prnu", os.path.join(d, "%s.anon%d.npy" % (cam, a.inject_n)),
-             "--out", os.path.join(rd, "anon.png"), "--save-pool", os.path.join(rd, "pool"),
-             "--history", os.path.join(rd, "history.csv")] + shlex.split(args))
+        try:
+            run([a.dippas, "anonymize", "--quiet", "--threads", str(a.threads),
+                 "--image", os.path.join(d, photo + ".png"),
+                 "--prnu", os.path.join(d, "%s.anon%d.npy" % (cam, a.inject_n)),
+                 "--out", os.path.join(rd, "anon.png"), "--save-pool", os.path.join(rd, "pool"),
+                 "--history", os.path.join(rd, "history.csv"), "--checkpoint", os.path.join(rd, "ckpt"),
+                 "--restart"] + shlex.split(args))
+        except Interrupted as e:
+            interrupted.append("%s/%s: %s" % (name, photo, e))
+            return
         json.dump({"key": key}, open(os.path.join(rd, "done.json"), "w"))
     # Round-robin over the cameras (every camera's first photo, then the second…): a sweep
     # stopped early has whole rounds, which a rerun with a smaller --photos uses as they are.
@@ -263,6 +279,11 @@ def main():
     jobs = [(n, args, c, p) for n, args in dips for c, p in rr]
     print("stage A: %d DIP runs (%d configurations × %d photos)" % (len(jobs), len(dips), len(photos)), flush=True)
     pool_map(a.jobs, dip_job, jobs)
+    if interrupted:
+        for m in interrupted:
+            print(m, file=sys.stderr)
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        sys.exit(3)
 
     # Stage B: assembly rules × N over every pool; baselines.
     outputs = {}  # (config, N) -> {photo: image path}

@@ -80,6 +80,49 @@ rc=$?
   bad "a foreign f.csv.part: exit $rc, $(tail -1 "$T/err")"
 [ "$(cat "$T/f.csv.part")" = "my notes" ] && [ ! -e "$T/f.png" ] && ok || bad "a foreign f.csv.part was overwritten"
 
+# --- --save-pool with --checkpoint: the pool resumes with the loop -------------------------
+# The frames so far wait in the pool folder's .pool.npy.partial; the resumed run's pool is the
+# uninterrupted run's, byte for byte, after a SIGTERM (saved at 17) and a crash (saved at 10,
+# the spool already holding the frames of 11 and 12, which the resumed loop makes again).
+expect_ok "uninterrupted run with a pool" "${U[@]}" --quiet --out "$T/pa.png" --save-pool "$T/pa"
+DIPPAS_TEST_SIGNAL_AT=iteration-17 DIPPAS_TEST_SIGNAL=TERM \
+  "${U[@]}" --quiet --out "$T/pb.png" --save-pool "$T/pb" --checkpoint "$T/ckpb" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 3 ] || bad "SIGTERM with a pool and a checkpoint: exit $rc, expected 3: $(tail -2 "$T/err")"
+[ "$(ls -A "$T/pb")" = ".pool.npy.partial" ] && ok || bad "interrupted run's pool folder: $(ls -A "$T/pb"), expected .pool.npy.partial only"
+"${U[@]}" --quiet --out "$T/pb.png" --save-pool "$T/pb" --checkpoint "$T/ckpb" >"$T/out" 2>"$T/err" ||
+  bad "resumed run with a pool: exit $?: $(tail -2 "$T/err")"
+DIPPAS_TEST_SIGNAL_AT=iteration-13 DIPPAS_TEST_SIGNAL=KILL "${U[@]}" --quiet --out "$T/pc.png" \
+  --save-pool "$T/pc" --checkpoint "$T/ckpc" --set checkpoint_every=5 >"$T/out" 2>"$T/err"
+"${U[@]}" --quiet --out "$T/pc.png" --save-pool "$T/pc" --checkpoint "$T/ckpc" --set checkpoint_every=5 \
+  >"$T/out" 2>"$T/err" || bad "resumed run with a pool after a crash: exit $?: $(tail -2 "$T/err")"
+grep -q "resumed from iteration 10 " "$T/err" && ok || bad "pool, crash: no 'resumed from iteration 10': $(cat "$T/err")"
+for p in pb pc; do
+  cmp -s "$T/pa.png" "$T/$p.png" && ok || bad "$p: image differs from the uninterrupted run"
+  cmp -s "$T/pa/pool.npy" "$T/$p/pool.npy" && ok || bad "$p: pool.npy differs from the uninterrupted run's"
+  cmp -s "$T/pa/pool.json" "$T/$p/pool.json" && ok || bad "$p: pool.json differs from the uninterrupted run's"
+  [ "$(ls -A "$T/$p")" = "$(printf 'pool.json\npool.npy')" ] && ok || bad "$p: pool folder holds $(ls -A "$T/$p")"
+done
+check "the pool holds candidates from before and after the interruptions" "
+import json
+its = [c['iteration'] for c in json.load(open('$T/pc/pool.json'))['candidates']]
+assert min(its) < 10 and max(its) > 17, its
+"
+# A checkpoint without the pool's frames is not resumed into a pool missing its first candidates.
+DIPPAS_TEST_SIGNAL_AT=iteration-5 DIPPAS_TEST_SIGNAL=TERM \
+  "${U[@]}" --quiet --out "$T/pd.png" --checkpoint "$T/ckpd" >/dev/null 2>&1
+expect_error "checkpoint without a pool, resumed with --save-pool" \
+  "ckpd: saved by a run without --save-pool .*remove .*ckpd to start over" -- \
+  "${U[@]}" --quiet --out "$T/pd.png" --checkpoint "$T/ckpd" --save-pool "$T/pd"
+[ -e "$T/pd/pool.npy" ] || [ -e "$T/pd.png" ] && bad "refused resume wrote outputs" || ok
+DIPPAS_TEST_SIGNAL_AT=iteration-5 DIPPAS_TEST_SIGNAL=TERM \
+  "${U[@]}" --quiet --out "$T/pe.png" --checkpoint "$T/ckpe" --save-pool "$T/pe" >/dev/null 2>&1
+expect_error "resumed with another pool folder" \
+  "pe2/.pool.npy.partial: holds 0 candidates .* the checkpoint [0-9]+: not the pool of the interrupted run \(give its --save-pool folder" -- \
+  "${U[@]}" --quiet --out "$T/pe.png" --checkpoint "$T/ckpe" --save-pool "$T/pe2"
+expect_ok "resumed without --save-pool" "${U[@]}" --quiet --out "$T/pe.png" --checkpoint "$T/ckpe"
+cmp -s "$T/pa.png" "$T/pe.png" && ok || bad "resumed without --save-pool: image differs from the uninterrupted run"
+
 # --- the plateau rule's window state survives a resume mid-window --------------------------
 # psnr_stop 99 is out of reach: the rule stops the run at the first check (2W = 12); a resume
 # at 9 that lost the first window's mean would not stop there.

@@ -142,6 +142,80 @@ TEST_F(PoolTest, DestructorWithoutCloseLeavesNothing) {
   EXPECT_TRUE(Names(dir).empty()) << Names(dir)[0];
 }
 
+// A checkpointed run: the spool outlives the writer, a new writer resumes at the checkpoint's
+// count (later frames dropped: the resumed loop makes them again), and Close gives the pool an
+// uninterrupted writer would have given.
+TEST_F(PoolTest, ResumableSpoolContinuesFromAState) {
+  const std::string dir = root_ + "/pool", spool = dir + "/" + PoolWriter::kPartialName;
+  const int64_t h = 3, w = 5;
+  auto record = [](int i) { return nlohmann::json{{"iteration", 10 + i}, {"psnr", 39.0 + i}}; };
+  nlohmann::json state;
+  {
+    PoolWriter writer(dir, h, w, Meta(), PoolSpool::kResumable);
+    for (int i = 0; i < 3; ++i) writer.Append(Frame(h, w, i).data(), record(i));
+    state = writer.ResumeState();
+    for (int i = 3; i < 5; ++i) writer.Append(Frame(h, w, 90 + i).data(), record(90 + i));
+  }  // interrupted: no pool, the spool kept
+  EXPECT_EQ(Names(dir), (std::vector<std::string>{PoolWriter::kPartialName}));
+  EXPECT_EQ(state["count"], 3);
+  ASSERT_EQ(state["candidates"].size(), 3u);
+  {
+    PoolWriter writer(dir, h, w, Meta(), PoolSpool::kResumable);
+    writer.ResumeFrom(state);
+    EXPECT_EQ(writer.count(), 3);
+    writer.Append(Frame(h, w, 3).data(), record(3));
+    writer.Close();
+  }
+  EXPECT_EQ(Names(dir), (std::vector<std::string>{"pool.json", "pool.npy"}));
+  PoolReader reader(dir);
+  ASSERT_EQ(reader.count(), 4);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(reader.Read(i), Frame(h, w, i)) << "frame " << i;
+    EXPECT_EQ(reader.index()["candidates"][i]["index"], i);
+    EXPECT_EQ(reader.index()["candidates"][i]["iteration"], 10 + i);
+  }
+  // A fresh (not resumed) run over a longer old spool: overwritten, cut to its own frames.
+  {
+    for (int n : {5, 1}) {
+      PoolWriter writer(dir + "2", h, w, Meta(), PoolSpool::kResumable);
+      for (int i = 0; i < n; ++i) writer.Append(Frame(h, w, 50 + i).data(), record(i));
+      if (n == 1) writer.Close();
+    }
+    PoolReader fresh(dir + "2");
+    ASSERT_EQ(fresh.count(), 1);
+    EXPECT_EQ(fresh.Read(0), Frame(h, w, 50));
+  }
+}
+
+// A state that asks for more frames than the spool holds (another folder, a lost spool) is an
+// error naming the spool; a malformed state is refused; a temporary writer cannot resume.
+TEST_F(PoolTest, ResumeRefusesASpoolWithoutTheFrames) {
+  const std::string dir = root_ + "/pool";
+  nlohmann::json state;
+  {
+    PoolWriter writer(dir, 4, 4, Meta(), PoolSpool::kResumable);
+    for (int i = 0; i < 2; ++i) writer.Append(Frame(4, 4, i).data(), {{"iteration", i}});
+    state = writer.ResumeState();
+  }
+  {
+    PoolWriter elsewhere(root_ + "/other", 4, 4, Meta(), PoolSpool::kResumable);
+    ExpectIoError([&] { elsewhere.ResumeFrom(state); },
+                  root_ + "/other/" + PoolWriter::kPartialName + ": holds 0 candidates");
+  }
+  {
+    PoolWriter bigger(dir, 8, 8, Meta(), PoolSpool::kResumable);  // 2 frames of 4×4 < 1 of 8×8
+    ExpectIoError([&] { bigger.ResumeFrom(state); }, "holds 0 candidates of 8x8, the checkpoint 2");
+  }
+  PoolWriter writer(dir, 4, 4, Meta(), PoolSpool::kResumable);
+  nlohmann::json bad = state;
+  bad["count"] = 3;
+  EXPECT_THROW(writer.ResumeFrom(bad), std::invalid_argument);
+  EXPECT_THROW(writer.ResumeFrom(nlohmann::json::array()), std::invalid_argument);
+  PoolWriter temporary(root_ + "/t", 4, 4, Meta());
+  EXPECT_THROW(temporary.ResumeState(), std::logic_error);
+  EXPECT_THROW(temporary.ResumeFrom(state), std::logic_error);
+}
+
 TEST_F(PoolTest, AbandonedWriterKeepsAnOlderPool) {
   const std::string dir = root_ + "/pool";
   WritePool(dir, 4, 4, 2);

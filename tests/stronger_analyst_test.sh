@@ -3,7 +3,8 @@
 # smoke network): the tables hold every configuration and N; the run's own output equals the
 # paper's selection re-assembled at the run's N; the subtract baseline leaves nothing of K_anon;
 # the leftover is the mean signed NCC after over before; fingerprint quality against K_true;
-# a rerun (also with fewer photos) reuses every DIP run.
+# a sweep stopped mid-run resumes its runs' checkpoints; a rerun (also with fewer photos) reuses
+# every DIP run.
 # Skipped (77) where /usr/bin/python3 lacks numpy or PIL.
 set -u
 DIPPAS=${1:?usage: stronger_analyst_test.sh DIPPAS SOURCE_DIR}
@@ -24,7 +25,24 @@ run() {
     --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
     --select paper=aware --select blind=blind --baselines
 }
+# Stopped first: each DIP run gets SIGTERM at its 5th iteration, saves its checkpoint and stops
+# the sweep (exit 3, nothing tabled); the next run resumes them.
+DIPPAS_TEST_SIGNAL_AT=iteration-5 DIPPAS_TEST_SIGNAL=TERM run 2 >"$T/log0" 2>&1
+rc=$?
+[ $rc -eq 3 ] || bad "a sweep whose runs were stopped: exit $rc, expected 3: $(tail -3 "$T/log0")"
+grep -q "interrupted: rerun the same command to resume" "$T/log0" || bad "no resume hint: $(tail -3 "$T/log0")"
+ls "$T"/out/runs/smoke/*/ckpt/tile-00000.ckpt >/dev/null 2>&1 || bad "no checkpoint kept by the stopped runs"
+[ -e "$T/out/table.csv" ] && bad "a stopped sweep wrote its table"
 run 2 >"$T/log" 2>&1 || { cat "$T/log"; echo "FAIL: the harness failed"; exit 1; }
+ls -d "$T"/out/runs/smoke/*/ckpt 2>/dev/null && bad "checkpoints left after the runs finished"
+/usr/bin/python3 - "$T/out" <<'PY' || bad "a resumed run's history is not one run of consecutive iterations"
+import csv, glob, json, os, sys
+for rd in glob.glob(os.path.join(sys.argv[1], "runs", "smoke", "*")):
+    its = [int(r["iteration"]) for r in csv.DictReader(open(os.path.join(rd, "history.csv")))]
+    assert its == list(range(1, len(its) + 1)) and len(its) > 5, (rd, its[:8])
+    m = json.load(open(os.path.join(rd, "anon.json")))
+    assert m["iterations"] == len(its) and m["pool_size"] == json.load(open(os.path.join(rd, "pool", "pool.json")))["candidates"].__len__(), rd
+PY
 ls -l --time-style=+%s.%N "$T"/out/runs/smoke/*/anon.png >"$T/runs1"
 
 /usr/bin/python3 - "$T/out" <<'PY' || fails=$((fails + 1))

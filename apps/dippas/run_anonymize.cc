@@ -170,7 +170,10 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
       "Per-iteration CSV: [tile,] iteration, loss, PSNR, γ, admitted, NCC (the rows also go to "
       "<this path>.part as the loop runs; removed once the CSV is written)");
   app.add_flag("--history-ncc", opt.history_ncc, "Compute the NCC of every candidate for the history (slower)");
-  app.add_option("--save-pool", opt.save_pool, "Keep the admitted candidates in this folder (for dippas assemble)");
+  app.add_option(
+      "--save-pool", opt.save_pool,
+      "Keep the admitted candidates in this folder (for dippas assemble); with --checkpoint, "
+      "the candidates so far wait there in .pool.npy.partial until the run ends");
   app.add_flag("--describe", describe, "Print the network (parameter count, widths) and exit");
   app.add_option("--method", opt.method,
                  "dip (DIPPAS), or a baseline: subtract (Î = I·(1 − α·K), α bisected to NCC ≈ 0; "

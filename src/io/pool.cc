@@ -106,8 +106,9 @@ void CreatePrivateDir(const std::string& dir) {
 
 // --- PoolWriter ------------------------------------------------------------
 
-PoolWriter::PoolWriter(const std::string& dir, int64_t height, int64_t width, nlohmann::json meta)
-    : dir_(dir), height_(height), width_(width), meta_(std::move(meta)) {
+PoolWriter::PoolWriter(const std::string& dir, int64_t height, int64_t width, nlohmann::json meta,
+                       PoolSpool spool)
+    : dir_(dir), height_(height), width_(width), meta_(std::move(meta)), spool_(spool) {
   if (height < 1 || width < 1) {
     throw std::invalid_argument("pool size must be positive, got " + std::to_string(height) + "x" +
                                 std::to_string(width));
@@ -121,10 +122,19 @@ PoolWriter::PoolWriter(const std::string& dir, int64_t height, int64_t width, nl
   meta_["candidates"] = nlohmann::json::array();
   meta_["complete"] = false;
 
-  auto [fd, tmp] = MakeTemp(dir_, "pool.npy", npy_path_);
-  fd_ = fd;
-  npy_tmp_ = tmp;
-  npy_slot_ = RegisterTemporaryFile(npy_tmp_);  // removed even by a second Ctrl-C
+  if (spool_ == PoolSpool::kResumable) {
+    // Not a registered temporary: it outlives an interruption, for the checkpoint to resume.
+    npy_tmp_ = (fs::path(dir_) / kPartialName).string();
+    fd_ = open(npy_tmp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    created_ = fd_ >= 0;
+    if (fd_ < 0 && errno == EEXIST) fd_ = open(npy_tmp_.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ < 0) throw IoError(npy_tmp_ + ": cannot open: " + Errno());
+  } else {
+    auto [fd, tmp] = MakeTemp(dir_, "pool.npy", npy_path_);
+    fd_ = fd;
+    npy_tmp_ = tmp;
+    npy_slot_ = RegisterTemporaryFile(npy_tmp_);  // removed even by a second Ctrl-C
+  }
   header_size_ = HeaderSize(height_, width_);
   const std::string header = Header(0, height_, width_, header_size_);
   if (!PwriteAll(fd_, header.data(), header.size(), 0)) {
@@ -143,7 +153,9 @@ void PoolWriter::Cleanup() noexcept {
     ::close(fd_);
     fd_ = -1;
   }
-  if (!npy_tmp_.empty()) std::remove(npy_tmp_.c_str());
+  // A resumable spool stays for the checkpoint, unless it was made here and never got a frame.
+  if (!npy_tmp_.empty() && (spool_ == PoolSpool::kTemporary || (created_ && count_ == 0)))
+    std::remove(npy_tmp_.c_str());
   if (!json_tmp_.empty()) std::remove(json_tmp_.c_str());
   npy_tmp_.clear();
   json_tmp_.clear();
@@ -168,6 +180,40 @@ void PoolWriter::Append(const uint8_t* rgb_hwc, const nlohmann::json& record) {
   entry["index"] = count_;
   meta_["candidates"].push_back(std::move(entry));
   ++count_;
+}
+
+nlohmann::json PoolWriter::ResumeState() {
+  if (spool_ != PoolSpool::kResumable)
+    throw std::logic_error("PoolWriter::ResumeState: not resumable");
+  if (closed_ || fd_ < 0) throw std::logic_error("PoolWriter::ResumeState after Close");
+  if (fdatasync(fd_) != 0) throw IoError(npy_tmp_ + ": cannot flush to disk: " + Errno());
+  return {{"count", count_}, {"candidates", meta_["candidates"]}};
+}
+
+void PoolWriter::ResumeFrom(const nlohmann::json& state) {
+  if (spool_ != PoolSpool::kResumable)
+    throw std::logic_error("PoolWriter::ResumeFrom: not resumable");
+  if (closed_ || fd_ < 0) throw std::logic_error("PoolWriter::ResumeFrom after Close");
+  if (!state.is_object() || !state.contains("count") || !state["count"].is_number_integer() ||
+      !state.contains("candidates") || !state["candidates"].is_array() ||
+      state["count"].get<int64_t>() != static_cast<int64_t>(state["candidates"].size())) {
+    throw std::invalid_argument("pool resume state: expected {count, candidates[count]}");
+  }
+  const int64_t n = state["count"].get<int64_t>();
+  const size_t frame = static_cast<size_t>(height_ * width_ * 3);
+  struct stat st {};
+  if (fstat(fd_, &st) != 0) throw IoError(npy_tmp_ + ": cannot read its size: " + Errno());
+  const int64_t held =
+      st.st_size < static_cast<off_t>(header_size_)
+          ? 0
+          : static_cast<int64_t>((static_cast<size_t>(st.st_size) - header_size_) / frame);
+  if (held < n) {
+    throw IoError(npy_tmp_ + ": holds " + std::to_string(held) + " candidates of " +
+                  std::to_string(height_) + "x" + std::to_string(width_) + ", the checkpoint " +
+                  std::to_string(n) + ": not the pool of the interrupted run");
+  }
+  count_ = n;
+  meta_["candidates"] = state["candidates"];
 }
 
 void PoolWriter::FinishTemporaries() {

@@ -80,63 +80,6 @@ AttributionScores ScoreImage(const torch::Tensor& image, const torch::Tensor& k,
   return s;
 }
 
-void AnonymizeOptions::Check() const {
-  if (image.empty()) throw UsageError("--image is required");
-  if (method != "dip" && method != "subtract" && method != "denoise") {
-    throw UsageError("--method " + method + ": expected dip, subtract or denoise");
-  }
-  if (!prnu.empty() && blind) throw UsageError("--prnu and --blind exclude each other");
-  if (method == "subtract" && prnu.empty()) throw UsageError("--method subtract needs --prnu");
-  // Denoising ignores P: it runs with or without a fingerprint.
-  if (prnu.empty() && !blind && method != "denoise") throw UsageError("give --prnu K.npy (PRNU-aware) or --blind");
-  if (method != "dip" && (!history.empty() || !save_pool.empty() || history_ncc)) {
-    throw UsageError("--history, --history-ncc and --save-pool apply to --method dip only");
-  }
-  if (crop < 0) throw UsageError("--crop must be ≥ 0");
-  if (!checkpoint.empty() && method != "dip")
-    throw UsageError("--checkpoint applies to --method dip only");
-  if (!checkpoint.empty() && !save_pool.empty()) {
-    throw UsageError(
-        "--save-pool cannot be resumed from a checkpoint: give one of --save-pool and "
-        "--checkpoint");
-  }
-  if (restart && checkpoint.empty()) throw UsageError("--restart needs --checkpoint");
-  ImageFormat format = ImageFormat::kPng;
-  try {
-    format = OutputFormat(OutputPath());
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--out ") + e.what());
-  }
-  if (jpeg_quality != 0 && (jpeg_quality < 1 || jpeg_quality > 100)) {
-    throw UsageError("--jpeg-quality must be 1 to 100, got " + std::to_string(jpeg_quality));
-  }
-  if (jpeg_quality != 0 && format != ImageFormat::kJpeg) {
-    throw UsageError("--jpeg-quality applies to a JPEG output (--out x.jpg), not " +
-                     std::string(FormatName(format)));
-  }
-  try {
-    dip.Check();
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("invalid option ") + e.what());
-  }
-}
-
-std::string AnonymizeOptions::OutputPath() const {
-  if (!out.empty()) return out;
-  const fs::path p(image);
-  return (p.parent_path() / (p.stem().string() + ".anon.png")).string();
-}
-
-std::string AnonymizeOptions::MetricsPath() const {
-  if (!metrics.empty()) return metrics;
-  const fs::path o(OutputPath());
-  return (o.parent_path() / (o.stem().string() + ".json")).string();
-}
-
-std::string AnonymizeOptions::WorkFolder() const {
-  return checkpoint.empty() ? OutputPath() + ".tiles" : checkpoint;
-}
-
 AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks& callbacks) {
   opt.Check();
   const DipOptions& dip = opt.dip;
@@ -254,7 +197,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                          {"mode", opt.blind ? "blind" : "aware"},
                          {"prnu", opt.blind ? nlohmann::json(nullptr) : nlohmann::json(opt.prnu)},
                          {"sigma", dip.sigma},
-                         {"crop", opt.crop}});
+                         {"crop", opt.crop}},
+          opt.checkpoint.empty() ? PoolSpool::kTemporary : PoolSpool::kResumable);
     }
     const bool checkpointing = !opt.checkpoint.empty();
     std::string settings_hash;
@@ -347,9 +291,29 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     };
     if (checkpointing) {
       cb.checkpoint_file = [&](const Tile& tile) { return work->CheckpointPath(tile.index); };
-      cb.checkpoint_blob = [&](const Tile& tile) { return history[tile.index]; };
+      // The history rows so far; with --save-pool, {"history", "pool"} (rows never start with '{').
+      cb.checkpoint_blob = [&](const Tile& tile) {
+        if (!pool) return history[tile.index];
+        return nlohmann::json{{"history", history[tile.index]}, {"pool", pool->ResumeState()}}
+            .dump();
+      };
       cb.on_resume = [&](const Tile& tile, int64_t n, const std::string& blob) {
-        history[tile.index] = blob;
+        const bool with_pool = !blob.empty() && blob[0] == '{';
+        const nlohmann::json saved = with_pool ? nlohmann::json::parse(blob) : nlohmann::json();
+        const std::string start_over = "remove " + work->dir() + " to start over";
+        if (pool && !with_pool) {
+          throw IoError(work->dir() +
+                        ": saved by a run without --save-pool (its candidates before iteration " +
+                        std::to_string(n) + " were not kept): rerun without --save-pool, or " +
+                        start_over);
+        }
+        try {
+          if (pool) pool->ResumeFrom(saved.at("pool"));
+        } catch (const IoError& e) {
+          throw IoError(std::string(e.what()) + " (give its --save-pool folder, or " + start_over +
+                        ")");
+        }
+        history[tile.index] = with_pool ? saved.at("history").get<std::string>() : blob;
         if (live && !live->Rewrite(history)) notice(live->error());
         notice("resumed from iteration " + std::to_string(n) + tile_name(tile) + " (checkpoint " +
                work->dir() + ")");

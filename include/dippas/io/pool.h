@@ -20,14 +20,24 @@
 
 namespace dippas {
 
+// Where the frames wait until Close().
+enum class PoolSpool {
+  kTemporary,  // a temporary file, removed if the run does not finish
+  kResumable,  // DIR/.pool.npy.partial, kept when the run stops: a checkpointed run resumes it
+};
+
 // Streams candidates to disk, one frame at a time (memory O(1 image)). Nothing appears under
 // the final names before Close(): a crashed or abandoned run leaves no half-written pool.
 class PoolWriter {
  public:
+  static constexpr const char* kPartialName = ".pool.npy.partial";
+
   // Creates `dir` if needed with mode 0700 (the pool holds near-copies of the user's photo) and
-  // opens temporary files inside it. `meta` holds "image", "mode", "prnu", "sigma"; "size",
-  // "candidates" and "complete" are added by the writer.
-  PoolWriter(const std::string& dir, int64_t height, int64_t width, nlohmann::json meta);
+  // opens its spool inside it. `meta` holds "image", "mode", "prnu", "sigma"; "size",
+  // "candidates" and "complete" are added by the writer. A kResumable spool is opened as it is
+  // (a fresh run overwrites it from the first frame; Close() cuts what is left beyond).
+  PoolWriter(const std::string& dir, int64_t height, int64_t width, nlohmann::json meta,
+             PoolSpool spool = PoolSpool::kTemporary);
   PoolWriter(const PoolWriter&) = delete;
   PoolWriter& operator=(const PoolWriter&) = delete;
   // Removes the temporary files if Close() was not reached.
@@ -48,6 +58,15 @@ class PoolWriter {
 
   int64_t count() const { return count_; }
 
+  // kResumable: flushes the frames so far to disk (they outlive a crash) and returns what
+  // ResumeFrom needs: {"count", "candidates"}. Saved with a loop checkpoint.
+  nlohmann::json ResumeState();
+
+  // kResumable: continues from an earlier writer's ResumeState() in the same folder: the frames
+  // after its count are dropped (the resumed loop makes them again). IoError naming the spool
+  // if it holds fewer frames or another size; std::invalid_argument on a malformed state.
+  void ResumeFrom(const nlohmann::json& state);
+
  private:
   void Cleanup() noexcept;
   void FinishTemporaries();  // fixes N, fsyncs pool.npy, writes the pool.json temporary
@@ -59,6 +78,8 @@ class PoolWriter {
   int64_t height_ = 0, width_ = 0, count_ = 0;
   size_t header_size_ = 0;  // bytes before the first frame
   nlohmann::json meta_;     // pool.json being built
+  PoolSpool spool_ = PoolSpool::kTemporary;
+  bool created_ = false;  // the spool did not exist before this writer
   bool closed_ = false;
 };
 
