@@ -124,27 +124,43 @@ torch::Tensor Scene(int64_t h, int64_t w) {
   return img.round();
 }
 
+// The tiled tests' setup: a scene, a pattern, and the grid of 64-pixel tiles (B = 32).
+struct TiledCase {
+  torch::Tensor image, pattern;
+  TileGrid grid;
+};
+
+TiledCase Case(int64_t h, int64_t w, int64_t margin = 0) {
+  auto image = Scene(h, w);  // seeds the generator: the pattern is drawn after it
+  auto pattern = torch::randn({h, w});
+  return {image, pattern, MakeTileGrid(h, w, 64, 32, margin)};
+}
+
+// Box b of a (C,H,W) image or an (H,W) pattern.
+torch::Tensor Cut(const torch::Tensor& t, const Box& b) {
+  const int64_t d = t.dim() - 2;
+  return t.slice(d, b.y, b.y + b.h).slice(d + 1, b.x, b.x + b.w).contiguous();
+}
+
+// A margin-free tile run by itself with `own`, given the seed the tiled run gives it.
+DipResult RunAlone(const TiledCase& c, const Tile& t, DipRunOptions own) {
+  own.dip.seed = TileSeed(own.dip.seed, t.index);
+  return RunDip(Cut(c.image, t.core), Cut(c.pattern, t.core), own);
+}
+
 TEST(TiledDip, StitchedEqualsEachTilesOwnRun) {
-  const int64_t h = 96, w = 160;
-  const auto image = Scene(h, w);
-  const auto pattern = torch::randn({h, w});
+  const auto c = Case(96, 160);  // 2 × 3 tiles, the last ones 32 wide/high
   const auto run = Tiny();
-  const auto grid = MakeTileGrid(h, w, 64, 32, 0);  // 2 × 3 tiles, the last ones 32 wide/high
-  ASSERT_EQ(grid.tiles.size(), 6u);
-  const auto r = RunTiledDip(image, pattern, grid, run);
+  ASSERT_EQ(c.grid.tiles.size(), 6u);
+  const auto r = RunTiledDip(c.image, c.pattern, c.grid, run);
   ASSERT_TRUE(r.complete);
   ASSERT_EQ(r.tiles.size(), 6u);
-  for (const auto& t : grid.tiles) {
-    DipRunOptions own = run;
-    own.dip.seed = TileSeed(run.dip.seed, t.index);
-    const auto& b = t.core;
-    const auto alone = RunDip(image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w).contiguous(),
-                              pattern.slice(0, b.y, b.y + b.h).slice(1, b.x, b.x + b.w).contiguous(), own);
-    EXPECT_TRUE(torch::equal(r.image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w), alone.image))
+  for (const auto& t : c.grid.tiles) {
+    EXPECT_TRUE(torch::equal(Cut(r.image, t.core), RunAlone(c, t, run).image))
         << "tile " << t.index;
   }
   // Same seed, same bytes.
-  EXPECT_TRUE(torch::equal(RunTiledDip(image, pattern, grid, run).image, r.image));
+  EXPECT_TRUE(torch::equal(RunTiledDip(c.image, c.pattern, c.grid, run).image, r.image));
 }
 
 TEST(TiledDip, UntiledIsPlainRunDip) {
@@ -156,10 +172,10 @@ TEST(TiledDip, UntiledIsPlainRunDip) {
 }
 
 TEST(TiledDip, MarginIsCutAway) {
-  const int64_t h = 64, w = 128;
-  const auto image = Scene(h, w);
-  const auto pattern = torch::randn({h, w});
-  const auto grid = MakeTileGrid(h, w, 64, 32, 32);
+  const auto c = Case(64, 128, /*margin=*/32);
+  const auto& image = c.image;
+  const auto& pattern = c.pattern;
+  const auto& grid = c.grid;
   ASSERT_EQ(grid.tiles.size(), 2u);
   EXPECT_EQ(grid.tiles[0].context, (Box{0, 0, 64, 96}));
   // Each record's PSNR is its tile's core's (what the tile keeps), not its context's.
@@ -186,10 +202,10 @@ TEST(TiledDip, MarginIsCutAway) {
 // the same as running the tiles one by one, each given the last one's exported network; without
 // the network of the tile before a reused one (a resumed run), the run refuses to go on.
 TEST(TiledDip, WarmStartChainsTheTiles) {
-  const int64_t h = 64, w = 128;
-  const auto image = Scene(h, w);
-  const auto pattern = torch::randn({h, w});
-  const auto grid = MakeTileGrid(h, w, 64, 32, 0);
+  const auto c = Case(64, 128);
+  const auto& image = c.image;
+  const auto& pattern = c.pattern;
+  const auto& grid = c.grid;
   ASSERT_EQ(grid.tiles.size(), 2u);
   DipRunOptions run = Tiny();
   run.dip.warm_start = 1;
@@ -203,14 +219,10 @@ TEST(TiledDip, WarmStartChainsTheTiles) {
   std::shared_ptr<const std::map<std::string, torch::Tensor>> before;
   for (const auto& t : grid.tiles) {
     DipRunOptions own = run;
-    own.dip.seed = TileSeed(run.dip.seed, t.index);
     own.initial_network = before;
     own.export_network = true;
-    const auto& b = t.core;
-    const auto alone = RunDip(image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w).contiguous(),
-                              pattern.slice(0, b.y, b.y + b.h).slice(1, b.x, b.x + b.w).contiguous(), own);
-    EXPECT_TRUE(torch::equal(r.image.slice(1, b.y, b.y + b.h).slice(2, b.x, b.x + b.w), alone.image))
-        << "tile " << t.index;
+    const auto alone = RunAlone(c, t, own);
+    EXPECT_TRUE(torch::equal(Cut(r.image, t.core), alone.image)) << "tile " << t.index;
     for (const auto& [name, v] : *alone.network) {
       EXPECT_TRUE(torch::equal(v, kept[t.index]->at(name))) << "tile " << t.index << " " << name;
     }
@@ -235,10 +247,10 @@ TEST(TiledDip, WarmStartChainsTheTiles) {
 // OpenBLAS's thread counts of its share. A network large enough that the thread count changes
 // its bits on some machines (the smoke test's).
 TEST(TiledDip, ConcurrentTilesEachAsItsSerialRun) {
-  const int64_t h = 128, w = 128;
-  const auto image = Scene(h, w);
-  const auto pattern = torch::randn({h, w});
-  const auto grid = MakeTileGrid(h, w, 64, 32, 0);
+  const auto c = Case(128, 128);
+  const auto& image = c.image;
+  const auto& pattern = c.pattern;
+  const auto& grid = c.grid;
   ASSERT_EQ(grid.tiles.size(), 4u);
   DipRunOptions run = Tiny();
   run.dip.input_depth = 32;
@@ -286,9 +298,10 @@ TEST(TiledDip, ConcurrentTilesEachAsItsSerialRun) {
 }
 
 TEST(TiledDip, ConcurrentTilesStopTogetherAndRefuseWhatTheyCannotDo) {
-  const auto image = Scene(64, 192);
-  const auto pattern = torch::randn({64, 192});
-  const auto grid = MakeTileGrid(64, 192, 64, 32, 0);
+  const auto c = Case(64, 192);
+  const auto& image = c.image;
+  const auto& pattern = c.pattern;
+  const auto& grid = c.grid;
   ASSERT_EQ(grid.tiles.size(), 3u);
   DipRunOptions run = Tiny();
   run.dip.max_iterations = 200;
@@ -313,13 +326,12 @@ TEST(TiledDip, ConcurrentTilesStopTogetherAndRefuseWhatTheyCannotDo) {
 }
 
 TEST(TiledDip, InterruptedTiledRunHasNoImage) {
-  const auto image = Scene(64, 128);
-  const auto pattern = torch::randn({64, 128});
+  const auto c = Case(64, 128);
   TiledDipCallbacks cb;
   int64_t done = 0;
   cb.on_tile_done = [&](const torch::Tensor&, const TileOutcome&) { ++done; };
   cb.stop_requested = [&] { return done >= 1; };
-  const auto r = RunTiledDip(image, pattern, MakeTileGrid(64, 128, 64, 32, 0), Tiny(), cb);
+  const auto r = RunTiledDip(c.image, c.pattern, c.grid, Tiny(), cb);
   EXPECT_FALSE(r.complete);
   EXPECT_TRUE(r.interrupted);
   EXPECT_FALSE(r.image.defined());

@@ -50,19 +50,17 @@ void RunChunks(int64_t chunks, int threads, const ChunkFn& fn) {
   const OpenBlas& b = Find();
   if (!b.sgemm) throw std::logic_error("ChunkedSgemm: OpenBLAS is not loaded");
   CountKernel(KernelId::kChunkedSgemm);
-  if (b.get_threads() == 1) {  // already one thread per call (runs at once): nothing to set
+  auto run = [&] {
     ParallelFor(0, chunks, 1, std::max(threads, 1), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) fn(c);
     });
-    return;
-  }
+  };
+  if (b.get_threads() == 1) return run();  // already one thread per call (runs at once)
   std::lock_guard<std::mutex> lock(blas_mutex);
   const int before = b.get_threads();
   b.set_threads(1);
   try {
-    ParallelFor(0, chunks, 1, std::max(threads, 1), [&](int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) fn(c);
-    });
+    run();
   } catch (...) {
     b.set_threads(before);
     throw;
