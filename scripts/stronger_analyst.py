@@ -22,7 +22,11 @@ Two stages, so that many variants cost one DIP run per photo:
                         aware-abs          the same, ranked by |ρ| whatever its sign
                         blind              P = the photo's own noise residual W
                         both:W             P = K_anon/σ(K_anon) + W·residual/σ(residual)
-                      optionally followed by ",tau=T" (candidates with PSNR ≥ T only).
+                      optionally followed by ",tau=T" (candidates with PSNR ≥ T only),
+                      ",pool=M" (the first M candidates at τ: the run stopped by pool_max
+                      = M) and ",stop=S" (the candidates up to the first iteration above S
+                      dB: the run stopped by psnr_stop = S). The table's "its" column is
+                      the iterations per photo the run would have taken under the rule.
 The pool depends on P only through the injection γ·P, and γ ends near 0.0005: the assembly is
 where N acts (the run's own output is the assembly at N = --inject-n, which the table checks).
 --baselines adds `--method subtract` (with K_anon(N)) and `--method denoise`.
@@ -178,15 +182,44 @@ def residual(a, img, path):
     return np.load(path)
 
 
+def rule_limits(rule):
+    """A rule's ",tau=T", ",pool=M" and ",stop=S" parts: {"tau": T, "pool": M, "stop": S}."""
+    lim = {}
+    for p in rule.split(",")[1:]:
+        k, _, v = p.partition("=")
+        if k not in ("tau", "pool", "stop") or not v:
+            die("--select rule %s: unknown part %s (expected tau=T, pool=M or stop=S)" % (rule, p))
+        try:
+            lim[k] = int(v) if k == "pool" else float(v)
+        except ValueError:
+            die("--select rule %s: %s is not a number" % (rule, p))
+        if k == "pool" and lim[k] < 1:
+            die("--select rule %s: pool=M needs M ≥ 1" % rule)
+    return lim
+
+
+def stopped_run(rd, meta, tau, lim):
+    """What a run would have been under a rule's stop: (iterations, candidates at τ kept)."""
+    cands = json.load(open(os.path.join(rd, "pool", "pool.json")))["candidates"]
+    last = meta["iterations"]
+    if "stop" in lim:
+        for line in open(os.path.join(rd, "history.csv")).read().splitlines()[1:]:
+            it, _, psnr = line.split(",")[:3]
+            if float(psnr) > lim["stop"]:
+                last = min(last, int(it))
+                break
+    at_tau = [c for c in cands if c["psnr"] >= tau and c["iteration"] <= last]
+    if "pool" in lim and len(at_tau) >= lim["pool"]:
+        last = at_tau[lim["pool"] - 1]["iteration"]
+        at_tau = at_tau[:lim["pool"]]
+    return last, len(at_tau)
+
+
 def select_p(a, out, cam, photo, rule, nn):
     """The assembly's P for a rule: (['--prnu', file] | ['--blind'], tau or None)."""
     d = os.path.join(out, "data")
     parts = rule.split(",")
-    tau = None
-    for p in parts[1:]:
-        if not p.startswith("tau="):
-            die("--select rule %s: unknown part %s" % (rule, p))
-        tau = float(p[4:])
+    tau = rule_limits(rule).get("tau")
     base = parts[0]
     kfile = os.path.join(d, "%s.anon%d.npy" % (cam, nn))
     if base in ("aware", "aware-abs"):
@@ -287,6 +320,7 @@ def main():
 
     # Stage B: assembly rules × N over every pool; baselines.
     outputs = {}  # (config, N) -> {photo: image path}
+    its = {}  # (config, photo) -> iterations the DIP run took, or would have under the rule
 
     def assemble_job(job):
         dname, sname, rule, nn, cam, photo = job
@@ -297,11 +331,15 @@ def main():
         meta = json.load(open(os.path.join(rd, "anon.json")))
         cfg = meta["config"]
         tau = cfg["psnr_min"] if tau is None else tau
+        lim = rule_limits(rule)
+        last, kept = stopped_run(rd, meta, tau, lim)
+        its["%s/%s" % (dname, sname), photo] = last
+        pool_max = kept if ("pool" in lim or "stop" in lim) else cfg["pool_max"]
         od = os.path.join(out, "assembled", dname, sname, "N%d" % nn, photo)
-        key = digest(pargs, tau, json.load(open(os.path.join(rd, "done.json")))["key"])
+        key = digest(pargs, tau, *([pool_max] if lim.keys() - {"tau"} else []),
+                     json.load(open(os.path.join(rd, "done.json")))["key"])
         target = os.path.join(od, "image.png")
-        pool = json.load(open(os.path.join(rd, "pool", "pool.json")))
-        if not any(c["psnr"] >= tau for c in pool["candidates"]):
+        if kept == 0:
             # No candidate reached τ: the run's own fallback (its best candidate) stands in.
             outputs.setdefault(("%s/%s" % (dname, sname), nn), {})[photo] = os.path.join(rd, "anon.png")
             return
@@ -309,7 +347,7 @@ def main():
             os.makedirs(od, exist_ok=True)
             run([a.dippas, "assemble", "--quiet", "--threads", str(a.threads), "--pool", os.path.join(rd, "pool"),
                  "--image", os.path.join(d, photo + ".png"), "--block-size", str(cfg["block_size"]),
-                 "--top", str(cfg["top"]), "--psnr-min", str(tau), "--pool-max", str(cfg["pool_max"]),
+                 "--top", str(cfg["top"]), "--psnr-min", str(tau), "--pool-max", str(pool_max),
                  "--out-dir", od] + pargs)
             made = [f for f in glob.glob(os.path.join(od, "*.png")) if not f.endswith("image.png")]
             if len(made) != 1:
@@ -338,6 +376,7 @@ def main():
             f = os.path.join(out, "runs", dn, p, "anon.png")
             if os.path.exists(f):
                 outputs.setdefault(("%s/run" % dn, a.inject_n), {})[p] = f
+                its["%s/run" % dn, p] = json.load(open(os.path.join(out, "runs", dn, p, "anon.json")))["iterations"]
 
     # The judge: NCC (and PCE) of every output against every camera's K_true; the anonymizer's
     # view: NCC with its own K_anon(N).
@@ -389,7 +428,8 @@ def main():
             psnr = 10 * math.log10(255 ** 2 / mse) if mse > 0 else float("inf")
             psnrs.append(psnr)
             b, af = before[(p, cam_of[p])], after[(p, cam_of[p])]
-            per_photo.append({"config": cfg, "N": nn, "photo": p, "camera": cam_of[p], "psnr": psnr,
+            per_photo.append({"config": cfg, "N": nn, "photo": p, "camera": cam_of[p], "its": its.get((cfg, p), ""),
+                              "psnr": psnr,
                               "ncc_true_before": b[0], "ncc_true_after": af[0], "pce_true_after": af[1],
                               "ncc_anon_after": own.get(p, "")})
         fin = [x for x in psnrs if math.isfinite(x)]
@@ -403,7 +443,10 @@ def main():
         sb = sum(before[(p, cam_of[p])][0] for p in files) / len(files)
         sa = sum(pos) / len(pos)
         se = (sum((x - sa) ** 2 for x in pos) / max(len(pos) - 1, 1) / len(pos)) ** 0.5
-        rows.append({"config": cfg, "N": nn, "photos": len(files), "psnr_mean": pm, "psnr_min": min(psnrs),
+        run_its = [its[cfg, p] for p in files if (cfg, p) in its]
+        rows.append({"config": cfg, "N": nn, "photos": len(files),
+                     "its": sum(run_its) / len(run_its) if len(run_its) == len(files) else "",
+                     "psnr_mean": pm, "psnr_min": min(psnrs),
                      "ncc_true_before": sum(nb) / len(nb), "ncc_true_after": sum(na) / len(na),
                      "leftover": sa / sb if sb else float("nan"), "leftover_se": se / abs(sb) if sb else float("nan"),
                      "ncc_chance_rms": (sum(x * x for x in neg) / len(neg)) ** 0.5,
@@ -427,7 +470,7 @@ def mann_whitney(pos, neg):
 
 
 def write_tables(out, rows, per_photo, kq, auc0, a, ns, nphotos):
-    keys = ["config", "N", "photos", "psnr_mean", "psnr_min", "n_below_psnr_min", "ncc_true_before",
+    keys = ["config", "N", "photos", "its", "psnr_mean", "psnr_min", "n_below_psnr_min", "ncc_true_before",
             "ncc_true_after", "ncc_chance_rms", "leftover", "leftover_se", "ratio_median", "ncc_anon_after", "pce_true_after_max", "auc_true", "C"]
     with open(os.path.join(out, "table.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
@@ -444,12 +487,12 @@ def write_tables(out, rows, per_photo, kq, auc0, a, ns, nphotos):
                                                                           a.jpeg, a.flat_noise, auc0), "",
              "corr(K_anon(N), K_true), mean over cameras: " + ", ".join(
                  "N=%d %.2f" % (nn, sum(q[nn] for q in kq.values()) / len(kq)) for nn in ns), "",
-             "| config | N | PSNR mean (min) | < 38 dB | \\|NCC\\| K_true before → after (chance) | "
+             "| config | N | its | PSNR mean (min) | < 38 dB | \\|NCC\\| K_true before → after (chance) | "
              "leftover ± se | median after/before | \\|NCC\\| K_anon after | max PCE K_true after | AUC K_true | C |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| %s | %s | %s (%s) | %s | %s → %s (%s) | %s ± %s | %s | %s | %s | %s | %s |" % (
-            r["config"], r["N"] or "–", fmt(r["psnr_mean"], 2), fmt(r["psnr_min"], 2), r["n_below_psnr_min"],
+        lines.append("| %s | %s | %s | %s (%s) | %s | %s → %s (%s) | %s ± %s | %s | %s | %s | %s | %s |" % (
+            r["config"], r["N"] or "–", fmt(r["its"], 0) if r["its"] != "" else "–", fmt(r["psnr_mean"], 2), fmt(r["psnr_min"], 2), r["n_below_psnr_min"],
             fmt(r["ncc_true_before"]), fmt(r["ncc_true_after"]), fmt(r["ncc_chance_rms"]), fmt(r["leftover"], 2),
             fmt(r["leftover_se"], 2), fmt(r["ratio_median"], 2), fmt(r["ncc_anon_after"]),
             fmt(r["pce_true_after_max"], 1), fmt(r["auc_true"], 3), fmt(r["C"], 1)))

@@ -23,7 +23,8 @@ run() {
   /usr/bin/python3 "$SRC/scripts/stronger_analyst.py" "$SRC/examples" --out "$T/out" --crop 64 \
     --cameras 2 --photos "$1" --n 4,8 --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
     --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
-    --select paper=aware --select blind=blind --baselines
+    --select paper=aware --select blind=blind --select first=aware,pool=1 --select s30=aware,stop=30 \
+    --baselines
 }
 # Stopped first: each DIP run gets SIGTERM at its 5th iteration, saves its checkpoint and stops
 # the sweep (exit 3, nothing tabled); the next run resumes them.
@@ -57,6 +58,26 @@ missing = want - set(rows)
 assert not missing, "table.csv lacks %s" % sorted(missing)
 for key in want:
     assert rows[key]["photos"] == "4", (key, rows[key]["photos"])
+# pool=1: the run stopped at its first candidate at τ, whose frame is the whole assembly; stop=S:
+# at the first iteration above S dB. Both from the run's own files.
+from PIL import Image
+for photo in {r["photo"] for r in per}:
+    rd = os.path.join(out, "runs", "smoke", photo)
+    cands = json.load(open(os.path.join(rd, "pool", "pool.json")))["candidates"]
+    tau = json.load(open(os.path.join(rd, "anon.json")))["config"]["psnr_min"]
+    at_tau = [c for c in cands if c["psnr"] >= tau]
+    row = [r for r in per if r["config"] == "smoke/first" and r["N"] == "4" and r["photo"] == photo][0]
+    if at_tau:
+        assert int(row["its"]) == at_tau[0]["iteration"], (photo, row["its"], at_tau[0])
+        frame = np.load(os.path.join(rd, "pool", "pool.npy"), mmap_mode="r")[at_tau[0]["index"]]
+        img = np.asarray(Image.open(os.path.join(out, "assembled", "smoke", "first", "N4", photo, "image.png")).convert("RGB"))
+        assert np.array_equal(img, frame), (photo, "pool=1 is not the first candidate at τ")
+    hist = list(csv.DictReader(open(os.path.join(rd, "history.csv"))))
+    above = [int(h["iteration"]) for h in hist if float(h["psnr"]) > 30]
+    s30 = [r for r in per if r["config"] == "smoke/s30" and r["N"] == "4" and r["photo"] == photo][0]
+    assert int(s30["its"]) == (above[0] if above else len(hist)), (photo, s30["its"], above[:1], len(hist))
+    paper = [r for r in per if r["config"] == "smoke/run" and r["photo"] == photo][0]
+    assert int(paper["its"]) == len(hist), (photo, paper["its"], len(hist))
 # The run's own assembly (at N = --inject-n) is what `dippas assemble` gives from its pool.
 by = lambda cfg, n: {r["photo"]: float(r["ncc_true_after"]) for r in per if r["config"] == cfg and r["N"] == n}
 run, again = by("smoke/run", "4"), by("smoke/paper", "4")
