@@ -37,6 +37,7 @@ void ExpectSame(const DipOptions& a, const DipOptions& b) {
   EXPECT_EQ(a.block_size, b.block_size);
   EXPECT_EQ(a.top, b.top);
   EXPECT_EQ(a.order_by_abs, b.order_by_abs);
+  EXPECT_EQ(a.sigmoid_floor, b.sigmoid_floor);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.plateau_window, b.plateau_window);
   EXPECT_EQ(a.pool_max, b.pool_max);

@@ -548,5 +548,43 @@ TEST(Network, DirectConvNetworkMatchesTheConvolutionNetwork) {
   EXPECT_EQ(calls_b.conv3x3(), 0) << "direct_conv off ran the direct 3×3 kernels";
 }
 
+// sigmoid_floor ε: the same output, and a backward whose slope at the output is max(σ'(a), ε).
+// σ' = y(1 − y) from the output y itself, so the head's bias gradient of Σ g·y is known in closed
+// form: Σ g·max(y(1 − y), ε) per channel. Channel 0 saturated (bias +9: σ' ≈ 1e-4), where the
+// floor raises the slope 400-fold.
+TEST(Network, SigmoidFloorKeepsTheOutputAndFloorsItsSlope) {
+  const auto z = (torch::manual_seed(7), torch::rand({1, 4, 32, 32}));
+  const auto g = torch::randn({1, 3, 32, 32});
+  std::map<double, torch::Tensor> outputs, grads;
+  for (double eps : {0.0, 0.05}) {
+    NetworkOptions o;
+    o.input_depth = 4;
+    o.filters = {4, 8};
+    o.skips = {4};
+    o.sigmoid_floor = eps;
+    torch::manual_seed(5);
+    MultiResUNet net(o);
+    torch::Tensor bias;
+    for (const auto& p : net->named_parameters()) {
+      if (p.key() == "head.bias") bias = p.value();
+    }
+    ASSERT_TRUE(bias.defined());
+    {
+      torch::NoGradGuard no_grad;
+      bias[0].fill_(9.0);
+    }
+    const auto y = net->forward(z);
+    (y * g).sum().backward();
+    const auto yd = y.detach().to(torch::kFloat64);
+    const auto want = (g.to(torch::kFloat64) * (yd * (1 - yd)).clamp_min(eps)).sum({0, 2, 3});
+    EXPECT_LT(test::RelMaxError(bias.grad().to(torch::kFloat64), want), 1e-4) << "ε = " << eps;
+    outputs[eps] = y.detach();
+    grads[eps] = bias.grad().clone();
+  }
+  EXPECT_TRUE(torch::equal(outputs[0.0], outputs[0.05])) << "ε changed the output";
+  EXPECT_GT(grads[0.05][0].abs().item<double>(), 50 * grads[0.0][0].abs().item<double>())
+      << "the saturated channel's slope was not raised";
+}
+
 }  // namespace
 }  // namespace dippas

@@ -71,6 +71,7 @@ NetworkOptions ToNetworkOptions(const DipOptions& o) {
   n.fused_decoder = o.fused_decoder != 0;
   n.fused_upsample = o.fused_upsample != 0;
   n.direct_conv = o.direct_conv != 0;
+  n.sigmoid_floor = o.sigmoid_floor;
   return n;
 }
 

@@ -310,7 +310,14 @@ torch::Tensor MultiResUNetImpl::forward(torch::Tensor z) {
     x = fused ? decoders_[l]->ForwardFused(in) : decoders_[l](in);
   }
   const bool product = options_.direct_conv && DirectConvApplies(x, 1, options_.output_channels);
-  return torch::sigmoid(product ? Conv1x1Product(x, head_) : head_(x));
+  const auto a = product ? Conv1x1Product(x, head_) : head_(x);
+  auto y = torch::sigmoid(a);
+  if (options_.sigmoid_floor > 0 && a.requires_grad()) {
+    // a − a.detach() is exactly 0: the same output, and dy/da = σ' + (ε − σ')₊ = max(σ', ε).
+    const auto s = y.detach();
+    y = y + (options_.sigmoid_floor - s * (1 - s)).clamp_min(0) * (a - a.detach());
+  }
+  return y;
 }
 
 int64_t MultiResUNetImpl::NumParameters() const {

@@ -65,6 +65,8 @@ void DipOptions::Check() const {
           "must be 1..64 tiles at once, got " + std::to_string(concurrent_tiles));
   Require(concurrent_tiles == 1 || warm_start == 0, "concurrent_tiles",
           "must be 1 with warm_start 1 (each warm tile starts from the one before it)");
+  Require(std::isfinite(sigmoid_floor) && sigmoid_floor >= 0 && sigmoid_floor < 0.25,
+          "sigmoid_floor", "must be in [0, 0.25) (0 = the paper's sigmoid; σ' is at most 0.25)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -84,6 +86,7 @@ const std::vector<std::string>& DipOptionKeys() {
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",
+      "sigmoid_floor",
       "seed",       "tile_size",   "tile_margin",      "warm_start",
       "concurrent_tiles", "checkpoint_every", "checkpoint_seconds"};
   // clang-format on

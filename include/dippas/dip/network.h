@@ -48,6 +48,8 @@ struct NetworkOptions {
   // order (outputs equal to ~1e-6); oneDNN is 1.1–7× slower on these narrow layers (3 to 276
   // channels), its backward slowest. false = LibTorch's convolutions (earlier dippas builds).
   bool direct_conv = true;
+  // The least slope the output sigmoid passes back, ε (DipOptions::sigmoid_floor); 0 = σ'.
+  double sigmoid_floor = 0;
 
   // Throws std::invalid_argument naming the offending field: non-positive
   // widths, skips.size() != filters.size() − 1, or a filter so small that a

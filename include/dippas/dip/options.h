@@ -84,6 +84,11 @@ struct DipOptions {
   // Beyond the paper: 1 ranks each block's candidates by |ρ| whatever its sign; 0 = the paper's
   // order (negative ρ first by |ρ|, then non-negative), which can leave a block anti-correlated.
   int64_t order_by_abs = 0;
+  // Beyond the paper: the least slope the output sigmoid passes back, ε: dσ/da is taken as
+  // max(σ'(a), ε), the forward unchanged. A pixel whose output has saturated at 0 or 255 where
+  // the photo is not (σ' ≈ 0.002 there) otherwise hardly moves again, and a few such pixels hold
+  // the PSNR below τ or psnr_stop for thousands of iterations. 0 = the paper's sigmoid.
+  double sigmoid_floor = 0;
   int64_t top = 10;                                    // L: candidates averaged per block
   int64_t seed = 0;                                    // every random draw
   int64_t tile_size = 512;    // larger images are anonymized in tiles of this side (rounded down to
