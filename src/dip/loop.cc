@@ -194,7 +194,9 @@ std::string DescribeNetwork(const DipOptions& options) {
     if (l + 1 < widths.size()) os << ", skip " << widths[l] << "→" << options.skips[l];
     os << "\n";
   }
-  os << "  head: 1×1 conv " << widths[0] << "→3, sigmoid; injection Iφ·(1+γ·P/std P)\n";
+  os << "  head: 1×1 conv " << widths[0] << "→3, sigmoid";
+  if (options.sigmoid_floor > 0) os << " (backward slope at least " << options.sigmoid_floor << ")";
+  os << "; injection Iφ·(1+γ·P/std P)\n";
   if (options.prnu_weight > 0) {
     os << "  loss: MSE + " << options.prnu_weight << "·ρ²(W(Iφ), gray(Iφ)·P)"
        << (options.prnu_block > 0 ? ", mean over " + std::to_string(options.prnu_block) + "² blocks"
