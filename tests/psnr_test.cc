@@ -48,4 +48,25 @@ TEST(Psnr8, RefusesMismatchedShapes) {
 }
 
 }  // namespace
+// Stuck: at 0 or 255 in some channel where the input is more than 64 levels away there; a bright
+// or dark pixel the output matches, or one a little off, is not.
+TEST(StuckPixels, CountsSaturatedOutputsWhereThePhotoIsNot) {
+  auto input = torch::full({3, 4, 5}, 128.0);
+  input[0][0][0] = 250;  // a bright pixel: 255 there is not stuck
+  input[1][3][4] = 10;   // a dark one: 0 there is not stuck
+  auto output = input.clone();
+  output[0][0][0] = 255;
+  output[1][3][4] = 0;
+  EXPECT_EQ(StuckPixels(output, input), 0);
+  output[2][1][1] = 255;  // 127 levels off: stuck
+  output[0][2][3] = 0;    // 128 levels off: stuck
+  output[1][2][3] = 0;    // the same pixel in another channel: counted once
+  output[0][1][2] = 254.6;  // rounds to 255: stuck
+  output[0][3][3] = 180;  // far off but not saturated: not stuck
+  EXPECT_EQ(StuckPixels(output, input), 3);
+  EXPECT_EQ(StuckPixels(output, input, 130), 0);  // every stuck one is within 130 levels
+  EXPECT_THROW(StuckPixels(output, input.slice(1, 0, 2)), std::invalid_argument);
+  EXPECT_THROW(StuckPixels(output[0], input[0]), std::invalid_argument);
+}
+
 }  // namespace dippas

@@ -31,4 +31,16 @@ double Psnr8(const torch::Tensor& a, const torch::Tensor& b) {
   return 10.0 * std::log10(255.0 * 255.0 / mse);
 }
 
+int64_t StuckPixels(const torch::Tensor& output, const torch::Tensor& input, double margin) {
+  if (!output.defined() || !input.defined() || output.dim() != 3 ||
+      !output.sizes().equals(input.sizes())) {
+    throw std::invalid_argument("StuckPixels needs two (C,H,W) images of the same shape, got " +
+                                (output.defined() ? Shape(output) : std::string("undefined")) +
+                                " and " + (input.defined() ? Shape(input) : std::string("undefined")));
+  }
+  const auto o = To8Bit(output), i = To8Bit(input).to(output.device());
+  const auto stuck = ((o == 255) & (i < 255 - margin)) | ((o == 0) & (i > margin));
+  return stuck.any(0).sum().item<int64_t>();
+}
+
 }  // namespace dippas

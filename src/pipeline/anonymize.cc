@@ -452,6 +452,13 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   auto written_chw = ImageToChw(written);
   if (written.channels == 1) written_chw = written_chw.expand({3, -1, -1}).contiguous();
   const double psnr = Psnr8(written_chw, image8);
+  const int64_t stuck = is_dip ? StuckPixels(written_chw, image8) : 0;
+  if (stuck > 0 && dip.sigmoid_floor == 0) {
+    notice(out + ": " + std::to_string(stuck) +
+           " pixels stuck at 0 or 255 where the photo is not (the network's output saturated "
+           "there); they lower the PSNR and can keep a run from its PSNR targets for thousands of "
+           "iterations: --set sigmoid_floor=0.05 frees them");
+  }
   AttributionScores after;
   std::string scoring_error;
   try {
@@ -521,6 +528,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                            {"true_corr_estimate", Num(fingerprint_quality->true_corr)}}
           : nlohmann::json(nullptr);
   m["psnr"] = Num(psnr);
+  m["stuck_pixels"] = stuck;
   m["ncc_before"] = Num(before.ncc);
   m["ncc_after"] = Num(after.ncc);
   m["pce_before"] = Num(before.pce);
