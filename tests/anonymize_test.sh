@@ -39,13 +39,15 @@ check "metrics" "
 import json, math
 m = json.load(open('$T/a.json'))
 keys = ['image', 'prnu', 'mode', 'size', 'config', 'seed', 'device', 'iterations', 'stop_reason', 'gamma',
-        'pool_size', 'psnr', 'ncc_before', 'ncc_after', 'pce_before', 'pce_after', 'timings_s', 'versions']
+        'pool_size', 'psnr', 'stuck_pixels', 'ncc_before', 'ncc_after', 'pce_before', 'pce_after', 'timings_s',
+        'versions']
 missing = [k for k in keys if k not in m]
 assert not missing, missing
 assert m['mode'] == 'aware' and m['size'] == [64, 64] and m['device'] == 'cpu', m
 assert m['stop_reason'] in ('psnr_stop', 'max_iterations'), m['stop_reason']
 assert m['config']['psnr_min'] == 30 and m['config']['filters'] == [8, 16, 32, 64, 128]
 assert m['pool_size'] > 0 and m['gamma'] >= 0
+assert isinstance(m['stuck_pixels'], int) and 0 <= m['stuck_pixels'] <= 64 * 64, m['stuck_pixels']
 assert m['psnr'] >= m['config']['psnr_min'] - 1.0, m['psnr']   # an average of candidates with PSNR ≥ τ
 assert all(k in m['versions'] for k in ('dippas', 'torch', 'opencv'))
 # No direction is asserted for NCC here: on a 64×64 crop chance alone spreads it by ~1/64, more
