@@ -216,16 +216,15 @@ def stopped_run(rd, meta, tau, lim):
 
 
 def select_p(a, out, cam, photo, rule, nn):
-    """The assembly's P for a rule: (['--prnu', file] | ['--blind'], tau or None)."""
+    """The assembly's P for a rule: ['--prnu', file (, '--order-by-abs')] or ['--blind']."""
     d = os.path.join(out, "data")
     parts = rule.split(",")
-    tau = rule_limits(rule).get("tau")
     base = parts[0]
     kfile = os.path.join(d, "%s.anon%d.npy" % (cam, nn))
     if base in ("aware", "aware-abs"):
-        return ["--prnu", kfile] + (["--order-by-abs"] if base == "aware-abs" else []), tau
+        return ["--prnu", kfile] + (["--order-by-abs"] if base == "aware-abs" else [])
     if base == "blind":
-        return ["--blind"], tau
+        return ["--blind"]
     if base.startswith("both:"):
         w = float(base[5:])
         res = residual(a, os.path.join(d, photo + ".png"), os.path.join(d, photo + ".res.npy"))
@@ -233,7 +232,7 @@ def select_p(a, out, cam, photo, rule, nn):
         pfile = os.path.join(d, "%s.both%g.anon%d.npy" % (photo, w, nn))
         if not os.path.exists(pfile):
             np.save(pfile, (k / k.std() + w * res / res.std()).astype(np.float32))
-        return ["--prnu", pfile], tau
+        return ["--prnu", pfile]
     die("--select rule %s: expected aware, aware-abs, blind or both:W" % rule)
 
 
@@ -273,6 +272,8 @@ def main():
     for v in dips + sels:
         if len(v) != 2 or not v[0] or "/" in v[0]:
             die("bad variant %r: expected NAME=..." % "=".join(v))
+    for _, rule in sels:  # a bad rule is an error now, not after hours of DIP runs
+        rule_limits(rule)
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     index = make_data(a, out)
@@ -327,11 +328,11 @@ def main():
         rd = os.path.join(out, "runs", dname, photo)
         if not os.path.exists(os.path.join(rd, "done.json")):
             raise RuntimeError("no DIP run for %s/%s" % (dname, photo))
-        pargs, tau = select_p(a, out, cam, photo, rule, nn)
+        pargs = select_p(a, out, cam, photo, rule, nn)
         meta = json.load(open(os.path.join(rd, "anon.json")))
         cfg = meta["config"]
-        tau = cfg["psnr_min"] if tau is None else tau
         lim = rule_limits(rule)
+        tau = lim.get("tau", cfg["psnr_min"])
         last, kept = stopped_run(rd, meta, tau, lim)
         its["%s/%s" % (dname, sname), photo] = last
         pool_max = kept if ("pool" in lim or "stop" in lim) else cfg["pool_max"]
