@@ -29,6 +29,7 @@
 #include "dippas/io/pool.h"
 #include "dippas/pipeline/history.h"
 #include "dippas/pipeline/inputs.h"
+#include "dippas/pipeline/memory_check.h"
 #include "dippas/pipeline/prnu_commands.h"
 #include "dippas/pipeline/tile_json.h"
 #include "dippas/pipeline/tiled_dip.h"
@@ -134,6 +135,13 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
   if (grid.tiled() && !opt.save_pool.empty()) {
     throw UsageError("--save-pool keeps whole-image candidates: it needs an image no larger than tile_size (" +
                      std::to_string(dip.tile_size) + "), or --set tile_size=0");
+  }
+  if (is_dip && opt.device == "cpu") {
+    // Before hours of work: a run killed for memory halfway loses what it did.
+    const auto available = AvailableMemory();
+    if (available) {
+      if (auto m = MemoryWarning(EstimateCpuMemory(dip, grid, h, w), *available)) notice(*m);
+    }
   }
   torch::Tensor pattern;
   std::optional<FingerprintQuality> fingerprint_quality;  // from `dippas fingerprint`, if known
