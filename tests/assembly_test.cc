@@ -402,5 +402,25 @@ TEST(BlockAssembler, RejectsMisuse) {
   EXPECT_THROW(a.AddWithResidual(Solid(8, 8, 1), torch::zeros({8, 9}), 0), std::invalid_argument);
 }
 
+// DipOptions::select_residual's pattern: each term scaled to unit (population) standard
+// deviation, then summed with weight w, computed here element by element.
+TEST(SelectionPattern, SumsUnitScaledPatternAndResidual) {
+  const auto p = torch::tensor({1.0, -1.0, 3.0, -3.0}).reshape({2, 2});  // σ = √5
+  const auto r = torch::tensor({2.0, 2.0, -2.0, -2.0}).reshape({2, 2});  // σ = 2
+  const auto s = SelectionPattern(p, r, 0.5);
+  ASSERT_EQ(s.sizes(), p.sizes());
+  EXPECT_EQ(s.scalar_type(), torch::kFloat32);
+  const double pv[] = {1, -1, 3, -3}, rv[] = {2, 2, -2, -2};
+  for (int64_t k = 0; k < 4; ++k) {
+    const double want = pv[k] / std::sqrt(5.0) + 0.5 * rv[k] / 2.0;
+    EXPECT_NEAR(s.flatten()[k].item<double>(), want, 1e-6) << k;
+  }
+  // Scale-free in each input: a fingerprint ×10 or a residual ×0.1 ranks alike.
+  EXPECT_TRUE(torch::allclose(SelectionPattern(p * 10, r * 0.1, 0.5), s, 1e-5, 1e-6));
+  EXPECT_THROW(SelectionPattern(torch::ones({2, 2}), r, 1), std::invalid_argument);
+  EXPECT_THROW(SelectionPattern(p, torch::zeros({2, 2}), 1), std::invalid_argument);
+  EXPECT_THROW(SelectionPattern(p, torch::zeros({2, 3}), 1), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace dippas

@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "dippas/dip/settings_hash.h"
 
 namespace dippas {
 namespace {
@@ -37,6 +40,7 @@ void ExpectSame(const DipOptions& a, const DipOptions& b) {
   EXPECT_EQ(a.block_size, b.block_size);
   EXPECT_EQ(a.top, b.top);
   EXPECT_EQ(a.order_by_abs, b.order_by_abs);
+  EXPECT_EQ(a.select_residual, b.select_residual);
   EXPECT_EQ(a.sigmoid_floor, b.sigmoid_floor);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.plateau_window, b.plateau_window);
@@ -87,6 +91,20 @@ TEST(DipConfig, DefaultYamlIsExactlyTheDefaults) {
   base.top = 1;
   base.seed = 1;
   base.warm_start = 1;
+  base.plateau_window = 1;
+  base.pool_max = 1;
+  base.restarts = 2;
+  base.prnu_weight = 1;
+  base.prnu_block = 8;
+  base.gamma_lr = 0.5;
+  base.order_by_abs = 1;
+  base.select_residual = 1;
+  base.sigmoid_floor = 0.1;
+  base.tile_size = 64;
+  base.tile_margin = 8;
+  base.concurrent_tiles = 2;
+  base.checkpoint_every = 7;
+  base.checkpoint_seconds = 7;
   ExpectSame(LoadDipConfig(kConfigs + "default.yaml", base), DipOptions{});
 }
 
@@ -301,6 +319,31 @@ TEST(DipConfig, SetDipOptionRejectsBadValues) {
   EXPECT_TRUE(StartsWith(set("skips", ""), "--skips: expected a list of positive"));
   EXPECT_TRUE(StartsWith(set("foo", "1"), "--foo: unknown key"));
   ExpectSame(o, DipOptions{});  // a rejected value leaves the options unchanged
+}
+
+// Adding a key to DipOptions must not change the hash of a run made before it existed (batch
+// would redo every finished item, checkpoints would restart): at its neutral value it stays out.
+TEST(SettingsHash, KeysAddedLaterLeaveEarlierHashesAlone) {
+  ResultSettings s;
+  s.method = "dip";
+  s.mode = "blind";
+  s.crop = 64;
+  s.dip.max_iterations = 1;
+  s.dip.restarts = 0;
+  // What `dippas anonymize --blind --crop 64 --set max_iterations=1 --set restarts=0` wrote into
+  // its metrics at 673f7e6, before sigmoid_floor and select_residual existed.
+  EXPECT_EQ(SettingsHash(s), "fnv1a64:c2abbee007bfdb53");
+  const auto config = nlohmann::json::parse(ResultSettingsJson(s))["config"];
+  EXPECT_TRUE(config.contains("lr"));
+  EXPECT_FALSE(config.contains("sigmoid_floor"));
+  EXPECT_FALSE(config.contains("select_residual"));
+  // Away from it, they count.
+  ResultSettings floor = s, select = s;
+  floor.dip.sigmoid_floor = 0.05;
+  select.dip.select_residual = 1;
+  EXPECT_NE(SettingsHash(floor), SettingsHash(s));
+  EXPECT_NE(SettingsHash(select), SettingsHash(s));
+  EXPECT_NE(SettingsHash(select), SettingsHash(floor));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 
+#include "dippas/assembly/assembly.h"
 #include "dippas/dip/injection.h"
 #include "dippas/dip/network.h"
 #include "dippas/dip/prnu_loss.h"
@@ -612,6 +613,40 @@ TEST(Loop, PsnrBoxJudgesTheKeptCore) {
   for (const double p : core_admitted) EXPECT_GE(p, run.dip.psnr_min);
   for (const auto& [reported, recomputed] : judged) EXPECT_NEAR(reported, recomputed, 1e-3);
   run.psnr_box = {40, 40, 32, 32};  // past the image's edge
+  EXPECT_THROW(RunDip(image, pattern, run), std::invalid_argument);
+}
+
+// DipRunOptions::selection_pattern: the online assembly ranks by it, not by the injected P —
+// the loop's image is the offline assembly of its own candidates against S, and not against P.
+TEST(Loop, SelectionPatternRanksTheBlocks) {
+  const int64_t n = 64;
+  const auto image = TestImage(n, n);
+  const auto pattern = TestPattern(n, n);
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(9);
+  const auto selection = torch::randn({n, n}, gen);
+  DipRunOptions run = Tiny();
+  run.dip.max_iterations = 16;
+  run.selection_pattern = selection;
+  std::vector<std::pair<torch::Tensor, int64_t>> pool;
+  LoopCallbacks cb;
+  cb.on_candidate = [&](const torch::Tensor& c, const IterationRecord& r) {
+    pool.emplace_back(c.clone(), r.iteration);
+  };
+  const DipResult r = RunDip(image, pattern, run, cb);
+  ASSERT_GT(pool.size(), static_cast<size_t>(run.dip.top));
+  AssemblyOptions ao;
+  ao.block_size = run.dip.block_size;
+  ao.top = run.dip.top;
+  ao.sigma = run.dip.sigma;
+  auto offline = [&](const torch::Tensor& p) {
+    BlockAssembler a(p, ao);
+    for (const auto& [c, it] : pool) a.Add(c, it);
+    return a.Finish().image;
+  };
+  EXPECT_TRUE(torch::equal(r.image, offline(selection)));
+  EXPECT_FALSE(torch::equal(r.image, offline(pattern)))
+      << "S and P pick alike: the test shows nothing";
+  run.selection_pattern = torch::randn({n, n + 1}, gen);
   EXPECT_THROW(RunDip(image, pattern, run), std::invalid_argument);
 }
 

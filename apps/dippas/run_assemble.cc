@@ -44,6 +44,10 @@ void AddSweepOptions(CLI::App& app, SweepOptions& opt) {
   app.add_flag("--order-by-abs", opt.order_by_abs,
                "Rank each block's candidates by |ρ| whatever its sign (default: the paper's order, "
                "negative ρ first)");
+  app.add_option("--select-residual", opt.select_residual,
+                 "w: rank each block's candidates by their correlation with P/σ + w·W/σ, W the "
+                 "original's own residual, which holds the camera's whole pattern where P holds "
+                 "part (default: the weight the pool's run used, else 0: P alone)");
   app.add_option("--out-dir", opt.out_dir, "Folder for the images, sweep.csv and sweep.json")
       ->required();
 }

@@ -260,4 +260,22 @@ BlockAssembler::Result BlockAssembler::Finish() const {
   return out;
 }
 
+torch::Tensor SelectionPattern(const torch::Tensor& pattern, const torch::Tensor& residual,
+                               double w) {
+  if (!pattern.defined() || !residual.defined() || pattern.dim() != 2 ||
+      pattern.sizes() != residual.sizes()) {
+    throw std::invalid_argument("selection pattern: P and the residual W must be (H,W) alike");
+  }
+  auto normalized = [](const torch::Tensor& t, const char* name) {
+    const auto d = t.to(torch::kFloat64);
+    const double sd = d.std(/*unbiased=*/false).item<double>();
+    if (!(sd > 0) || !std::isfinite(sd))
+      throw std::invalid_argument(std::string("selection pattern: ") + name +
+                                  " is constant or not finite");
+    return d / sd;
+  };
+  return (normalized(pattern, "P") + w * normalized(residual, "the residual W"))
+      .to(torch::kFloat32);
+}
+
 }  // namespace dippas

@@ -133,6 +133,7 @@ class Sweep {
   std::string image_path_;
   torch::Tensor original_;  // (3,H,W) float 0..255, undefined when there is none
   torch::Tensor pattern_;   // P: the reference the blocks are scored against
+  double select_residual_ = 0;  // w of SweepOptions::select_residual, resolved
   torch::Tensor k_eval_;    // K: the evaluation fingerprint
   std::vector<double> psnr_;
   std::vector<int64_t> iteration_;
@@ -145,6 +146,12 @@ void Sweep::ReadSettings() {
   sigma_ = opt_.sigma                      ? *opt_.sigma
            : Recorded("sigma").is_number() ? Recorded("sigma").get<double>()
                                            : 3.0;
+  // A pool made in blind mode records no weight; one made with --prnu records the run's.
+  select_residual_ = opt_.select_residual ? *opt_.select_residual
+                     : opt_.blind         ? 0.0
+                     : Recorded("select_residual").is_number()
+                         ? Recorded("select_residual").get<double>()
+                         : 0.0;
   crop_ = opt_.crop ? *opt_.crop
           : Recorded("crop").is_number_integer() && Recorded("crop").get<int64_t>() > 0
               ? Recorded("crop").get<int64_t>()
@@ -191,9 +198,11 @@ void Sweep::LoadInputs() {
           pool_.npy_path() + " holds " + detail::SizeText(h_, w_) +
           " candidates (use the pool's image and --crop)");
     }
-  } else if (opt_.blind) {
-    throw std::invalid_argument(pool_.json_path() +
-                                " records no image: --blind needs the original, pass --image");
+  } else if (opt_.blind || select_residual_ > 0) {
+    throw std::invalid_argument(
+        pool_.json_path() + " records no image: " +
+        (opt_.blind ? "--blind" : "ranking by the residual (select_residual)") +
+        " needs the original, pass --image");
   }
   const std::string size_owner = image_path_.empty() ? pool_.npy_path() : image_path_;
   ResidualOptions ro;
@@ -207,6 +216,9 @@ void Sweep::LoadInputs() {
   } else if (!opt_.blind) {
     k_eval_ = pattern_;
   }
+  // The blocks are ranked by P and the residual; the NCC/PCE columns still judge with K.
+  if (select_residual_ > 0)
+    pattern_ = SelectionPattern(pattern_, Residual(original_, ro), select_residual_);
 }
 
 // Candidate PSNR and iteration from the index (null PSNR: an exact copy, +inf).
@@ -398,6 +410,7 @@ SweepResult Sweep::Run() {
       {"prnu", prnu},
       {"eval_prnu", opt_.eval_prnu.empty() ? prnu : nlohmann::json(opt_.eval_prnu)},
       {"sigma", sigma_},
+      {"select_residual", select_residual_},
       {"crop", crop_},
       {"size", {h_, w_}},
       {"pool_count", pool_.count()},
@@ -409,6 +422,13 @@ SweepResult Sweep::Run() {
 }  // namespace
 
 void SweepOptions::Check() const {
+  const double w = select_residual.value_or(0);
+  if (!std::isfinite(w) || w < 0 || w > 100)
+    throw std::invalid_argument("--select-residual: the residual's weight must be in [0, 100]");
+  if (blind && w > 0) {
+    throw std::invalid_argument(
+        "--select-residual needs --prnu (in blind mode P is the residual already)");
+  }
   for (double tau : taus) {
     if (!std::isfinite(tau))
       throw std::invalid_argument("--psnr-min: τ must be a finite number of dB");

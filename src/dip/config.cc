@@ -55,6 +55,7 @@ const std::vector<Field>& Fields() {
       {"block_size", nullptr, &DipOptions::block_size},
       {"top", nullptr, &DipOptions::top},
       {"order_by_abs", nullptr, &DipOptions::order_by_abs},
+      {"select_residual", &DipOptions::select_residual},
       {"sigmoid_floor", &DipOptions::sigmoid_floor},
       {"seed", nullptr, &DipOptions::seed},
       {"tile_size", nullptr, &DipOptions::tile_size},

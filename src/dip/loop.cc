@@ -225,6 +225,11 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   if (pattern.dim() != 2 || pattern.size(0) != h || pattern.size(1) != w) {
     throw std::invalid_argument("RunDip: pattern size differs from the image");
   }
+  const auto& selection = options.selection_pattern;
+  if (selection.defined() &&
+      (selection.dim() != 2 || selection.size(0) != h || selection.size(1) != w)) {
+    throw std::invalid_argument("RunDip: selection pattern size differs from the image");
+  }
   const bool cuda = options.device == "cuda";
   const torch::Device dev = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const bool profiling = profile && profile->profile;
@@ -290,7 +295,8 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
   ao.sigma = o.sigma;
   ao.Check(h, w);
   const auto pattern_dev = pattern.to(torch::kFloat32).to(dev);
-  BlockAssembler assembler(pattern_dev, ao);
+  BlockAssembler assembler(
+      selection.defined() ? selection.to(torch::kFloat32).to(dev) : pattern_dev, ao);
   ResidualOptions ro;
   ro.sigma = o.sigma;
   DipIterationParts parts;

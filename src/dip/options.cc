@@ -67,6 +67,8 @@ void DipOptions::Check() const {
           "must be 1 with warm_start 1 (each warm tile starts from the one before it)");
   Require(std::isfinite(sigmoid_floor) && sigmoid_floor >= 0 && sigmoid_floor < 0.25,
           "sigmoid_floor", "must be in [0, 0.25) (0 = the paper's sigmoid; σ' is at most 0.25)");
+  Require(std::isfinite(select_residual) && select_residual >= 0 && select_residual <= 100,
+          "select_residual", "must be in [0, 100] (the residual's weight beside P; 0 = P alone)");
   Require(order_by_abs == 0 || order_by_abs == 1, "order_by_abs",
           "must be 0 (the paper's order: negative ρ first) or 1 (by |ρ|)");
   Require(std::isfinite(gamma_lr) && gamma_lr >= 0 && gamma_lr < 1, "gamma_lr",
@@ -86,7 +88,7 @@ const std::vector<std::string>& DipOptionKeys() {
       "psnr_stop",  "psnr_min",    "max_iterations",   "plateau_window",
       "pool_max",   "restarts",    "prnu_weight",      "prnu_block",
       "gamma_lr",   "block_size",  "top",              "order_by_abs",
-      "sigmoid_floor",
+      "select_residual", "sigmoid_floor",
       "seed",       "tile_size",   "tile_margin",      "warm_start",
       "concurrent_tiles", "checkpoint_every", "checkpoint_seconds"};
   // clang-format on

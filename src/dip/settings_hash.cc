@@ -28,11 +28,19 @@ std::string ResultSettingsJson(const ResultSettings& s) {
   method.checkpoint_every = DipOptions{}.checkpoint_every;
   method.checkpoint_seconds = DipOptions{}.checkpoint_seconds;
   method.concurrent_tiles = DipOptions{}.concurrent_tiles;
+  nlohmann::json config = DipOptionsToJson(method);
+  // Keys added since, at the value that gives what the builds before them gave, stay out: a run
+  // made before a key existed keeps its hash (its batch item is not redone, its checkpoints
+  // resume). Every key added later joins this list with its neutral value.
+  for (const auto& [key, neutral] : {std::pair<const char*, double>{"sigmoid_floor", 0.0},
+                                     std::pair<const char*, double>{"select_residual", 0.0}}) {
+    if (config.contains(key) && config[key].get<double>() == neutral) config.erase(key);
+  }
   const nlohmann::json j = {
       {"method", s.method},
       {"mode", s.mode},
       {"crop", s.crop},
-      {"config", DipOptionsToJson(method)},
+      {"config", config},
       {"prnu", s.prnu.empty() ? nlohmann::json(nullptr) : nlohmann::json(HashFileBytes(s.prnu))},
       {"mat_var", s.prnu.empty() ? "" : s.mat_var}};
   return j.dump();  // nlohmann's object keys are sorted: canonical

@@ -16,6 +16,7 @@
 #include <memory>
 #include <sstream>
 
+#include "dippas/assembly/assembly.h"
 #include "dippas/baselines/baselines.h"
 #include "dippas/dip/checkpoint.h"
 #include "dippas/dip/config.h"
@@ -205,6 +206,7 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
                          {"mode", opt.blind ? "blind" : "aware"},
                          {"prnu", opt.blind ? nlohmann::json(nullptr) : nlohmann::json(opt.prnu)},
                          {"sigma", dip.sigma},
+                         {"select_residual", dip.select_residual},
                          {"crop", opt.crop}},
           opt.checkpoint.empty() ? PoolSpool::kTemporary : PoolSpool::kResumable);
     }
@@ -239,6 +241,8 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     run.device = opt.device;
     run.ncc_every_iteration = opt.history_ncc;
     run.checkpoint_key = settings_hash;
+    if (aware && dip.select_residual > 0)
+      run.selection_pattern = SelectionPattern(pattern, Residual(chw, ro), dip.select_residual);
     TiledDipCallbacks cb;
     const bool hooked = std::getenv("DIPPAS_TEST_SIGNAL_AT") != nullptr;
     int64_t iterations_run = 0;  // by this process, over all tiles: the test hook's count

@@ -26,6 +26,11 @@ void AnonymizeOptions::Check() const {
     throw UsageError("--history, --history-ncc and --save-pool apply to --method dip only");
   }
   if (crop < 0) throw UsageError("--crop must be ≥ 0");
+  if (blind && method == "dip" && dip.select_residual > 0) {
+    throw UsageError(
+        "select_residual ranks blocks by P and the photo's residual: it needs --prnu "
+        "(in blind mode P is that residual already)");
+  }
   if (!checkpoint.empty() && method != "dip")
     throw UsageError("--checkpoint applies to --method dip only");
   if (restart && checkpoint.empty()) throw UsageError("--restart needs --checkpoint");

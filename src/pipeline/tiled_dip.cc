@@ -80,6 +80,8 @@ DipResult RunTile(const torch::Tensor& image, const torch::Tensor& pattern, cons
       locked([&] { callbacks.on_restart(tile, k, best, n, seed); });
     };
   }
+  if (options.selection_pattern.defined())
+    run.selection_pattern = Crop(options.selection_pattern, tile.context).contiguous();
   return RunDip(Crop(image, tile.context).contiguous(), Crop(pattern, tile.context).contiguous(),
                 run, cb);
 }

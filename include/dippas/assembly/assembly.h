@@ -94,4 +94,10 @@ class BlockAssembler {
   torch::Tensor slots_;
 };
 
+// The P the blocks are ranked by with DipOptions::select_residual w: P/σ(P) + w·W/σ(W), W the
+// photo's own residual (both (H,W); σ over the whole image, so the tiles of a photo share one
+// weighting). float32. std::invalid_argument when P or W is constant or not finite.
+torch::Tensor SelectionPattern(const torch::Tensor& pattern, const torch::Tensor& residual,
+                               double w);
+
 }  // namespace dippas

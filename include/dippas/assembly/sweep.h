@@ -28,10 +28,13 @@ struct SweepOptions {
   std::vector<int64_t> pool_maxes;   // M values: the first M at τ, as pool_max = M (0, none: all)
   std::optional<double> sigma;       // residual σ (default: the pool's, else 3)
   bool order_by_abs = false;         // rank candidates by |ρ| (false: the paper's order)
+  // w: rank by P/σ + w·W/σ, W the original's residual (aware mode; default: the pool's, else 0)
+  std::optional<double> select_residual;
   std::string out_dir;               // images, sweep.csv, sweep.json
   bool quiet = false;                // no progress display, no summary line
 
-  // std::invalid_argument naming the option for a non-finite τ or a negative M. (Whether P is
+  // std::invalid_argument naming the option for a non-finite τ, a negative M, or a
+  // select_residual outside [0, 100] or with --blind. (Whether P is
   // given, and B and L against the pool's image size, are checked by RunSweep, which reads the
   // pool.)
   void Check() const;

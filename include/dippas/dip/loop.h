@@ -90,6 +90,9 @@ struct DipRunOptions {
   std::shared_ptr<const std::map<std::string, torch::Tensor>> initial_network;
   // Hand the network's state at the end out in DipResult::network (the next tile's start).
   bool export_network = false;
+  // The P the assembly ranks blocks by (and the NCC of IterationRecord), (H,W) like `pattern`:
+  // DipOptions::select_residual's P/σ + w·W/σ. Undefined = the injected pattern (the paper).
+  torch::Tensor selection_pattern;
 };
 
 struct DipResult {

@@ -84,6 +84,11 @@ struct DipOptions {
   // Beyond the paper: 1 ranks each block's candidates by |ρ| whatever its sign; 0 = the paper's
   // order (negative ρ first by |ρ|, then non-negative), which can leave a block anti-correlated.
   int64_t order_by_abs = 0;
+  // Beyond the paper, aware mode: the assembly ranks each block's candidates by their ρ with
+  // P/σ(P) + w·W/σ(W) instead of P, W the photo's own residual, which carries the camera's whole
+  // pattern where P (a fingerprint from a few flat-fields) holds only part of it; the injection
+  // keeps P. w = this weight; 0 = P alone (the paper).
+  double select_residual = 0;
   // Beyond the paper: the least slope the output sigmoid passes back, ε: dσ/da is taken as
   // max(σ'(a), ε), the forward unchanged. A pixel whose output has saturated at 0 or 255 where
   // the photo is not (σ' ≈ 0.002 there) otherwise hardly moves again, and a few such pixels hold

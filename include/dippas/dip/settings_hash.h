@@ -21,7 +21,9 @@ struct ResultSettings {
   std::string mat_var;  // the .mat variable read from it ("" = the only one)
 };
 
-// The canonical JSON the hash covers (sorted keys; the fingerprint as its bytes' hash).
+// The canonical JSON the hash covers (sorted keys; the fingerprint as its bytes' hash). Keys
+// added to DipOptions after the hash existed are left out at their neutral value (the one that
+// reproduces the builds before them), so adding a key changes no earlier run's hash.
 // std::runtime_error naming the fingerprint when it cannot be read.
 std::string ResultSettingsJson(const ResultSettings& settings);
 
