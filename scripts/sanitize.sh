@@ -13,7 +13,7 @@ out=${SANITIZE_BUILD:-build-asan}
 # (its AVX2 and generic paths, ParallelFor's threads); the others run in the normal build only.
 default=(npy_tests config_tests pool_tests robustness_tests psnr_tests assembly_tests core_tests
          network_tests loop_tests baselines_tests dataset_tests reference_tests input_noise_tests
-         iteration_tests tiles_tests)
+         iteration_tests tiles_tests memory_tests)
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${default[@]}")
 
