@@ -45,6 +45,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -113,6 +114,14 @@ def make_data(a, out):
     if os.path.exists(pfile) and json.load(open(pfile)) == params:
         return json.load(open(os.path.join(d, "index.json")))
     os.makedirs(d, exist_ok=True)
+    # Everything made from the data goes with it: other parameters (another --n changes n_max,
+    # so the draws, so every camera's K_true after the first) must not meet a fingerprint, a
+    # residual or a flat-field of the old cameras.
+    for f in glob.glob(os.path.join(d, "*.anon*")) + glob.glob(os.path.join(d, "*.res.npy")) + \
+            glob.glob(os.path.join(d, "*.both*.npy")):
+        os.remove(f)
+    for f in glob.glob(os.path.join(d, "*_flats")):
+        shutil.rmtree(f)
     rng = np.random.default_rng(a.seed)
     n, index = a.crop, {"cameras": []}
     yy, xx = np.mgrid[0:n, 0:n] / n
@@ -240,6 +249,28 @@ def digest(*parts):
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+_contents = {}
+
+
+def fdig(path):
+    """A file's bytes as a digest (cached by size and time): what a key holds of an input, so a
+    run, an assembly or a baseline made from other data is made again."""
+    st = os.stat(path)
+    k = (path, st.st_size, st.st_mtime_ns)
+    if k not in _contents:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _contents[k] = h.hexdigest()[:12]
+    return _contents[k]
+
+
+def file_args(args):
+    """The digests of the files named in a command's arguments."""
+    return [fdig(x) for x in args if os.path.isfile(x)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -290,15 +321,16 @@ def main():
     def dip_job(job):
         name, args, cam, photo = job
         rd = os.path.join(out, "runs", name, photo)
-        key = digest(args, a.inject_n, a.threads)
+        photo_png, pfile = os.path.join(d, photo + ".png"), os.path.join(d, "%s.anon%d.npy" % (cam, a.inject_n))
+        key = digest(args, a.inject_n, a.threads, fdig(photo_png), fdig(pfile))
         if interrupted or (os.path.exists(os.path.join(rd, "done.json")) and
                            json.load(open(os.path.join(rd, "done.json"))).get("key") == key):
             return
         os.makedirs(rd, exist_ok=True)
         try:
             run([a.dippas, "anonymize", "--quiet", "--threads", str(a.threads),
-                 "--image", os.path.join(d, photo + ".png"),
-                 "--prnu", os.path.join(d, "%s.anon%d.npy" % (cam, a.inject_n)),
+                 "--image", photo_png,
+                 "--prnu", pfile,
                  "--out", os.path.join(rd, "anon.png"), "--save-pool", os.path.join(rd, "pool"),
                  "--history", os.path.join(rd, "history.csv"), "--checkpoint", os.path.join(rd, "ckpt"),
                  "--restart"] + shlex.split(args))
@@ -338,7 +370,7 @@ def main():
         pool_max = kept if ("pool" in lim or "stop" in lim) else cfg["pool_max"]
         od = os.path.join(out, "assembled", dname, sname, "N%d" % nn, photo)
         key = digest(pargs, tau, *([pool_max] if lim.keys() - {"tau"} else []),
-                     json.load(open(os.path.join(rd, "done.json")))["key"])
+                     json.load(open(os.path.join(rd, "done.json")))["key"], file_args(pargs))
         target = os.path.join(od, "image.png")
         if kept == 0:
             # No candidate reached τ: the run's own fallback (its best candidate) stands in.
@@ -365,10 +397,14 @@ def main():
             od = os.path.join(out, "baselines", method, "N%d" % nn)
             os.makedirs(od, exist_ok=True)
             target = os.path.join(od, photo + ".png")
-            if not os.path.exists(target):
-                args = ["--prnu", os.path.join(d, "%s.anon%d.npy" % (cam, nn))] if method == "subtract" else ["--blind"]
+            args = ["--prnu", os.path.join(d, "%s.anon%d.npy" % (cam, nn))] if method == "subtract" else ["--blind"]
+            photo_png = os.path.join(d, photo + ".png")
+            key = digest(method, fdig(photo_png), file_args(args))
+            kfile = target + ".key"
+            if not (os.path.exists(target) and os.path.exists(kfile) and open(kfile).read() == key):
                 run([a.dippas, "anonymize", "--quiet", "--threads", "1", "--method", method,
-                     "--image", os.path.join(d, photo + ".png"), "--out", target] + args)
+                     "--image", photo_png, "--out", target] + args)
+                open(kfile, "w").write(key)
             outputs.setdefault((method, nn), {})[photo] = target
         jobs = [("subtract", nn, c, p) for nn in ns for c, p in photos] + [("denoise", 0, c, p) for c, p in photos]
         pool_map(a.jobs, base_job, jobs)

@@ -4,7 +4,8 @@
 # paper's selection re-assembled at the run's N; the subtract baseline leaves nothing of K_anon;
 # the leftover is the mean signed NCC after over before; fingerprint quality against K_true;
 # a sweep stopped mid-run resumes its runs' checkpoints; a rerun (also with fewer photos) reuses
-# every DIP run.
+# every DIP run; another --n, which draws other cameras after the first, remakes their
+# fingerprints and runs, and only theirs.
 # Skipped (77) where /usr/bin/python3 lacks numpy or PIL.
 set -u
 DIPPAS=${1:?usage: stronger_analyst_test.sh DIPPAS SOURCE_DIR}
@@ -21,7 +22,7 @@ bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 run() {
   /usr/bin/python3 "$SRC/scripts/stronger_analyst.py" "$SRC/examples" --out "$T/out" --crop 64 \
-    --cameras 2 --photos "$1" --n 4,8 --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
+    --cameras 2 --photos "$1" --n "${2:-4,8}" --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
     --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
     --select paper=aware --select blind=blind --select first=aware,pool=1 --select s30=aware,stop=30 \
     --baselines
@@ -115,5 +116,27 @@ grep -q "^| smoke/paper | 8 |" "$T/out/table.md" || bad "table.md after --photos
 import csv,sys
 rows=list(csv.DictReader(open('$T/out/table.csv')))
 assert rows and all(r['photos']=='2' for r in rows), [r['photos'] for r in rows]" || bad "--photos 1: not 2 photos per row"
+
+# Another --n: n_max grows, so the draws after the first camera's flat-fields give Synth1 another
+# K_true. Every fingerprint must be the new cameras' (none kept from the old data), Synth1's DIP
+# runs made again (their photos and P changed), Synth0's kept (the same bytes).
+run 2 4,8,12 >"$T/log4" 2>&1 || { cat "$T/log4"; bad "the rerun with --n 4,8,12 failed"; }
+ls -l --time-style=+%s.%N "$T"/out/runs/smoke/*/anon.png >"$T/runs3"
+/usr/bin/python3 - "$T/out" "$T/runs2" "$T/runs3" <<'PY' || bad "another --n: stale fingerprints or runs"
+import os, sys
+import numpy as np
+out, before, after = sys.argv[1], open(sys.argv[2]).read().splitlines(), open(sys.argv[3]).read().splitlines()
+d = os.path.join(out, "data")
+for cam in ("Synth0", "Synth1"):
+    kt = np.load(os.path.join(d, cam + ".true.npy")).ravel()
+    for n in (4, 8, 12):
+        r = np.corrcoef(kt, np.load(os.path.join(d, "%s.anon%d.npy" % (cam, n))).ravel())[0, 1]
+        assert r > 0.2, (cam, n, r)
+stamp = lambda lines: {l.split()[-1]: l.split()[-2] for l in lines}
+b, a = stamp(before), stamp(after)
+for f in b:
+    remade = b[f] != a[f]
+    assert remade == ("/Synth1_" in f), (f, "remade" if remade else "kept")
+PY
 
 [ $fails -eq 0 ] && echo "stronger_analyst tests passed" || { echo "$fails failure(s)"; exit 1; }
