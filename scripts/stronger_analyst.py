@@ -33,7 +33,9 @@ where N acts (the run's own output is the assembly at N = --inject-n, which the 
 
 Usage: stronger_analyst.py DATA_DIR --out DIR [options]   (DATA_DIR: natural/ of real photos)
 Outputs: DIR/table.md, DIR/table.csv (one row per configuration and N), DIR/per_photo.csv.
-Reruns reuse every file already made with the same settings.
+Reruns reuse every file already made with the same settings. A smaller --photos tables the
+first photos of each camera of the data already made; --no-runs tables what is finished without
+starting a DIP run (while the sweep runs in another process).
 """
 import argparse
 import concurrent.futures as cf
@@ -111,8 +113,19 @@ def make_data(a, out):
             % (a.data, len(photos), a.cameras, a.photos, need))
     params["photos_used"] = [os.path.basename(p) for p in photos[:need]]
     pfile = os.path.join(d, "params.json")
-    if os.path.exists(pfile) and json.load(open(pfile)) == params:
-        return json.load(open(os.path.join(d, "index.json")))
+    if os.path.exists(pfile):
+        old = json.load(open(pfile))
+        if old == params:
+            return json.load(open(os.path.join(d, "index.json")))
+        # Fewer photos per camera of the same cameras: the first ones of the data already made
+        # (camera c's photos are photos[c::C], so they are the same files), nothing made again.
+        same = {k: v for k, v in old.items() if k not in ("photos", "photos_used")} == \
+            {k: v for k, v in params.items() if k not in ("photos", "photos_used")}
+        if same and old["photos"] >= a.photos and old["photos_used"][:need] == params["photos_used"]:
+            index = json.load(open(os.path.join(d, "index.json")))
+            for cam in index["cameras"]:
+                cam["photos"] = cam["photos"][:a.photos]
+            return index
     os.makedirs(d, exist_ok=True)
     # Everything made from the data goes with it: other parameters (another --n changes n_max,
     # so the draws, so every camera's K_true after the first) must not meet a fingerprint, a
@@ -290,6 +303,9 @@ def main():
     ap.add_argument("--dip", action="append", default=[], metavar="NAME=ARGS")
     ap.add_argument("--select", action="append", default=[], metavar="NAME=RULE")
     ap.add_argument("--baselines", action="store_true")
+    ap.add_argument("--no-runs", action="store_true",
+                    help="start no DIP run: table the configurations whose runs are all finished "
+                         "(a sweep running in another process, read as it goes)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dippas", default=os.path.join(HERE, "..", "build", "dippas"))
@@ -317,6 +333,7 @@ def main():
     # its folder (ckpt/, saved every 5 minutes and on SIGTERM/Ctrl-C): a sweep stopped or killed
     # resumes its runs where they were. A run interrupted stops the sweep (exit 3).
     interrupted = []
+    unfinished = {}  # --no-runs: configuration -> photos without a finished run
 
     def dip_job(job):
         name, args, cam, photo = job
@@ -325,6 +342,9 @@ def main():
         key = digest(args, a.inject_n, a.threads, fdig(photo_png), fdig(pfile))
         if interrupted or (os.path.exists(os.path.join(rd, "done.json")) and
                            json.load(open(os.path.join(rd, "done.json"))).get("key") == key):
+            return
+        if a.no_runs:
+            unfinished.setdefault(name, []).append(photo)
             return
         os.makedirs(rd, exist_ok=True)
         try:
@@ -350,6 +370,10 @@ def main():
             print(m, file=sys.stderr)
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         sys.exit(3)
+    for name, missing in sorted(unfinished.items()):
+        print("left out: %s (%d of %d runs not finished, e.g. %s)" % (name, len(missing), len(photos), missing[0]),
+              file=sys.stderr)
+    dips = [(n, args) for n, args in dips if n not in unfinished]
 
     # Stage B: assembly rules × N over every pool; baselines.
     outputs = {}  # (config, N) -> {photo: image path}

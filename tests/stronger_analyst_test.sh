@@ -106,9 +106,13 @@ for cam in ("Synth0", "Synth1"):
         assert abs(q["true_corr_estimate"] - true) < 0.12, (cam, n, q["true_corr_estimate"], true)
 PY
 
-# A rerun, and one with fewer photos, make no DIP run again.
+# A rerun, and one with fewer photos, make no DIP run again; fewer photos take the first of the
+# data already made, which stays as it was (a sweep running beside it reads those files).
+ls -l --time-style=+%s.%N "$T"/out/data/*.npy "$T"/out/data/*.png >"$T/data1"
 run 2 >"$T/log2" 2>&1 || { cat "$T/log2"; bad "the rerun failed"; }
 run 1 >"$T/log3" 2>&1 || { cat "$T/log3"; bad "the rerun with --photos 1 failed"; }
+ls -l --time-style=+%s.%N "$T"/out/data/*.npy "$T"/out/data/*.png >"$T/data2"
+cmp -s "$T/data1" "$T/data2" || bad "--photos 1 made the data again: $(diff "$T/data1" "$T/data2" | head -4)"
 ls -l --time-style=+%s.%N "$T"/out/runs/smoke/*/anon.png >"$T/runs2"
 cmp -s "$T/runs1" "$T/runs2" || bad "a rerun made DIP runs again: $(diff "$T/runs1" "$T/runs2")"
 grep -q "^| smoke/paper | 8 |" "$T/out/table.md" || bad "table.md after --photos 1: no smoke/paper row"
@@ -116,6 +120,18 @@ grep -q "^| smoke/paper | 8 |" "$T/out/table.md" || bad "table.md after --photos
 import csv,sys
 rows=list(csv.DictReader(open('$T/out/table.csv')))
 assert rows and all(r['photos']=='2' for r in rows), [r['photos'] for r in rows]" || bad "--photos 1: not 2 photos per row"
+
+# --no-runs tables the finished configurations and starts nothing: a configuration without its
+# runs is left out, and said to be.
+/usr/bin/python3 "$SRC/scripts/stronger_analyst.py" "$SRC/examples" --out "$T/out" --crop 64 \
+  --cameras 2 --photos 2 --n 4,8 --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
+  --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
+  --dip "other=--config $SRC/configs/smoke.yaml --seed 5" --select paper=aware --no-runs >"$T/log5" 2>&1 ||
+  { cat "$T/log5"; bad "--no-runs failed"; }
+grep -q "left out: other (4 of 4 runs not finished" "$T/log5" || bad "--no-runs: no word of 'other': $(tail -3 "$T/log5")"
+[ -e "$T/out/runs/other" ] && bad "--no-runs started a DIP run"
+grep -q "^| smoke/paper | 8 |" "$T/out/table.md" || bad "--no-runs: no smoke/paper row"
+grep -q "^| other/" "$T/out/table.md" && bad "--no-runs tabled a configuration without its runs"
 
 # Another --n: n_max grows, so the draws after the first camera's flat-fields give Synth1 another
 # K_true. Every fingerprint must be the new cameras' (none kept from the old data), Synth1's DIP
