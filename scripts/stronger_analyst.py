@@ -126,6 +126,13 @@ def make_data(a, out):
             for cam in index["cameras"]:
                 cam["photos"] = cam["photos"][:a.photos]
             return index
+    if os.path.exists(pfile):
+        # The draws run camera after camera, each camera's n_max flat-fields among them: another
+        # largest N, or another crop, seed or strength, makes other cameras (all but the first
+        # for n_max alone), and every run of theirs is made again.
+        print("data made again (%s changed): the DIP runs of changed photos or fingerprints will be "
+              "made again" % ", ".join(sorted(k for k in params if params[k] != old.get(k))),
+              file=sys.stderr, flush=True)
     os.makedirs(d, exist_ok=True)
     # Everything made from the data goes with it: other parameters (another --n changes n_max,
     # so the draws, so every camera's K_true after the first) must not meet a fingerprint, a

@@ -137,6 +137,7 @@ grep -q "^| other/" "$T/out/table.md" && bad "--no-runs tabled a configuration w
 # K_true. Every fingerprint must be the new cameras' (none kept from the old data), Synth1's DIP
 # runs made again (their photos and P changed), Synth0's kept (the same bytes).
 run 2 4,8,12 >"$T/log4" 2>&1 || { cat "$T/log4"; bad "the rerun with --n 4,8,12 failed"; }
+grep -q "data made again (n_max changed)" "$T/log4" || bad "--n 4,8,12: no word that the data was made again"
 ls -l --time-style=+%s.%N "$T"/out/runs/smoke/*/anon.png >"$T/runs3"
 /usr/bin/python3 - "$T/out" "$T/runs2" "$T/runs3" <<'PY' || bad "another --n: stale fingerprints or runs"
 import os, sys
