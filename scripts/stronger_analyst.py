@@ -370,7 +370,8 @@ def main():
     rr = sorted(photos, key=lambda cp: ([c["photos"] for c in index["cameras"] if c["name"] == cp[0]][0].index(cp[1]),
                                         cams_order.index(cp[0])))
     jobs = [(n, args, c, p) for n, args in dips for c, p in rr]
-    print("stage A: %d DIP runs (%d configurations × %d photos)" % (len(jobs), len(dips), len(photos)), flush=True)
+    print("stage A: %d DIP runs (%d configurations × %d photos)%s" % (
+        len(jobs), len(dips), len(photos), ": finished ones only (--no-runs)" if a.no_runs else ""), flush=True)
     pool_map(a.jobs, dip_job, jobs)
     if interrupted:
         for m in interrupted:
