@@ -25,6 +25,16 @@ expect_ok "describe" "$DIPPAS" anonymize --describe
 grep -q "2219718 trainable parameters" "$T/out" || bad "describe: default parameter count"
 expect_ok "describe smoke" "$DIPPAS" anonymize --describe --config "$SMOKE"
 grep -q "2219718" "$T/out" && bad "describe ignores --config"
+# With --image: the tile grid and the memory a CPU run needs, derived here by hand: a 512² crop in
+# tiles of 256 with 64 px of context is 2 x 2 tiles, every one a corner whose box is 320².
+expect_ok "describe an image" "$DIPPAS" anonymize --describe --image "$IMG" --crop 512 --tile-size 256 \
+  --concurrent-tiles 2
+grep -q "image: .*, centre crop 512x512" "$T/out" || bad "describe: no image line: $(cat "$T/out")"
+grep -q "tiles: 2 x 2 of 256 px (+64 px of context), 4 runs" "$T/out" || bad "describe: tile grid"
+grep -q "memory on the CPU: about .* (largest box 320x320, 2 at a time)" "$T/out" || bad "describe: memory"
+expect_error "describe, crop past the image" "smaller than --crop" -- "$DIPPAS" anonymize --describe \
+  --image "$IMG" --crop 4096
+grep -q "trainable parameters" "$T/out" && bad "describe printed the network before failing"
 expect_ok "anonymize --help" "$DIPPAS" anonymize --help
 for o in --prnu --blind --eval-prnu --config --crop --device --seed --out --metrics --describe --save-pool --history; do
   grep -q -- "$o" "$T/out" || bad "anonymize --help lacks $o"

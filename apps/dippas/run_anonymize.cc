@@ -174,7 +174,9 @@ void AddOptions(CLI::App& app, AnonymizeOptions& opt, Overrides& ov, std::string
       "--save-pool", opt.save_pool,
       "Keep the admitted candidates in this folder (for dippas assemble); with --checkpoint, "
       "the candidates so far wait there in .pool.npy.partial until the run ends");
-  app.add_flag("--describe", describe, "Print the network (parameter count, widths) and exit");
+  app.add_flag("--describe", describe,
+               "Print the network (parameter count, widths) and exit; with --image, also the "
+               "image's tiles and the memory a CPU run of it needs against what is available");
   app.add_option("--method", opt.method,
                  "dip (DIPPAS), or a baseline: subtract (Î = I·(1 − α·K), α bisected to NCC ≈ 0; "
                  "needs --prnu) or denoise (Î = I − wavelet noise)")
@@ -229,7 +231,8 @@ int RunAnonymize(int argc, char** argv) {
       } catch (const std::invalid_argument& e) {
         throw UsageError(std::string("invalid option ") + e.what());
       }
-      std::cout << DescribeNetwork(opt.dip);
+      const std::string run = opt.image.empty() ? "" : DescribeRun(opt);  // its errors first
+      std::cout << DescribeNetwork(opt.dip) << run;
       return 0;
     }
     opt.device = ResolveDevice(device);

@@ -46,6 +46,11 @@ struct AnonymizeOptions {
   std::string WorkFolder() const;   // `checkpoint`, or <output>.tiles
 };
 
+// For --describe with --image: the image's size, its tile grid, and the memory a CPU run of it
+// needs against what is available, one item per line (the network itself: DescribeNetwork).
+// IoError naming the file as ReadImage; UsageError for a --crop larger than the image.
+std::string DescribeRun(const AnonymizeOptions& opt);
+
 // What the progress display gets after every iteration.
 struct AnonymizeProgress {
   const Tile* tile = nullptr;  // the tile running
