@@ -222,14 +222,13 @@ static DipResult RunDipAttempt(const torch::Tensor& image, const torch::Tensor& 
                                 ": the DIP needs at least " + std::to_string(min_side) + "x" +
                                 std::to_string(min_side) + " pixels");
   }
-  if (pattern.dim() != 2 || pattern.size(0) != h || pattern.size(1) != w) {
-    throw std::invalid_argument("RunDip: pattern size differs from the image");
-  }
+  auto fits = [&](const torch::Tensor& p) {
+    return p.dim() == 2 && p.size(0) == h && p.size(1) == w;
+  };
+  if (!fits(pattern)) throw std::invalid_argument("RunDip: pattern size differs from the image");
   const auto& selection = options.selection_pattern;
-  if (selection.defined() &&
-      (selection.dim() != 2 || selection.size(0) != h || selection.size(1) != w)) {
+  if (selection.defined() && !fits(selection))
     throw std::invalid_argument("RunDip: selection pattern size differs from the image");
-  }
   const bool cuda = options.device == "cuda";
   const torch::Device dev = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   const bool profiling = profile && profile->profile;
