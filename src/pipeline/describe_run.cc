@@ -1,5 +1,5 @@
-// --describe with --image: what a run of that photo will be, before it starts. Plain C++: the
-// image's header is read, not its pixels, where the format allows.
+// --describe with --image: what a run of that photo will be, before it starts. The image's
+// header is read, not its pixels, where the format allows (a 6 MP JPEG is not decoded).
 #include <fstream>
 #include <sstream>
 #include <string>

@@ -39,14 +39,14 @@ MemoryEstimate EstimateCpuMemory(const DipOptions& dip, const TileGrid& grid, in
     }
   }
   if (grid.tiles.empty()) e.tile_h = h, e.tile_w = w;
-  e.per_tile = DipBytesPerPixel(dip) * e.tile_h * e.tile_w;
+  e.bytes_per_pixel = DipBytesPerPixel(dip);
+  e.per_tile = e.bytes_per_pixel * e.tile_h * e.tile_w;
   e.tiles_at_once = grid.tiled() ? std::clamp<int64_t>(dip.concurrent_tiles, 1,
                                                        static_cast<int64_t>(grid.tiles.size()))
                                  : 1;
-  e.bytes = kBaseBytes + kPhotoBytesPerPixel * h * w + e.tiles_at_once * e.per_tile;
-  // Kept for the suggestion: what one tile of side s costs with this margin.
   e.base = kBaseBytes + kPhotoBytesPerPixel * h * w;
-  e.bytes_per_pixel = DipBytesPerPixel(dip);
+  e.bytes = e.base + e.tiles_at_once * e.per_tile;
+  // Kept for the suggestion of a tile side that fits, with this margin and B.
   e.margin = grid.tiled() ? grid.margin : dip.tile_margin;
   e.block = dip.block_size;
   return e;
@@ -71,6 +71,8 @@ std::optional<int64_t> ParseMemAvailable(const std::string& proc_meminfo) {
 
 namespace {
 
+// Not io's ReadFileBytes: /proc and cgroup files report a size of 0 and may be absent, which is
+// an answer here, not an error.
 std::optional<std::string> ReadText(const std::string& path) {
   std::ifstream f(path);
   if (!f) return std::nullopt;
