@@ -22,10 +22,14 @@ Two stages, so that many variants cost one DIP run per photo:
                         aware-abs          the same, ranked by |ρ| whatever its sign
                         blind              P = the photo's own noise residual W
                         both:W             P = K_anon/σ(K_anon) + W·residual/σ(residual)
+                        true               P = K_true, the judge's own pattern, which no user
+                                           has: the bound of what any selection can do
                       optionally followed by ",tau=T" (candidates with PSNR ≥ T only),
                       ",pool=M" (the first M candidates at τ: the run stopped by pool_max
                       = M) and ",stop=S" (the candidates up to the first iteration above S
-                      dB: the run stopped by psnr_stop = S). The table's "its" column is
+                      dB: the run stopped by psnr_stop = S) and ",top=L" (L candidates
+                      averaged per block; "all": the plain mean of the pool, no selection).
+                      The table's "its" column is
                       the iterations per photo the run would have taken under the rule.
 The pool depends on P only through the injection γ·P, and γ ends near 0.0005: the assembly is
 where N acts (the run's own output is the assembly at N = --inject-n, which the table checks).
@@ -212,18 +216,19 @@ def residual(a, img, path):
 
 
 def rule_limits(rule):
-    """A rule's ",tau=T", ",pool=M" and ",stop=S" parts: {"tau": T, "pool": M, "stop": S}."""
+    """A rule's ",tau=T", ",pool=M", ",stop=S" and ",top=L" parts: {"tau": T, "pool": M, "stop": S,
+    "top": L}, L = 0 for "all"."""
     lim = {}
     for p in rule.split(",")[1:]:
         k, _, v = p.partition("=")
-        if k not in ("tau", "pool", "stop") or not v:
-            die("--select rule %s: unknown part %s (expected tau=T, pool=M or stop=S)" % (rule, p))
+        if k not in ("tau", "pool", "stop", "top") or not v:
+            die("--select rule %s: unknown part %s (expected tau=T, pool=M, stop=S or top=L)" % (rule, p))
         try:
-            lim[k] = int(v) if k == "pool" else float(v)
+            lim[k] = 0 if (k, v) == ("top", "all") else int(v) if k in ("pool", "top") else float(v)
         except ValueError:
             die("--select rule %s: %s is not a number" % (rule, p))
-        if k == "pool" and lim[k] < 1:
-            die("--select rule %s: pool=M needs M ≥ 1" % rule)
+        if k in ("pool", "top") and lim[k] < 1 and v != "all":
+            die("--select rule %s: %s needs a value ≥ 1" % (rule, p))
     return lim
 
 
@@ -254,6 +259,8 @@ def select_p(a, out, cam, photo, rule, nn):
         return ["--prnu", kfile] + (["--order-by-abs"] if base == "aware-abs" else [])
     if base == "blind":
         return ["--blind"]
+    if base == "true":
+        return ["--prnu", os.path.join(d, cam + ".true.npy")]
     if base.startswith("both:"):
         w = float(base[5:])
         res = residual(a, os.path.join(d, photo + ".png"), os.path.join(d, photo + ".res.npy"))
@@ -262,7 +269,7 @@ def select_p(a, out, cam, photo, rule, nn):
         if not os.path.exists(pfile):
             np.save(pfile, (k / k.std() + w * res / res.std()).astype(np.float32))
         return ["--prnu", pfile]
-    die("--select rule %s: expected aware, aware-abs, blind or both:W" % rule)
+    die("--select rule %s: expected aware, aware-abs, blind, both:W or true" % rule)
 
 
 def digest(*parts):
@@ -328,6 +335,10 @@ def main():
             die("bad variant %r: expected NAME=..." % "=".join(v))
     for _, rule in sels:  # a bad rule is an error now, not after hours of DIP runs
         rule_limits(rule)
+        base = rule.split(",")[0]
+        if base not in ("aware", "aware-abs", "blind", "true") and not (
+                base.startswith("both:") and base[5:].replace(".", "", 1).isdigit()):
+            die("--select rule %s: expected aware, aware-abs, blind, both:W or true" % rule)
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     index = make_data(a, out)
@@ -400,8 +411,9 @@ def main():
         last, kept = stopped_run(rd, meta, tau, lim)
         its["%s/%s" % (dname, sname), photo] = last
         pool_max = kept if ("pool" in lim or "stop" in lim) else cfg["pool_max"]
+        top = (lim["top"] or kept) if "top" in lim else cfg["top"]  # top=all: every candidate kept
         od = os.path.join(out, "assembled", dname, sname, "N%d" % nn, photo)
-        key = digest(pargs, tau, *([pool_max] if lim.keys() - {"tau"} else []),
+        key = digest(pargs, tau, *([pool_max] if lim.keys() - {"tau"} else []), *([top] if "top" in lim else []),
                      json.load(open(os.path.join(rd, "done.json")))["key"], file_args(pargs))
         target = os.path.join(od, "image.png")
         if kept == 0:
@@ -412,7 +424,7 @@ def main():
             os.makedirs(od, exist_ok=True)
             run([a.dippas, "assemble", "--quiet", "--threads", str(a.threads), "--pool", os.path.join(rd, "pool"),
                  "--image", os.path.join(d, photo + ".png"), "--block-size", str(cfg["block_size"]),
-                 "--top", str(cfg["top"]), "--psnr-min", str(tau), "--pool-max", str(pool_max),
+                 "--top", str(top), "--psnr-min", str(tau), "--pool-max", str(pool_max),
                  "--out-dir", od] + pargs)
             made = [f for f in glob.glob(os.path.join(od, "*.png")) if not f.endswith("image.png")]
             if len(made) != 1:

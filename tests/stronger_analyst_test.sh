@@ -2,7 +2,8 @@
 # scripts/stronger_analyst.py end to end on examples/ (2 synthetic cameras × 2 photos, 64², the
 # smoke network): the tables hold every configuration and N; the run's own output equals the
 # paper's selection re-assembled at the run's N; the subtract baseline leaves nothing of K_anon;
-# the leftover is the mean signed NCC after over before; fingerprint quality against K_true;
+# the leftover is the mean signed NCC after over before; top=all is the pool's plain mean and the
+# true rule selects by K_true; fingerprint quality against K_true;
 # a sweep stopped mid-run resumes its runs' checkpoints; a rerun (also with fewer photos) reuses
 # every DIP run; another --n, which draws other cameras after the first, remakes their
 # fingerprints and runs, and only theirs.
@@ -25,7 +26,7 @@ run() {
     --cameras 2 --photos "$1" --n "${2:-4,8}" --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
     --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
     --select paper=aware --select blind=blind --select first=aware,pool=1 --select s30=aware,stop=30 \
-    --baselines
+    --select mean=aware,top=all --select oracle=true --baselines
 }
 # Stopped first: each DIP run gets SIGTERM at its 5th iteration, saves its checkpoint and stops
 # the sweep (exit 3, nothing tabled); the next run resumes them.
@@ -73,6 +74,17 @@ for photo in {r["photo"] for r in per}:
         frame = np.load(os.path.join(rd, "pool", "pool.npy"), mmap_mode="r")[at_tau[0]["index"]]
         img = np.asarray(Image.open(os.path.join(out, "assembled", "smoke", "first", "N4", photo, "image.png")).convert("RGB"))
         assert np.array_equal(img, frame), (photo, "pool=1 is not the first candidate at τ")
+        # top=all: every candidate at τ in every block, their plain mean rounded half up.
+        pool = np.load(os.path.join(rd, "pool", "pool.npy"), mmap_mode="r")
+        mean = np.floor(np.mean([pool[c["index"]].astype(np.float64) for c in at_tau], axis=0) + 0.5)
+        img = np.asarray(Image.open(os.path.join(out, "assembled", "smoke", "mean", "N4", photo, "image.png")).convert("RGB"))
+        assert np.array_equal(img, mean.astype(np.uint8)), (photo, "top=all is not the pool's mean")
+        # true: P = K_true whatever N, which ranks blocks otherwise than K_anon.
+        o4, o8, p4 = (np.asarray(Image.open(os.path.join(out, "assembled", "smoke", s, n, photo, "image.png")))
+                      for s, n in (("oracle", "N4"), ("oracle", "N8"), ("paper", "N4")))
+        assert np.array_equal(o4, o8), (photo, "the true-pattern selection depends on N")
+        if len(at_tau) > 1:
+            assert not np.array_equal(o4, p4), (photo, "the true-pattern selection is K_anon's")
     hist = list(csv.DictReader(open(os.path.join(rd, "history.csv"))))
     above = [int(h["iteration"]) for h in hist if float(h["psnr"]) > 30]
     s30 = [r for r in per if r["config"] == "smoke/s30" and r["N"] == "4" and r["photo"] == photo][0]
