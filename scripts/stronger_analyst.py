@@ -28,7 +28,8 @@ Two stages, so that many variants cost one DIP run per photo:
                       ",pool=M" (the first M candidates at τ: the run stopped by pool_max
                       = M) and ",stop=S" (the candidates up to the first iteration above S
                       dB: the run stopped by psnr_stop = S) and ",top=L" (L candidates
-                      averaged per block; "all": the plain mean of the pool, no selection).
+                      averaged per block; "all": the plain mean of the pool, no selection)
+                      and ",b=B" (blocks of B pixels instead of the run's).
                       The table's "its" column is
                       the iterations per photo the run would have taken under the rule.
 The pool depends on P only through the injection γ·P, and γ ends near 0.0005: the assembly is
@@ -216,18 +217,18 @@ def residual(a, img, path):
 
 
 def rule_limits(rule):
-    """A rule's ",tau=T", ",pool=M", ",stop=S" and ",top=L" parts: {"tau": T, "pool": M, "stop": S,
-    "top": L}, L = 0 for "all"."""
+    """A rule's ",tau=T", ",pool=M", ",stop=S", ",top=L" and ",b=B" parts: {"tau": T, "pool": M,
+    "stop": S, "top": L, "b": B}, L = 0 for "all"."""
     lim = {}
     for p in rule.split(",")[1:]:
         k, _, v = p.partition("=")
-        if k not in ("tau", "pool", "stop", "top") or not v:
-            die("--select rule %s: unknown part %s (expected tau=T, pool=M, stop=S or top=L)" % (rule, p))
+        if k not in ("tau", "pool", "stop", "top", "b") or not v:
+            die("--select rule %s: unknown part %s (expected tau=T, pool=M, stop=S, top=L or b=B)" % (rule, p))
         try:
-            lim[k] = 0 if (k, v) == ("top", "all") else int(v) if k in ("pool", "top") else float(v)
+            lim[k] = 0 if (k, v) == ("top", "all") else int(v) if k in ("pool", "top", "b") else float(v)
         except ValueError:
             die("--select rule %s: %s is not a number" % (rule, p))
-        if k in ("pool", "top") and lim[k] < 1 and v != "all":
+        if k in ("pool", "top", "b") and lim[k] < 1 and v != "all":
             die("--select rule %s: %s needs a value ≥ 1" % (rule, p))
     return lim
 
@@ -412,8 +413,10 @@ def main():
         its["%s/%s" % (dname, sname), photo] = last
         pool_max = kept if ("pool" in lim or "stop" in lim) else cfg["pool_max"]
         top = (lim["top"] or kept) if "top" in lim else cfg["top"]  # top=all: every candidate kept
+        bs = lim.get("b", cfg["block_size"])
         od = os.path.join(out, "assembled", dname, sname, "N%d" % nn, photo)
         key = digest(pargs, tau, *([pool_max] if lim.keys() - {"tau"} else []), *([top] if "top" in lim else []),
+                     *([bs] if "b" in lim else []),
                      json.load(open(os.path.join(rd, "done.json")))["key"], file_args(pargs))
         target = os.path.join(od, "image.png")
         if kept == 0:
@@ -423,7 +426,7 @@ def main():
         if not (os.path.exists(target) and open(os.path.join(od, "key")).read() == key):
             os.makedirs(od, exist_ok=True)
             run([a.dippas, "assemble", "--quiet", "--threads", str(a.threads), "--pool", os.path.join(rd, "pool"),
-                 "--image", os.path.join(d, photo + ".png"), "--block-size", str(cfg["block_size"]),
+                 "--image", os.path.join(d, photo + ".png"), "--block-size", str(bs),
                  "--top", str(top), "--psnr-min", str(tau), "--pool-max", str(pool_max),
                  "--out-dir", od] + pargs)
             made = [f for f in glob.glob(os.path.join(od, "*.png")) if not f.endswith("image.png")]
