@@ -24,14 +24,17 @@ Two stages, so that many variants cost one DIP run per photo:
                         both:W             P = K_anon/σ(K_anon) + W·residual/σ(residual)
                         true               P = K_true, the judge's own pattern, which no user
                                            has: the bound of what any selection can do
-                      optionally followed by ",tau=T" (candidates with PSNR ≥ T only),
-                      ",pool=M" (the first M candidates at τ: the run stopped by pool_max
-                      = M) and ",stop=S" (the candidates up to the first iteration above S
-                      dB: the run stopped by psnr_stop = S) and ",top=L" (L candidates
-                      averaged per block; "all": the plain mean of the pool, no selection)
-                      and ",b=B" (blocks of B pixels instead of the run's).
-                      The table's "its" column is
-                      the iterations per photo the run would have taken under the rule.
+                      optionally followed by parts:
+                        ,tau=T   candidates with PSNR ≥ T only
+                        ,pool=M  the first M candidates at τ (the run stopped by pool_max = M)
+                        ,stop=S  the candidates up to the first iteration above S dB (the run
+                                 stopped by psnr_stop = S)
+                        ,top=L   L candidates averaged per block ("all": the pool's plain
+                                 mean, no selection)
+                        ,b=B     blocks of B pixels instead of the run's
+                        ,abs     rank by |ρ| whatever its sign, for any pattern
+                      The table's "its" column is the iterations per photo the run would have
+                      taken under the rule.
 The pool depends on P only through the injection γ·P, and γ ends near 0.0005: the assembly is
 where N acts (the run's own output is the assembly at N = --inject-n, which the table checks).
 --baselines adds `--method subtract` (with K_anon(N)) and `--method denoise`.
@@ -142,8 +145,9 @@ def make_data(a, out):
     # Everything made from the data goes with it: other parameters (another --n changes n_max,
     # so the draws, so every camera's K_true after the first) must not meet a fingerprint, a
     # residual or a flat-field of the old cameras.
-    for f in glob.glob(os.path.join(d, "*.anon*")) + glob.glob(os.path.join(d, "*.res.npy")) + \
-            glob.glob(os.path.join(d, "*.both*.npy")):
+    # (A set: "X.both1.anon4.npy" matches two of the patterns.)
+    for f in set(glob.glob(os.path.join(d, "*.anon*")) + glob.glob(os.path.join(d, "*.res.npy")) +
+                 glob.glob(os.path.join(d, "*.both*.npy"))):
         os.remove(f)
     for f in glob.glob(os.path.join(d, "*_flats")):
         shutil.rmtree(f)
@@ -218,12 +222,15 @@ def residual(a, img, path):
 
 def rule_limits(rule):
     """A rule's ",tau=T", ",pool=M", ",stop=S", ",top=L" and ",b=B" parts: {"tau": T, "pool": M,
-    "stop": S, "top": L, "b": B}, L = 0 for "all"."""
+    "stop": S, "top": L, "b": B, "abs": True}, L = 0 for "all"."""
     lim = {}
     for p in rule.split(",")[1:]:
+        if p == "abs":
+            lim["abs"] = True
+            continue
         k, _, v = p.partition("=")
         if k not in ("tau", "pool", "stop", "top", "b") or not v:
-            die("--select rule %s: unknown part %s (expected tau=T, pool=M, stop=S, top=L or b=B)" % (rule, p))
+            die("--select rule %s: unknown part %s (expected tau=T, pool=M, stop=S, top=L, b=B or abs)" % (rule, p))
         try:
             lim[k] = 0 if (k, v) == ("top", "all") else int(v) if k in ("pool", "top", "b") else float(v)
         except ValueError:
@@ -252,9 +259,13 @@ def stopped_run(rd, meta, tau, lim):
 
 def select_p(a, out, cam, photo, rule, nn):
     """The assembly's P for a rule: ['--prnu', file (, '--order-by-abs')] or ['--blind']."""
-    d = os.path.join(out, "data")
     parts = rule.split(",")
-    base = parts[0]
+    pargs = select_pattern(a, out, cam, photo, parts[0], nn)
+    return pargs + (["--order-by-abs"] if "abs" in parts[1:] and "--order-by-abs" not in pargs else [])
+
+
+def select_pattern(a, out, cam, photo, base, nn):
+    d = os.path.join(out, "data")
     kfile = os.path.join(d, "%s.anon%d.npy" % (cam, nn))
     if base in ("aware", "aware-abs"):
         return ["--prnu", kfile] + (["--order-by-abs"] if base == "aware-abs" else [])
@@ -270,7 +281,7 @@ def select_p(a, out, cam, photo, rule, nn):
         if not os.path.exists(pfile):
             np.save(pfile, (k / k.std() + w * res / res.std()).astype(np.float32))
         return ["--prnu", pfile]
-    die("--select rule %s: expected aware, aware-abs, blind, both:W or true" % rule)
+    die("--select rule %s: expected aware, aware-abs, blind, both:W or true" % base)
 
 
 def digest(*parts):

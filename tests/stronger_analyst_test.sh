@@ -3,7 +3,7 @@
 # smoke network): the tables hold every configuration and N; the run's own output equals the
 # paper's selection re-assembled at the run's N; the subtract baseline leaves nothing of K_anon;
 # the leftover is the mean signed NCC after over before; top=all is the pool's plain mean and the
-# true rule selects by K_true; b=B assembles in other blocks; fingerprint quality against K_true;
+# true rule selects by K_true; b=B assembles in other blocks, abs ranks by |ρ|; fingerprint quality against K_true;
 # a sweep stopped mid-run resumes its runs' checkpoints; a rerun (also with fewer photos) reuses
 # every DIP run; another --n, which draws other cameras after the first, remakes their
 # fingerprints and runs, and only theirs.
@@ -26,7 +26,7 @@ run() {
     --cameras 2 --photos "$1" --n "${2:-4,8}" --inject-n 4 --k-strength 0.02 --jobs 2 --threads 1 \
     --dippas "$DIPPAS" --dip "smoke=--config $SRC/configs/smoke.yaml" \
     --select paper=aware --select blind=blind --select first=aware,pool=1 --select s30=aware,stop=30 \
-    --select mean=aware,top=all --select oracle=true --select b16=aware,b=16 --baselines
+    --select mean=aware,top=all --select oracle=true --select b16=aware,b=16 --select b16abs=both:1,b=16,abs --baselines
 }
 # Stopped first: each DIP run gets SIGTERM at its 5th iteration, saves its checkpoint and stops
 # the sweep (exit 3, nothing tabled); the next run resumes them.
@@ -87,7 +87,10 @@ for photo in {r["photo"] for r in per}:
             assert not np.array_equal(o4, p4), (photo, "the true-pattern selection is K_anon's")
         # b=16 and top=all reach `dippas assemble` as B and L; the mean kept every candidate at τ.
         row = json.load(open(os.path.join(out, "assembled", "smoke", "b16", "N4", photo, "sweep.json")))["rows"][0]
-        assert row["block_size"] == 16 and row["top"] == 5, (photo, row)
+        assert row["block_size"] == 16 and row["top"] == 5 and not row["order_by_abs"], (photo, row)
+        row = json.load(open(os.path.join(out, "assembled", "smoke", "b16abs", "N4", photo, "sweep.json")))["rows"][0]
+        assert row["block_size"] == 16 and row["order_by_abs"] and "both1" in json.load(open(os.path.join(
+            out, "assembled", "smoke", "b16abs", "N4", photo, "sweep.json")))["prnu"], (photo, row)
         row = json.load(open(os.path.join(out, "assembled", "smoke", "mean", "N4", photo, "sweep.json")))["rows"][0]
         assert row["block_size"] == 32 and row["top"] == len(at_tau), (photo, row, len(at_tau))
     hist = list(csv.DictReader(open(os.path.join(rd, "history.csv"))))
