@@ -8,7 +8,8 @@ simulated flat-fields of the camera (a flat scene with mild vignetting × (1 + K
 noise, 8-bit, JPEG), as a careful user would have it; the judge uses K_true_c itself, the
 perfect analyst. Reported per configuration and N: PSNR, |NCC| with K_true before and after (and
 with K_anon, the anonymizer's own view), the pooled ROC AUC of the NCC with K_true over the
-cameras, and the trade-off C = PSNR·(1 − 2|AUC − 0.5|). The leftover is the mean signed NCC with
+cameras (and of |NCC|: an analyst who sees an output lean negative flips the sign), and the
+trade-off C = PSNR·(1 − 2|AUC − 0.5|). The leftover is the mean signed NCC with
 K_true after over before, ± its standard error: pooled over the photos, it sees what is below one
 photo's chance level (the RMS NCC against the other cameras' K_true, "chance").
 
@@ -549,7 +550,8 @@ def main():
                      "ratio_median": ratio[len(ratio) // 2],
                      "ncc_anon_after": (sum(abs(v) for v in own.values()) / len(own)) if own else "",
                      "pce_true_after_max": max(after[(p, cam_of[p])][1] for p in files),
-                     "auc_true": auc, "C": pm * (1 - 2 * abs(auc - 0.5)) if math.isfinite(pm) else ""})
+                     "auc_true": auc, "auc_true_abs": mann_whitney([abs(x) for x in pos], [abs(x) for x in neg]),
+                     "C": pm * (1 - 2 * abs(auc - 0.5)) if math.isfinite(pm) else ""})
     pos0 = [before[(p, cam_of[p])][0] for _, p in photos]
     neg0 = [before[(p, c)][0] for _, p in photos for c in cams if c != cam_of[p]]
     auc0 = mann_whitney(pos0, neg0)
@@ -566,7 +568,7 @@ def mann_whitney(pos, neg):
 
 def write_tables(out, rows, per_photo, kq, auc0, a, ns, nphotos):
     keys = ["config", "N", "photos", "its", "psnr_mean", "psnr_min", "n_below_psnr_min", "ncc_true_before",
-            "ncc_true_after", "ncc_chance_rms", "leftover", "leftover_se", "ratio_median", "ncc_anon_after", "pce_true_after_max", "auc_true", "C"]
+            "ncc_true_after", "ncc_chance_rms", "leftover", "leftover_se", "ratio_median", "ncc_anon_after", "pce_true_after_max", "auc_true", "auc_true_abs", "C"]
     with open(os.path.join(out, "table.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
@@ -583,14 +585,15 @@ def write_tables(out, rows, per_photo, kq, auc0, a, ns, nphotos):
              "corr(K_anon(N), K_true), mean over cameras: " + ", ".join(
                  "N=%d %.2f" % (nn, sum(q[nn] for q in kq.values()) / len(kq)) for nn in ns), "",
              "| config | N | its | PSNR mean (min) | < 38 dB | \\|NCC\\| K_true before → after (chance) | "
-             "leftover ± se | median after/before | \\|NCC\\| K_anon after | max PCE K_true after | AUC K_true | C |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "leftover ± se | median after/before | \\|NCC\\| K_anon after | max PCE K_true after | AUC K_true | "
+             "AUC \\|NCC\\| | C |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| %s | %s | %s | %s (%s) | %s | %s → %s (%s) | %s ± %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s (%s) | %s | %s → %s (%s) | %s ± %s | %s | %s | %s | %s | %s | %s |" % (
             r["config"], r["N"] or "–", fmt(r["its"], 0) if r["its"] != "" else "–", fmt(r["psnr_mean"], 2), fmt(r["psnr_min"], 2), r["n_below_psnr_min"],
             fmt(r["ncc_true_before"]), fmt(r["ncc_true_after"]), fmt(r["ncc_chance_rms"]), fmt(r["leftover"], 2),
             fmt(r["leftover_se"], 2), fmt(r["ratio_median"], 2), fmt(r["ncc_anon_after"]),
-            fmt(r["pce_true_after_max"], 1), fmt(r["auc_true"], 3), fmt(r["C"], 1)))
+            fmt(r["pce_true_after_max"], 1), fmt(r["auc_true"], 3), fmt(r["auc_true_abs"], 3), fmt(r["C"], 1)))
     open(os.path.join(out, "table.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -113,6 +113,10 @@ for key in (("smoke/paper", "8"), ("denoise", "0")):
     b = np.mean([float(r["ncc_true_before"]) for r in ps])
     a = np.mean([float(r["ncc_true_after"]) for r in ps])
     assert abs(float(rows[key]["leftover"]) - a / b) < 1e-9, (key, rows[key]["leftover"], a / b)
+# The sign-blind AUC (on |NCC|) is an AUC, and the table shows it.
+for key, r in rows.items():
+    assert 0.0 <= float(r["auc_true_abs"]) <= 1.0, (key, r["auc_true_abs"])
+assert "AUC \\|NCC\\|" in open(os.path.join(out, "table.md")).read()
 # The originals carry K_true (std 0.02 on 64²): far above chance before.
 assert float(rows[("denoise", "0")]["ncc_true_before"]) > 0.05, rows[("denoise", "0")]
 # dippas fingerprint's estimate of its correlation with the pattern, against the true one.
