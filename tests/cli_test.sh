@@ -37,8 +37,12 @@ assert 0 < r < 0.5 and abs(q['true_corr_estimate'] - math.sqrt(2 * r / (1 + r)))
 "
 A64=(anonymize --quiet --image "$NAT" --prnu "$T/K.npy" --crop 64 --config "$SRC/configs/smoke.yaml" --max-iterations 5)
 expect_ok "anonymize with a weak fingerprint" "$DIPPAS" "${A64[@]}" --out "$T/weak.png"
-grep -q "warning: .*K.npy is a weak fingerprint (10 flat-fields, estimated correlation with the camera's pattern ρ ≈ 0\.[0-9]*)" "$T/err" && ok ||
-  bad "anonymize: no weak-fingerprint warning: $(cat "$T/err")"
+grep -q "warning: .*K.npy is a weak fingerprint (10 flat-fields, estimated correlation with the camera's pattern ρ ≈ 0\.[0-9]*).*(--set select_residual=1, or --config configs/robust.yaml)" "$T/err" && ok ||
+  bad "anonymize: no weak-fingerprint warning with its advice: $(cat "$T/err")"
+# Already ranking by the residual: the warning stands, the advice goes.
+expect_ok "anonymize with a weak fingerprint, select_residual 1" "$DIPPAS" "${A64[@]}" --set select_residual=1 --out "$T/weak1.png"
+grep -q "warning: .*K.npy is a weak fingerprint" "$T/err" && ! grep -q "select_residual=1" "$T/err" && ok ||
+  bad "anonymize, select_residual 1: the weak-fingerprint warning, without the advice: $(cat "$T/err")"
 check "metrics: the fingerprint's quality" "
 import json
 m = json.load(open('$T/weak.json')); q = json.load(open('$T/K.npy.quality.json'))

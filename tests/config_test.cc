@@ -147,6 +147,13 @@ TEST(DipConfig, FastYamlIsThePaperWithTwiceTheLearningRateAndASmallerPool) {
   ExpectSame(LoadDipConfig(kConfigs + "fast.yaml"), expected);
 }
 
+TEST(DipConfig, RobustYamlIsThePaperRankedByTheResidualTooWithTheSigmoidFloor) {
+  DipOptions expected;
+  expected.select_residual = 1;
+  expected.sigmoid_floor = 0.05;
+  ExpectSame(LoadDipConfig(kConfigs + "robust.yaml"), expected);
+}
+
 TEST(DipConfig, JsonTextWorks) {
   const DipOptions o = ParseDipConfig(
       "{\n\t\"lr\": 0.02,\n\t\"top\": 3,\n\t\"filters\": [4, 8, 16],\n\t\"skips\": [4, 8]\n}",

@@ -152,13 +152,17 @@ AnonymizeOutcome Anonymize(const AnonymizeOptions& opt, const AnonymizeCallbacks
     pattern = LoadPattern(opt.prnu, opt.crop, h, w, opt.image);
     fingerprint_quality = ReadFingerprintQuality(opt.prnu);
     if (is_dip && fingerprint_quality && fingerprint_quality->true_corr < kWeakFingerprint) {
-      char m[320];
+      char m[480];
       std::snprintf(m, sizeof(m),
                     "warning: %s is a weak fingerprint (%lld flat-fields, estimated correlation "
                     "with the camera's pattern ρ ≈ %.2f): the output keeps what it misses of the "
-                    "camera, which an analyst with a better fingerprint may still find",
+                    "camera, which an analyst with a better fingerprint may still find%s",
                     opt.prnu.c_str(), static_cast<long long>(fingerprint_quality->images),
-                    fingerprint_quality->true_corr);
+                    fingerprint_quality->true_corr,
+                    dip.select_residual > 0
+                        ? ""
+                        : "; ranking the blocks by the photo's own residual as well leaves less "
+                          "(--set select_residual=1, or --config configs/robust.yaml)");
       notice(m);
     }
   } else if (is_dip) {
