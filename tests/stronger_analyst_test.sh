@@ -130,6 +130,22 @@ for cam in ("Synth0", "Synth1"):
         assert abs(q["true_corr_estimate"] - true) < 0.12, (cam, n, q["true_corr_estimate"], true)
 PY
 
+# judge_pool.py judges each candidate of a pool alone: one row per candidate, and the original's
+# NCC with the run's own P is the run's ncc_before; a candidate's ratio is its NCC over that.
+rd=$(ls -d "$T"/out/runs/smoke/Synth0_* | head -1)
+/usr/bin/python3 "$SRC/scripts/judge_pool.py" "$rd/pool" --prnu "$T/out/data/Synth0.anon4.npy" \
+  --dippas "$DIPPAS" --csv "$T/jp.csv" >"$T/jp.log" 2>&1 || { cat "$T/jp.log"; bad "judge_pool.py failed"; }
+/usr/bin/python3 - "$rd" "$T/jp.csv" "$T/jp.log" <<'PY' || bad "judge_pool.py: rows or the original's NCC"
+import csv, json, os, sys
+rd, rows, log = sys.argv[1], list(csv.DictReader(open(sys.argv[2]))), open(sys.argv[3]).read()
+m = json.load(open(os.path.join(rd, "anon.json")))
+assert len(rows) == m["pool_size"] > 0, (len(rows), m["pool_size"])
+before = float(log.split("original: NCC ")[1].split(",")[0])
+assert abs(before - m["ncc_before"]) < 1e-4, (before, m["ncc_before"])
+for r in rows:
+    assert abs(float(r["ncc_over_original"]) - float(r["ncc"]) / m["ncc_before"]) < 1e-3 * abs(float(r["ncc_over_original"])) + 1e-6, r
+PY
+
 # A rerun, and one with fewer photos, make no DIP run again; fewer photos take the first of the
 # data already made, which stays as it was (a sweep running beside it reads those files).
 ls -l --time-style=+%s.%N "$T"/out/data/*.npy "$T"/out/data/*.png >"$T/data1"
