@@ -33,25 +33,34 @@ dippas=${DIPPAS:-build/dippas}  # tests/tile_scripts_test.sh gives its build
   { echo "warm_start_pilot.sh: $data has no flatfield/ and natural/ folders" >&2; exit 1; }
 [ -n "$photos" ] || photos=$(cd "$data/natural" && ls | head -2 | tr '\n' ' ')
 mkdir -p "$out"
+# A file is reused only if it was made from the same inputs: its .key holds their digest (the
+# dippas binary, the settings, the files' bytes), so a rerun with other settings redoes it.
+digest() { { printf '%s\n' "$@"; for f in "$@"; do [ -f "$f" ] && sha1sum <"$f"; done; } | sha1sum | cut -c1-16; }
+fresh() { [ -f "$1" ] && [ -f "$1.key" ] && [ "$(cat "$1.key")" = "$2" ]; }
 for photo in $photos; do
   cam=${photo%_*}
   mapfile -t flats < <(ls "$data/flatfield/${cam}"_* | sort)
   [ ${#flats[@]} -ge 10 ] || { echo "warm_start_pilot.sh: $cam has ${#flats[@]} flat-fields, needs 10" >&2; exit 1; }
   for half in anon judge; do
     k="$out/${cam}_K_$half.npy"
-    [ -f "$k" ] && continue
     if [ $half = anon ]; then set -- "${flats[@]:0:5}"; else set -- "${flats[@]:5:5}"; fi
+    key=$(digest "$dippas" "crop $crop" "$@")
+    fresh "$k" "$key" && continue
     "$dippas" fingerprint --quiet --crop "$crop" --threads "$threads" --out "$k" "$@" 2>/dev/null
+    echo "$key" >"$k.key"
   done
   for variant in cold warm; do
     o="$out/${photo%.*}.$variant.png"
-    [ -f "${o%.png}.json" ] && continue
     extra=(--concurrent-tiles 2)
     [ $variant = warm ] && extra=(--set warm_start=1)
+    key=$(digest "$dippas" "crop $crop tile $tile max $maxit threads $threads ${extra[*]}" "$config" \
+      "$data/natural/$photo" "$out/${cam}_K_anon.npy" "$out/${cam}_K_judge.npy")
+    fresh "${o%.png}.json" "$key" && continue
     /usr/bin/time -f '%e' -o "${o%.png}.time" "$dippas" anonymize --quiet \
       --image "$data/natural/$photo" --crop "$crop" --prnu "$out/${cam}_K_anon.npy" \
       --eval-prnu "$out/${cam}_K_judge.npy" --config "$config" --tile-size "$tile" \
       --max-iterations "$maxit" --threads "$threads" "${extra[@]}" --out "$o" 2>"${o%.png}.err"
+    echo "$key" >"${o%.png}.json.key"
   done
 done
 /usr/bin/python3 - "$out" $photos <<'EOF'

@@ -3,7 +3,8 @@
 # scripts/bench_concurrent_tiles.sh prints its three runs and finds the concurrent output equal
 # to the serial one-thread run; scripts/warm_start_pilot.sh anonymizes cold (tiles two at once)
 # and warm, each tile the asked iterations, judged with a fingerprint from the other five
-# flat-fields than the anonymizer's, and writes its per-tile rows; a rerun reuses its runs.
+# flat-fields than the anonymizer's, and writes its per-tile rows; a rerun reuses its runs, one
+# with other settings makes them again.
 set -u
 DIPPAS=${1:?usage: tile_scripts_test.sh DIPPAS SOURCE_DIR}
 SRC=${2:?usage: tile_scripts_test.sh DIPPAS SOURCE_DIR}
@@ -56,6 +57,14 @@ pilot >"$T/table2" 2>&1 || bad "warm_start_pilot.sh rerun failed"
 ls -l --time-style=+%s.%N "$T"/pilot/*.png >"$T/after"
 cmp -s "$T/before" "$T/after" || bad "the rerun redid finished runs"
 cmp -s "$T/table" "$T/table2" || bad "the rerun printed another table"
+# Other settings: the runs are made again (their .key differs), the fingerprints kept.
+ls -l --time-style=+%s.%N "$T"/pilot/*.npy >"$T/kbefore"
+"$SRC/scripts/warm_start_pilot.sh" "$SRC/examples" "$T/pilot" --crop 128 --tile 64 \
+  --max-iterations 3 --threads 2 --config "$SRC/configs/smoke.yaml" \
+  --photos Nikon_D70s_1_22824.png >"$T/table3" 2>&1 || bad "warm_start_pilot.sh with 3 iterations failed"
+grep -q "| 12 (3, 3, 3, 3) |" "$T/table3" || bad "another --max-iterations reused the old runs: $(cat "$T/table3")"
+ls -l --time-style=+%s.%N "$T"/pilot/*.npy >"$T/kafter"
+cmp -s "$T/kbefore" "$T/kafter" || bad "another --max-iterations made the fingerprints again"
 
 if [ "$fails" -gt 0 ]; then
   echo "$fails failure(s)"
