@@ -4,7 +4,8 @@
 # ROOT/Nikon_D200_1/{c,broken}.png with a fingerprint of the wrong size and a corrupt file.
 # Outputs mirror the tree, failures are recorded without stopping the others, a rerun skips
 # complete items without touching them, and Ctrl-C leaves nothing a rerun would take for done.
-# Also the baselines (--method subtract|denoise) through anonymize and batch, and manifests.
+# Also the baselines (--method subtract|denoise) through anonymize and batch, manifests, and the
+# memory the children need together.
 # Usage: batch_test.sh DIPPAS SOURCE_DIR [SHARED_DIR]
 set -uo pipefail
 DIPPAS=$1
@@ -42,6 +43,19 @@ expect_error "subtract blind" "subtract needs --aware" -- \
 expect_error "bad config" "learning_rate" -- "$DIPPAS" batch --input "$ROOT" --blind --output "$T/x" \
   --set learning_rate=1
 expect_error "missing root" "no such folder" -- "$DIPPAS" batch --input "$T/nope" --blind --output "$T/x"
+
+# --- memory: the children at once against what is available -----------------
+# A fake /proc/meminfo (DIPPAS_TEST_MEMORY_ROOT): 819 MB free, three DIP runs of the paper's
+# network on 64² crops (about 300 MB each) do not fit, fewer do; 100 GB free: no word.
+mkdir -p "$T/mem/proc" "$T/bigmem/proc"
+echo "MemAvailable:     800000 kB" >"$T/mem/proc/meminfo"
+echo "MemAvailable:  100000000 kB" >"$T/bigmem/proc/meminfo"
+MB=(batch --input "$ROOT" --blind --crop 64 --jobs 3 --set max_iterations=1 --quiet)
+DIPPAS_TEST_MEMORY_ROOT=$T/mem "$DIPPAS" "${MB[@]}" --output "$T/mem_out" >/dev/null 2>"$T/mem.err"
+grep -q "dippas batch: warning: 3 images at once need about .* and 819 MB are available: .*(--jobs [12])" "$T/mem.err" &&
+  ok || bad "batch: no memory warning for 3 jobs in 819 MB: $(head -3 "$T/mem.err")"
+DIPPAS_TEST_MEMORY_ROOT=$T/bigmem "$DIPPAS" "${MB[@]}" --output "$T/bigmem_out" >/dev/null 2>"$T/bigmem.err"
+grep -q "images at once" "$T/bigmem.err" && bad "batch: a memory warning with 100 GB free: $(head -3 "$T/bigmem.err")" || ok
 
 # --- a batch run -------------------------------------------------------------
 OUT=$T/out1

@@ -182,6 +182,28 @@ TEST(MemoryCheck, WarnsOnlyWhenTheRunDoesNotFitAndSaysWhatWould) {
   EXPECT_EQ(w->find("--tile-size"), std::string::npos) << *w;
 }
 
+TEST(MemoryCheck, ABatchCountsItsChildrenTogetherAndSaysHowManyFit) {
+  DipOptions dip;
+  const TileGrid grid = MakeTileGrid(512, 512, dip.tile_size, dip.block_size, dip.tile_margin);
+  const MemoryEstimate e = EstimateCpuMemory(dip, grid, 512, 512);
+  EXPECT_FALSE(BatchMemoryWarning(e, 3, 3 * e.bytes).has_value());
+  // Three do not fit, two do: --jobs 2 (the floor of what is available over one child's need).
+  auto w = BatchMemoryWarning(e, 3, 3 * e.bytes - 1);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_NE(w->find("3 images at once"), std::string::npos) << *w;
+  EXPECT_NE(w->find("(--jobs 2)"), std::string::npos) << *w;
+  w = BatchMemoryWarning(e, 8, e.bytes);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_NE(w->find("(--jobs 1)"), std::string::npos) << *w;
+  // Not even one: --jobs 1 and a tile size, as a config key (batch has no --tile-size).
+  w = BatchMemoryWarning(e, 2, e.base + e.per_tile / 2);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_NE(w->find("--jobs 1, and cut the photo into smaller tiles (--set tile_size="),
+            std::string::npos)
+      << *w;
+  EXPECT_EQ(w->find("--tile-size"), std::string::npos) << *w;
+}
+
 TEST(MemoryCheck, BytesText) {
   EXPECT_EQ(BytesText(3'240'000'000), "3.2 GB");
   EXPECT_EQ(BytesText(512'000'000), "512 MB");

@@ -1,10 +1,13 @@
 #include "dippas/pipeline/memory_check.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace dippas {
 namespace {
@@ -143,7 +146,10 @@ std::optional<int64_t> CgroupHeadroom(const std::string& proc_self_cgroup,
   return least;
 }
 
-std::optional<int64_t> AvailableMemory(const std::string& root) {
+std::optional<int64_t> AvailableMemory(const std::string& root_in) {
+  // DIPPAS_TEST_MEMORY_ROOT: end-to-end tests give whole commands a fake /proc and /sys.
+  const char* test_root = root_in.empty() ? std::getenv("DIPPAS_TEST_MEMORY_ROOT") : nullptr;
+  const std::string root = test_root ? test_root : root_in;
   std::optional<int64_t> available;
   if (const auto meminfo = ReadText(root + "/proc/meminfo"))
     available = ParseMemAvailable(*meminfo);
@@ -190,6 +196,29 @@ std::optional<std::string> MemoryWarning(const MemoryEstimate& need, int64_t ava
     m += "Free memory, or give the run more (a larger machine, a higher limit for the job)";
   }
   return m;
+}
+
+std::optional<std::string> BatchMemoryWarning(const MemoryEstimate& per_item, int jobs,
+                                              int64_t available) {
+  if (jobs < 1 || per_item.bytes <= 0 || per_item.bytes * jobs <= available) return std::nullopt;
+  std::string m = "warning: " + std::to_string(jobs) + " images at once need about " +
+                  BytesText(per_item.bytes * jobs) + " of memory (up to " +
+                  BytesText(per_item.bytes) + " each, the largest image) and " +
+                  BytesText(available) + " are available: they may swap or be killed. ";
+  const int64_t fit = available / per_item.bytes;
+  if (fit >= 1) return m + "Run fewer at once (--jobs " + std::to_string(fit) + ")";
+  // MemoryWarning's advice, in the batch's words (config keys: batch has no tile options).
+  const auto one = MemoryWarning(per_item, available);
+  std::string advice = one ? one->substr(one->find(". ") + 2) : "";
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{"--tile-size ", "--set tile_size="},
+        {"--concurrent-tiles 1", "--set concurrent_tiles=1"}}) {
+    const auto at = advice.find(from);
+    if (at != std::string::npos) advice.replace(at, from.size(), to);
+  }
+  if (!advice.empty())
+    advice[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(advice[0])));
+  return m + "One image alone does not fit: --jobs 1" + (advice.empty() ? "" : ", and " + advice);
 }
 
 }  // namespace dippas

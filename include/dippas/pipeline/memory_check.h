@@ -53,6 +53,13 @@ std::optional<int64_t> AvailableMemory(const std::string& root = "");
 // A warning when the estimate exceeds `available`, saying what to lower; nullopt when it fits.
 std::optional<std::string> MemoryWarning(const MemoryEstimate& need, int64_t available);
 
+// `dippas batch`'s warning: `jobs` children at once, each needing up to `per_item` (the estimate
+// for its largest image), against `available`. Says how many jobs fit, or, where one image alone
+// does not, what MemoryWarning advises. nullopt when they fit. (Each child checks only itself,
+// against memory its siblings are about to take.)
+std::optional<std::string> BatchMemoryWarning(const MemoryEstimate& per_item, int jobs,
+                                              int64_t available);
+
 // "3.2 GB" (decimal gigabytes, one decimal; MB below 1 GB).
 std::string BytesText(int64_t bytes);
 
