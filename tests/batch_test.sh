@@ -46,7 +46,8 @@ expect_error "missing root" "no such folder" -- "$DIPPAS" batch --input "$T/nope
 
 # --- memory: the children at once against what is available -----------------
 # A fake /proc/meminfo (DIPPAS_TEST_MEMORY_ROOT): 819 MB free, three DIP runs of the paper's
-# network on 64² crops (about 300 MB each) do not fit, fewer do; 100 GB free: no word.
+# network on 64² crops (about 300 MB each) do not fit, fewer do; 100 GB free, or nothing left to
+# run: no word.
 mkdir -p "$T/mem/proc" "$T/bigmem/proc"
 echo "MemAvailable:     800000 kB" >"$T/mem/proc/meminfo"
 echo "MemAvailable:  100000000 kB" >"$T/bigmem/proc/meminfo"
@@ -54,6 +55,9 @@ MB=(batch --input "$ROOT" --blind --crop 64 --jobs 3 --set max_iterations=1 --qu
 DIPPAS_TEST_MEMORY_ROOT=$T/mem "$DIPPAS" "${MB[@]}" --output "$T/mem_out" >/dev/null 2>"$T/mem.err"
 grep -q "dippas batch: warning: 3 images at once need about .* and 819 MB are available: .*(--jobs [12])" "$T/mem.err" &&
   ok || bad "batch: no memory warning for 3 jobs in 819 MB: $(head -3 "$T/mem.err")"
+# Resumed with nothing left to run (done, or failed and not retried): nothing to warn about.
+DIPPAS_TEST_MEMORY_ROOT=$T/mem "$DIPPAS" "${MB[@]}" --output "$T/mem_out" >/dev/null 2>"$T/mem2.err"
+grep -q "images at once" "$T/mem2.err" && bad "batch: a memory warning with nothing to run: $(head -3 "$T/mem2.err")" || ok
 DIPPAS_TEST_MEMORY_ROOT=$T/bigmem "$DIPPAS" "${MB[@]}" --output "$T/bigmem_out" >/dev/null 2>"$T/bigmem.err"
 grep -q "images at once" "$T/bigmem.err" && bad "batch: a memory warning with 100 GB free: $(head -3 "$T/bigmem.err")" || ok
 

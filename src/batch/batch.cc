@@ -327,8 +327,46 @@ void BatchRun::Reap(const Child& child, int wstatus) {
   }
 }
 
+namespace {
+
+// Each child checks its own memory, not its siblings': a batch of DIP runs on the CPU checks
+// the items it is about to run together, for the largest image among the first few of each device
+// (datasets keep one size per camera; a header each, not the pixels).
+void WarnBatchMemory(const BatchOptions& opt, const DipOptions& dip,
+                     const std::vector<const BatchItem*>& items, const BatchWarning& warn) {
+  if (opt.method != "dip" || items.empty() || ResolveDevice(opt.device) != "cpu") return;
+  std::map<std::string, int> looked;
+  int64_t h = 0, w = 0;
+  for (const BatchItem* item : items) {
+    if (!item->plan_error.empty() || looked[item->device]++ >= 4) continue;
+    std::ifstream in(item->image, std::ios::binary);
+    std::string head(1 << 16, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(in.gcount()));
+    int64_t ih = 0, iw = 0;
+    if (in.bad() || head.empty() || !PeekImageSize(head, &ih, &iw)) continue;
+    if (opt.crop > 0) {
+      if (opt.crop > ih || opt.crop > iw) continue;  // that item fails on its own
+      ih = iw = opt.crop;
+    }
+    if (ih * iw > h * w) h = ih, w = iw;
+  }
+  const auto available = AvailableMemory();
+  if (h == 0 || !available) return;
+  const TileGrid grid = MakeTileGrid(h, w, dip.tile_size, dip.block_size, dip.tile_margin);
+  const int jobs = static_cast<int>(std::min<size_t>(static_cast<size_t>(opt.jobs), items.size()));
+  if (auto m = BatchMemoryWarning(EstimateCpuMemory(dip, grid, h, w), jobs, *available)) {
+    warn(m->rfind("warning: ", 0) == 0 ? m->substr(9) : *m);
+  }
+}
+
+}  // namespace
+
 BatchResult BatchRun::Run() {
   Resume();
+  std::vector<const BatchItem*> todo;
+  for (const size_t i : pending_) todo.push_back(&items_[i]);
+  WarnBatchMemory(opt_, dip_, todo, warn_);
   WriteSummary(summary_path_, items_, outcomes_);
   Report();
   bool forwarded = false, killed = false;
@@ -430,41 +468,6 @@ void BatchOptions::Check() const {
   }
 }
 
-namespace {
-
-// Each child checks its own memory, not its siblings': a batch of DIP runs on the CPU checks
-// them together, for the largest image among the first few of each device (datasets keep one
-// size per camera; a header each, not the pixels).
-void WarnBatchMemory(const BatchOptions& opt, const DipOptions& dip,
-                     const std::vector<BatchItem>& items, const BatchWarning& warn) {
-  if (opt.method != "dip" || items.empty() || ResolveDevice(opt.device) != "cpu") return;
-  std::map<std::string, int> looked;
-  int64_t h = 0, w = 0;
-  for (const auto& item : items) {
-    if (!item.plan_error.empty() || looked[item.device]++ >= 4) continue;
-    std::ifstream in(item.image, std::ios::binary);
-    std::string head(1 << 16, '\0');
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    head.resize(static_cast<size_t>(in.gcount()));
-    int64_t ih = 0, iw = 0;
-    if (in.bad() || head.empty() || !PeekImageSize(head, &ih, &iw)) continue;
-    if (opt.crop > 0) {
-      if (opt.crop > ih || opt.crop > iw) continue;  // that item fails on its own
-      ih = iw = opt.crop;
-    }
-    if (ih * iw > h * w) h = ih, w = iw;
-  }
-  const auto available = AvailableMemory();
-  if (h == 0 || !available) return;
-  const TileGrid grid = MakeTileGrid(h, w, dip.tile_size, dip.block_size, dip.tile_margin);
-  const int jobs = static_cast<int>(std::min<size_t>(static_cast<size_t>(opt.jobs), items.size()));
-  if (auto m = BatchMemoryWarning(EstimateCpuMemory(dip, grid, h, w), jobs, *available)) {
-    warn(m->rfind("warning: ", 0) == 0 ? m->substr(9) : *m);
-  }
-}
-
-}  // namespace
-
 BatchResult RunBatchJob(const BatchOptions& opt, const BatchWarning& warn) {
   opt.Check();
   // From here on a scheduler's signal stops the batch cleanly, even before the first child.
@@ -511,7 +514,6 @@ BatchResult RunBatchJob(const BatchOptions& opt, const BatchWarning& warn) {
                                }),
                 items.end());
   }
-  WarnBatchMemory(opt, dip, items, warn);
   return BatchRun(opt, std::move(items), out, configs, dip, warn).Run();
 }
 
