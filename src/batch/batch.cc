@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -339,12 +338,8 @@ void WarnBatchMemory(const BatchOptions& opt, const DipOptions& dip,
   int64_t h = 0, w = 0;
   for (const BatchItem* item : items) {
     if (!item->plan_error.empty() || looked[item->device]++ >= 4) continue;
-    std::ifstream in(item->image, std::ios::binary);
-    std::string head(1 << 16, '\0');
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    head.resize(static_cast<size_t>(in.gcount()));
     int64_t ih = 0, iw = 0;
-    if (in.bad() || head.empty() || !PeekImageSize(head, &ih, &iw)) continue;
+    if (!PeekImageFileSize(item->image, &ih, &iw)) continue;
     if (opt.crop > 0) {
       if (opt.crop > ih || opt.crop > iw) continue;  // that item fails on its own
       ih = iw = opt.crop;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -146,6 +147,14 @@ bool PeekImageSize(const std::string& bytes, int64_t* height, int64_t* width) {
     return true;
   }
   return false;
+}
+
+bool PeekImageFileSize(const std::string& path, int64_t* height, int64_t* width) {
+  std::ifstream in(path, std::ios::binary);
+  std::string head(1 << 16, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return !in.bad() && !head.empty() && PeekImageSize(head, height, width);
 }
 
 Image ReadImage(const std::string& path) {

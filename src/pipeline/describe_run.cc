@@ -1,6 +1,5 @@
 // --describe with --image: what a run of that photo will be, before it starts. The image's
 // header is read, not its pixels, where the format allows (a 6 MP JPEG is not decoded).
-#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -14,14 +13,8 @@ namespace dippas {
 
 std::string DescribeRun(const AnonymizeOptions& opt) {
   int64_t h = 0, w = 0;
-  {
-    std::ifstream in(opt.image, std::ios::binary);
-    std::string head(1 << 16, '\0');
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    head.resize(static_cast<size_t>(in.gcount()));
-    if (!in.bad() && !head.empty() && !PeekImageSize(head, &h, &w)) h = w = 0;
-  }
-  if (h <= 0 || w <= 0) {  // a format the header does not tell: decode it
+  // A format the header does not tell: decode it.
+  if (!PeekImageFileSize(opt.image, &h, &w) || h <= 0 || w <= 0) {
     const Image img = ReadImage(opt.image);
     h = img.height;
     w = img.width;

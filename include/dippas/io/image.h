@@ -30,6 +30,10 @@ Image DecodeImage(const std::string& bytes, const std::string& path);
 // false for other formats or a header too short to tell.
 bool PeekImageSize(const std::string& bytes, int64_t* height, int64_t* width);
 
+// The same from a file's first 64 KiB (JPEG headers may follow EXIF); false where the file
+// cannot be read or its header does not tell.
+bool PeekImageFileSize(const std::string& path, int64_t* height, int64_t* width);
+
 // Centre crop N×N, start = ((H−N)//2, (W−N)//2) (prnu-python's cut_ctr).
 // Throws std::invalid_argument if the image is smaller than N in either side.
 Image CenterCrop(const Image& image, int64_t n, const std::string& name);
